@@ -1,0 +1,3 @@
+from mltop.cli import main
+
+raise SystemExit(main())

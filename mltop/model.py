@@ -1,0 +1,154 @@
+"""Frozen records that every layer shares: what a source reported, in mltop's own words.
+
+Standard library only. Times are aware UTC datetimes; GPU counts are floats because Ray
+resources are fractional (a job may ask for 0.5 GPU).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class JobState(str, enum.Enum):
+    """One vocabulary across every source; each job keeps its backend's own state beside it."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    CANCELLING = "CANCELLING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+    def __str__(self) -> str:  # so f-strings and JSON show "RUNNING", not "JobState.RUNNING"
+        return self.value
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str  # stable and unique across sources and clusters: "ray/<cluster>/<id>"
+    source: str  # "ray" (later "kfp", "kubernetes")
+    cluster: str
+    id: str
+    name: str
+    state: JobState
+    native_state: str
+    gpus: float | None  # GPUs the job asked for; None when the backend does not say
+    submitted_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    owner: str | None = None
+    message: str | None = None
+    kind: str = ""  # backend's job type, e.g. Ray's SUBMISSION or DRIVER
+    entrypoint: str = ""
+    cpus: float | None = None
+    cancellable: bool = False  # the backend accepts a cancel for this job in this state
+    stop_requested_at: datetime | None = None  # set by mltop after the backend accepted a stop
+
+    def queued_seconds(self, now: datetime) -> float | None:
+        """How long a job still waiting has waited; None once it left the queue."""
+        if self.state is not JobState.PENDING or self.submitted_at is None:
+            return None
+        return max(0.0, (now - self.submitted_at).total_seconds())
+
+    def run_seconds(self, now: datetime) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or now
+        return max(0.0, (end - self.started_at).total_seconds())
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    """One physical GPU as the Ray dashboard's telemetry reports it (empty for logical GPUs)."""
+
+    index: int
+    name: str
+    utilization: float | None  # percent
+    memory_used_mib: float | None
+    memory_total_mib: float | None
+
+
+@dataclass(frozen=True)
+class RayNode:
+    node_id: str
+    address: str
+    hostname: str
+    is_head: bool
+    alive: bool
+    gpus_total: float
+    gpus_used: float | None  # logical GPUs held by tasks and actors; None when Ray did not say
+    devices: tuple[GpuDevice, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResourceDemand:
+    """Work Ray cannot place yet: `count` requests each wanting `resources`."""
+
+    resources: tuple[tuple[str, float], ...]
+    count: int
+
+    @property
+    def gpus(self) -> float:
+        return dict(self.resources).get("GPU", 0.0)
+
+
+@dataclass(frozen=True)
+class RayClusterState:
+    nodes: tuple[RayNode, ...]
+    demands: tuple[ResourceDemand, ...]
+
+    @property
+    def gpus_total(self) -> float:
+        return sum(n.gpus_total for n in self.nodes if n.alive)
+
+    @property
+    def gpus_used(self) -> float | None:
+        used = [n.gpus_used for n in self.nodes if n.alive]
+        if any(u is None for u in used):
+            return None
+        return sum(u for u in used if u is not None)
+
+    @property
+    def gpus_waiting(self) -> float:
+        return sum(d.gpus * d.count for d in self.demands)
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """Everything one poll of one source produced."""
+
+    jobs: tuple[Job, ...] = ()
+    ray_cluster: RayClusterState | None = None
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    kind: str
+    name: str
+    ok: bool
+    error: str | None
+    latency_ms: float | None
+    last_success: datetime | None  # when the data shown was fetched; its age is what users judge
+    last_attempt: datetime | None
+
+    def age_seconds(self, now: datetime) -> float | None:
+        if self.last_success is None:
+            return None
+        return max(0.0, (now - self.last_success).total_seconds())
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    generated_at: datetime
+    sources: tuple[SourceHealth, ...]
+    jobs: tuple[Job, ...]
+    ray_clusters: tuple[tuple[str, RayClusterState], ...] = field(default=())
