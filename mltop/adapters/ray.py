@@ -1,0 +1,295 @@
+"""Ray dashboard REST adapter: jobs, what each job asked for, nodes, GPU telemetry, pending demand.
+
+Contracts: ../shared/reference/backend-apis.md part A. The traps this module handles:
+- `/api/jobs/` drops the entrypoint's resource request; the job's supervisor actor
+  (`_ray_internal_job_actor_<submission_id>`) carries it in `required_resources`.
+- `/nodes` and `/api/cluster_status` camelCase every key, ids used as keys included.
+- errors are text/plain tracebacks, never JSON.
+- a stop on a job still waiting for resources answers `{"stopped": true}` yet the job stays
+  PENDING (seen on Ray 2.60): the stop is queued on a supervisor that has not started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from mltop.adapters.http import Endpoint, decode_json, make_client, request
+from mltop.errors import BadResponse, Conflict
+from mltop.model import GpuDevice, Job, JobState, RayClusterState, RayNode, ResourceDemand, SourceData
+
+KIND = "ray"
+
+STATE_MAP = {
+    "PENDING": JobState.PENDING,
+    "RUNNING": JobState.RUNNING,
+    "STOPPED": JobState.CANCELLED,
+    "SUCCEEDED": JobState.SUCCEEDED,
+    "FAILED": JobState.FAILED,
+}
+SUPERVISOR_PREFIX = "_ray_internal_job_actor_"
+# Ray has no owner or display-name field; these metadata keys are what teams conventionally set
+# with `ray job submit --metadata-json`. The first present wins.
+OWNER_KEYS = ("owner", "user", "username", "submitted_by", "creator")
+NAME_KEYS = ("job_name", "name", "display_name")
+LOG_TAIL_LINES = 200
+LOG_TAIL_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    job: Job
+    log_tail: str
+    raw: dict[str, Any]  # the backend's own record, for the details view
+
+
+@dataclass(frozen=True)
+class StopOutcome:
+    accepted: bool  # Ray took the request; it says nothing about the job having stopped
+    message: str
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class RaySource:
+    """One Ray cluster, reached through its dashboard's HTTP API."""
+
+    kind = KIND
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.endpoint = endpoint
+        self.name = endpoint.name
+        self._client = make_client(endpoint, transport)
+        self._clock = clock
+        # What each submission asked for. A supervisor actor's request never changes, so it is
+        # kept across polls; entries for jobs Ray no longer lists are dropped each poll.
+        self._requests: dict[str, dict[str, float]] = {}
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def fetch(self) -> SourceData:
+        jobs_raw, supervisors, nodes_raw, status_raw = await asyncio.gather(
+            self._get_json("/api/jobs/", "job list"),
+            self._supervisor_requests(),
+            self._get_json("/nodes", "node summary", params={"view": "summary"}),
+            self._get_json("/api/cluster_status", "cluster status"),
+        )
+        if not isinstance(jobs_raw, list):
+            raise BadResponse(f"{self.name}: job list is not a JSON array")
+        self._requests.update(supervisors)
+        listed = {j.get("submission_id") for j in jobs_raw if isinstance(j, dict)}
+        for sid in list(self._requests):
+            if sid not in listed:
+                del self._requests[sid]
+        jobs = tuple(self._job(raw) for raw in jobs_raw if isinstance(raw, dict))
+        return SourceData(jobs=jobs, ray_cluster=parse_cluster(nodes_raw, status_raw))
+
+    async def job_detail(self, job_id: str) -> JobDetail:
+        raw = await self._get_json(f"/api/jobs/{job_id}", f"job {job_id}")
+        if not isinstance(raw, dict):
+            raise BadResponse(f"job {job_id}: the server did not answer with a job")
+        if raw.get("submission_id"):
+            self._requests.update(await self._supervisor_requests())
+        job = self._job(raw)
+        tail = await self.log_tail(job_id) if raw.get("type") == "SUBMISSION" else ""
+        return JobDetail(job=job, log_tail=tail, raw=raw)
+
+    async def log_tail(self, job_id: str) -> str:
+        """The last lines of a submission job's driver log.
+
+        Ray only serves the whole log as one JSON string, so the tail is cut here; only
+        LOG_TAIL_BYTES of it are kept.
+        """
+        response = await request(self._client, "GET", f"/api/jobs/{job_id}/logs", what=f"logs of job {job_id}")
+        body = decode_json(response, f"logs of job {job_id}")
+        logs = body.get("logs", "") if isinstance(body, dict) else ""
+        if not isinstance(logs, str):
+            raise BadResponse(f"logs of job {job_id}: unexpected shape")
+        logs = logs[-LOG_TAIL_BYTES:]
+        return "\n".join(logs.splitlines()[-LOG_TAIL_LINES:])
+
+    # -- actions -------------------------------------------------------------------------
+
+    async def cancel_job(self, job_id: str) -> StopOutcome:
+        """Ask Ray to stop a submission job. Returns what Ray said, not what the job did."""
+        response = await request(self._client, "POST", f"/api/jobs/{job_id}/stop", what=f"stop job {job_id}")
+        body = decode_json(response, f"stop job {job_id}")
+        if not isinstance(body, dict) or "stopped" not in body:
+            raise BadResponse(f"stop job {job_id}: unexpected answer")
+        if body["stopped"]:
+            return StopOutcome(True, f"Ray accepted the stop request for {job_id}")
+        raise Conflict(f"stop job {job_id}: Ray did not stop it; it had already finished")
+
+    # -- parsing -------------------------------------------------------------------------
+
+    def _job(self, raw: dict[str, Any]) -> Job:
+        native = str(raw.get("status") or "")
+        state = STATE_MAP.get(native)
+        if state is None:
+            raise BadResponse(f"{self.name}: unknown Ray job status {native!r}")
+        job_type = str(raw.get("type") or "")
+        sid = raw.get("submission_id")
+        job_id = sid or raw.get("job_id")
+        if not job_id:
+            raise BadResponse(f"{self.name}: a job with neither submission_id nor job_id")
+        metadata = raw.get("metadata") or {}
+        known = bool(sid) and sid in self._requests  # DRIVER jobs ask nothing of Ray themselves
+        requested = self._requests.get(sid, {}) if known else {}
+        # Ray reports one start_time, the submission time; a job that is no longer pending is
+        # taken to have started then (Ray keeps no separate "started running" time).
+        submitted = _from_ms(raw.get("start_time"))
+        entrypoint = str(raw.get("entrypoint") or "")
+        return Job(
+            key=f"{KIND}/{self.name}/{job_id}",
+            source=KIND,
+            cluster=self.name,
+            id=str(job_id),
+            name=_first(metadata, NAME_KEYS) or entrypoint,
+            state=state,
+            native_state=native,
+            gpus=requested.get("GPU", 0.0) if known else None,
+            cpus=requested.get("CPU", 0.0) if known else None,
+            submitted_at=submitted,
+            started_at=None if state is JobState.PENDING else submitted,
+            finished_at=_from_ms(raw.get("end_time")),
+            owner=_first(metadata, OWNER_KEYS),
+            message=raw.get("message"),
+            kind=job_type,
+            entrypoint=entrypoint,
+            cancellable=job_type == "SUBMISSION" and not state.is_terminal,
+        )
+
+    async def _supervisor_requests(self) -> dict[str, dict[str, float]]:
+        body = await self._get_json(
+            "/api/v0/actors",
+            "job supervisors",
+            params={
+                "detail": "1",
+                "limit": "10000",
+                "filter_keys": "class_name",
+                "filter_predicates": "=",
+                "filter_values": "JobSupervisor",
+            },
+        )
+        try:
+            rows = body["data"]["result"]["result"]
+        except (KeyError, TypeError):
+            raise BadResponse(f"{self.name}: unexpected actor list shape") from None
+        found: dict[str, dict[str, float]] = {}
+        for actor in rows:
+            name = actor.get("name") or ""
+            if name.startswith(SUPERVISOR_PREFIX):
+                resources = actor.get("required_resources") or {}
+                found[name[len(SUPERVISOR_PREFIX):]] = {k: float(v) for k, v in resources.items()}
+        return found
+
+    async def _get_json(self, path: str, what: str, params: dict[str, str] | None = None) -> Any:
+        response = await request(self._client, "GET", path, what=f"{self.name}: {what}", params=params)
+        return decode_json(response, f"{self.name}: {what}")
+
+
+def parse_cluster(nodes_raw: Any, status_raw: Any) -> RayClusterState:
+    """Nodes with logical GPU use and physical telemetry, plus the demand Ray cannot place."""
+    try:
+        data = nodes_raw["data"]
+        summary = data.get("summary") or []
+        logical = data.get("nodeLogicalResources") or {}
+    except (KeyError, TypeError, AttributeError):
+        raise BadResponse("node summary: unexpected shape") from None
+    status = ((status_raw or {}).get("data") or {}).get("clusterStatus") if isinstance(status_raw, dict) else None
+    load = (status or {}).get("loadMetricsReport") or {}
+    usage_by_node = load.get("usageByNode") or {}
+
+    nodes = []
+    for entry in summary:
+        raylet = entry.get("raylet") or {}
+        node_id = raylet.get("nodeId") or ""
+        total = float((raylet.get("resourcesTotal") or {}).get("GPU", 0.0))
+        used = _used_gpus(usage_by_node.get(node_id), logical.get(node_id))
+        nodes.append(
+            RayNode(
+                node_id=node_id,
+                address=str(entry.get("ip") or raylet.get("nodeManagerAddress") or ""),
+                hostname=str(entry.get("hostname") or ""),
+                is_head=bool(raylet.get("isHeadNode")),
+                alive=raylet.get("state") == "ALIVE",
+                gpus_total=total,
+                gpus_used=used,
+                devices=tuple(_device(g) for g in entry.get("gpus") or []),
+            )
+        )
+    demands = []
+    # Lists nested in lists are not camelCased, so resource names keep Ray's spelling here.
+    for item in (load.get("resourceDemand") or []) + (load.get("pgDemand") or []):
+        if isinstance(item, list) and len(item) == 2 and isinstance(item[0], dict):
+            resources = tuple(sorted((str(k), float(v)) for k, v in item[0].items()))
+            demands.append(ResourceDemand(resources=resources, count=int(item[1])))
+    return RayClusterState(nodes=tuple(nodes), demands=tuple(demands))
+
+
+_LOGICAL_GPU = re.compile(r"^\s*([\d.]+)/([\d.]+)\s+GPU\s*$", re.MULTILINE)
+
+
+def _used_gpus(usage: Any, logical_text: Any) -> float | None:
+    if isinstance(usage, dict) and isinstance(usage.get("GPU"), list) and usage["GPU"]:
+        return float(usage["GPU"][0])
+    # Autoscaler v2 leaves cluster_status empty; the node summary's text form still has it.
+    if isinstance(logical_text, str):
+        match = _LOGICAL_GPU.search(logical_text)
+        if match:
+            return float(match.group(1))
+        return 0.0
+    return None
+
+
+def _device(raw: dict[str, Any]) -> GpuDevice:
+    return GpuDevice(
+        index=int(raw.get("index", 0)),
+        name=str(raw.get("name") or ""),
+        utilization=_num(raw.get("utilizationGpu")),
+        memory_used_mib=_num(raw.get("memoryUsed")),
+        memory_total_mib=_num(raw.get("memoryTotal")),
+    )
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _from_ms(value: Any) -> datetime | None:
+    if value in (None, 0, "0", ""):
+        return None
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _first(metadata: Any, keys: tuple[str, ...]) -> str | None:
+    if not isinstance(metadata, dict):
+        return None
+    for key in keys:
+        value = metadata.get(key)
+        if value:
+            return str(value)
+    return None
