@@ -1,0 +1,133 @@
+"""The job queue as users read it, and the truth-keeping around stop requests. No Textual here.
+
+Order: the queue first (pending, longest wait first), then what is running (or being stopped),
+then the most recent finished jobs. A stop request is tracked until the backend reports a
+terminal state; until then the job keeps the backend's state with the request shown beside it,
+never a made-up "stopped".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from mltop.model import Job, JobState
+
+DEFAULT_FINISHED_LIMIT = 50
+DEFAULT_STOP_PATIENCE_SECONDS = 30.0
+
+def _ts(value: datetime | None) -> float:
+    return value.timestamp() if value is not None else 0.0
+
+
+def order_jobs(jobs: Iterable[Job], finished_limit: int = DEFAULT_FINISHED_LIMIT) -> list[Job]:
+    """Queue, then active, then the `finished_limit` most recently finished jobs."""
+    waiting, active, finished = [], [], []
+    for job in jobs:
+        if job.state is JobState.PENDING:
+            waiting.append(job)
+        elif job.state.is_terminal:
+            finished.append(job)
+        else:
+            active.append(job)
+    # Ties broken by key so the order never flickers between refreshes.
+    waiting.sort(key=lambda j: (_ts(j.submitted_at), j.key))  # submitted earliest = waited longest
+    active.sort(key=lambda j: (_ts(j.started_at), j.key))
+    finished.sort(key=lambda j: (-_ts(j.finished_at or j.submitted_at), j.key))
+    return waiting + active + finished[: max(0, finished_limit)]
+
+
+def matches(job: Job, text: str) -> bool:
+    """Case-insensitive substring over what a user sees and would type: all words must match."""
+    if not text.strip():
+        return True
+    haystack = " ".join(
+        str(part)
+        for part in (job.source, job.cluster, job.id, job.name, job.state.value, job.native_state, job.owner or "")
+    ).lower()
+    return all(word in haystack for word in text.lower().split())
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    key: str
+    source_key: str  # "ray/prod": the source whose refresh settles this request
+    job_id: str
+    cluster: str
+    requested_at: datetime
+    overdue_told: bool = False
+
+
+@dataclass(frozen=True)
+class StopEvent:
+    """Something the user must be told about a stop they asked for."""
+
+    key: str
+    severity: str  # "information" | "warning"
+    message: str
+
+
+class StopTracker:
+    """Remembers the stops the backend accepted and tells the truth about what followed."""
+
+    def __init__(self, patience_seconds: float = DEFAULT_STOP_PATIENCE_SECONDS) -> None:
+        self.patience_seconds = patience_seconds
+        self._requests: dict[str, StopRequest] = {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._requests
+
+    def requested(self, job: Job, at: datetime) -> None:
+        self._requests[job.key] = StopRequest(job.key, f"{job.source}/{job.cluster}", job.id, job.cluster, at)
+
+    def apply(self, jobs: Iterable[Job], now: datetime, sources: set[str] | None = None) -> tuple[list[Job], list[StopEvent]]:
+        """Overlay pending stop requests on fresh jobs, and report how each request ended.
+
+        `sources` names the cluster keys ("ray/prod") this batch of jobs covers; requests on
+        other sources are left alone so one source's refresh does not settle another's stops.
+        """
+        out: list[Job] = []
+        events: list[StopEvent] = []
+        seen: set[str] = set()
+        for job in jobs:
+            req = self._requests.get(job.key)
+            if req is None:
+                out.append(job)
+                continue
+            seen.add(job.key)
+            if job.state.is_terminal:
+                del self._requests[job.key]
+                severity = "information" if job.state is JobState.CANCELLED else "warning"
+                events.append(
+                    StopEvent(job.key, severity, f"{job.cluster}/{job.id}: {job.source} reports {job.native_state}")
+                )
+                out.append(job)
+                continue
+            waited = (now - req.requested_at).total_seconds()
+            if waited >= self.patience_seconds and not req.overdue_told:
+                self._requests[job.key] = replace(req, overdue_told=True)
+                hint = " (a job still waiting for resources stops only once it gets them)" if (
+                    job.state is JobState.PENDING
+                ) else ""
+                events.append(
+                    StopEvent(
+                        job.key,
+                        "warning",
+                        f"{job.cluster}/{job.id}: stop requested {int(waited)}s ago, "
+                        f"but {job.source} still reports {job.native_state}{hint}",
+                    )
+                )
+            # The state stays what the backend says; the request is shown beside it.
+            out.append(replace(job, stop_requested_at=req.requested_at))
+        for key, req in list(self._requests.items()):
+            if key not in seen and (sources is None or req.source_key in sources):
+                del self._requests[key]
+                events.append(
+                    StopEvent(key, "warning", f"{req.cluster}/{req.job_id}: no longer listed; its final state is unknown")
+                )
+        return out, events
+
+    def is_overdue(self, job: Job, now: datetime) -> bool:
+        req = self._requests.get(job.key)
+        return req is not None and (now - req.requested_at).total_seconds() >= self.patience_seconds
