@@ -1,0 +1,119 @@
+"""Entry point: flags -> Config -> the TUI, or the one-shot report.
+
+Bad input is one line on stderr and exit status 2, never a traceback. The one-shot report path
+never imports Textual (it starts faster and runs where no terminal is attached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import NoReturn
+
+from mltop import __version__
+from mltop.config import Config, ConfigError, load
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+        self.exit(EXIT_USAGE, f"mltop: {message} (see mltop --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="mltop",
+        description="A live terminal dashboard for ML platforms: Ray job queues, GPUs, idle cost.",
+    )
+    p.add_argument("--ray", action="append", metavar="[NAME=]URL",
+                   help="a Ray dashboard URL (repeatable); default: the config file, or RAY_ADDRESS if http(s)")
+    p.add_argument("--config", metavar="PATH", help="config file (default: the user config path, or MLTOP_CONFIG)")
+    p.add_argument("--refresh", type=float, metavar="SECONDS", help="seconds between polls of each source (default 2)")
+    p.add_argument("--read-only", action="store_true", help="offer no action that changes anything")
+    p.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    p.add_argument("--json", action="store_true", help="with --once: print JSON")
+    p.add_argument("--demo", action="store_true", help="run against a simulated platform on loopback")
+    p.add_argument("--version", action="version", version=f"mltop {__version__}")
+    return p
+
+
+def fail(message: str) -> int:
+    print(f"mltop: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.json and not args.once:
+        return fail("--json goes with --once")
+    try:
+        config = load(
+            ray_flags=args.ray,
+            config_flag=args.config,
+            refresh_flag=args.refresh,
+            read_only_flag=args.read_only,
+        )
+    except ConfigError as exc:
+        return fail(str(exc))
+
+    platform = None
+    if args.demo:
+        from mltop.demo.platform import DemoPlatform
+
+        platform = DemoPlatform().start()
+        # The demo never talks to a real cluster, whatever the config says.
+        config = replace(config, ray=platform.ray_endpoints())
+    elif not config.ray:
+        where = config.path or "the config file"
+        return fail(f"no source configured: pass --ray URL, set RAY_ADDRESS, or add [[ray]] to {where} "
+                    "(or try mltop --demo)")
+    try:
+        if args.once:
+            return run_once(config, as_json=args.json)
+        return run_tui(config)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if platform is not None:
+            platform.stop()
+
+
+def make_sources(config: Config) -> list:
+    from mltop.adapters.ray import RaySource
+
+    return [RaySource(endpoint) for endpoint in config.ray]
+
+
+def run_once(config: Config, *, as_json: bool) -> int:
+    from mltop.refresh import poll_all, snapshot_of, utcnow
+    from mltop.report import exit_status, render_json, render_text
+
+    async def collect():
+        sources = make_sources(config)
+        try:
+            updates = await poll_all(sources)
+        finally:
+            for source in sources:
+                await source.aclose()
+        return snapshot_of(updates, utcnow())
+
+    snapshot = asyncio.run(collect())
+    render = render_json if as_json else render_text
+    sys.stdout.write(render(snapshot, config.finished_limit))
+    if not as_json:
+        for source in snapshot.sources:
+            if not source.ok:
+                print(f"mltop: {source.kind}/{source.name}: {source.error}", file=sys.stderr)
+    return exit_status(snapshot)
+
+
+def run_tui(config: Config) -> int:
+    from mltop.tui.app import MltopApp
+
+    app = MltopApp(config, make_sources(config))
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,221 @@
+"""Typed configuration: flags, then environment variables, then the TOML file, then defaults.
+
+Every problem becomes one line naming the file, the key and why (ConfigError); the CLI prints
+it and exits 2. No Textual here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mltop.adapters.http import Endpoint
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+DEFAULT_REFRESH = 2.0
+
+# Every remappable key binding, by id. The TUI defines its bindings with these ids; the config
+# checks `[keys]` against this list so a typo is reported instead of silently ignored.
+BINDING_IDS = {
+    "quit": "quit mltop",
+    "help": "show every key",
+    "filter": "filter the jobs",
+    "jobs.details": "open the selected job's details",
+    "jobs.cancel": "cancel the selected job",
+    "cursor.down": "move down",
+    "cursor.up": "move up",
+    "refresh": "refresh every source now",
+}
+
+
+class ConfigError(Exception):
+    """One line for the user: where, which key, and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RaySourceConfig(_Strict):
+    url: str
+    name: str | None = None
+    token: str | None = None
+    ca_file: str | None = None
+    verify_tls: bool = True
+    timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return check_http_url(value)
+
+
+class FileConfig(_Strict):
+    refresh: float = Field(default=DEFAULT_REFRESH, ge=0.2, le=3600)
+    read_only: bool = False
+    finished_limit: int = Field(default=50, ge=0, le=10000)
+    stop_patience: float = Field(default=30.0, gt=0, le=3600)
+    ray: list[RaySourceConfig] = Field(default_factory=list)
+    keys: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("keys")
+    @classmethod
+    def _known_bindings(cls, value: dict[str, str]) -> dict[str, str]:
+        for binding_id, keys in value.items():
+            if binding_id not in BINDING_IDS:
+                raise ValueError(f"unknown binding {binding_id!r}; known: {', '.join(sorted(BINDING_IDS))}")
+            if not keys.strip():
+                raise ValueError(f"binding {binding_id!r} needs at least one key")
+        return value
+
+
+@dataclass(frozen=True)
+class Config:
+    ray: tuple[Endpoint, ...] = ()
+    refresh: float = DEFAULT_REFRESH
+    read_only: bool = False
+    finished_limit: int = 50
+    stop_patience: float = 30.0
+    keymap: Mapping[str, str] = field(default_factory=dict)
+    path: Path | None = None  # the file read, if any
+
+
+def check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
+def default_config_path() -> Path:
+    from platformdirs import user_config_path  # imported here: only needed when no path is given
+
+    return user_config_path("mltop", appauthor=False) / "config.toml"
+
+
+def read_file(path: Path, explicit: bool) -> FileConfig:
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"{path}: no such config file")
+        return FileConfig()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return FileConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_first_problem(path, exc)) from None
+
+
+def _first_problem(path: Path, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        why = "unknown key"
+    else:
+        why = str(err["msg"]).removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{path}: {where}: {why}{more}"
+
+
+def parse_ray_flag(value: str) -> tuple[str | None, str]:
+    """`--ray URL` or `--ray NAME=URL`."""
+    name, sep, url = value.partition("=")
+    if sep and "://" not in name:
+        return name.strip() or None, url.strip()
+    return None, value.strip()
+
+
+def default_name(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    return f"{host}:{parts.port}" if parts.port and parts.port != 8265 else host
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return out
+
+
+def load(
+    *,
+    ray_flags: list[str] | None = None,
+    config_flag: str | None = None,
+    refresh_flag: float | None = None,
+    read_only_flag: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Resolve the configuration. Raises ConfigError with one line for the user."""
+    env = os.environ if environ is None else environ
+    explicit = config_flag or env.get("MLTOP_CONFIG")
+    path = Path(explicit).expanduser() if explicit else default_config_path()
+    file = read_file(path, explicit=bool(explicit))
+
+    env_token = env.get("RAY_AUTH_TOKEN") or None
+    specs: list[tuple[str | None, str, RaySourceConfig | None]] = []
+    if ray_flags:
+        for flag in ray_flags:
+            name, url = parse_ray_flag(flag)
+            try:
+                specs.append((name, check_http_url(url), None))
+            except ValueError as exc:
+                raise ConfigError(f"--ray: {exc}") from None
+    elif env.get("RAY_ADDRESS", "").startswith(("http://", "https://")):
+        try:
+            specs.append((None, check_http_url(env["RAY_ADDRESS"]), None))
+        except ValueError as exc:
+            raise ConfigError(f"RAY_ADDRESS: {exc}") from None
+    else:
+        specs = [(s.name, s.url, s) for s in file.ray]
+
+    names = _unique([name or default_name(url) for name, url, _ in specs])
+    endpoints = []
+    for name, (_, url, spec) in zip(names, specs):
+        if spec is None:
+            endpoints.append(Endpoint(name=name, url=url, token=env_token))
+        else:
+            # A token written into one cluster's own entry is for that cluster only, so it
+            # beats the one global RAY_AUTH_TOKEN; entries without one take the variable.
+            endpoints.append(
+                Endpoint(
+                    name=name,
+                    url=url,
+                    token=spec.token or env_token,
+                    ca_file=spec.ca_file,
+                    verify_tls=spec.verify_tls,
+                    timeout=spec.timeout,
+                )
+            )
+    for ep in endpoints:
+        if ep.ca_file and not Path(ep.ca_file).expanduser().is_file():
+            raise ConfigError(f"{path}: ray.{ep.name}.ca_file: no such file {ep.ca_file!r}")
+
+    if refresh_flag is not None and not (0.2 <= refresh_flag <= 3600):
+        raise ConfigError("--refresh: must be between 0.2 and 3600 seconds")
+    env_read_only = env.get("MLTOP_READ_ONLY", "").lower() in ("1", "true", "yes", "on")
+    return Config(
+        ray=tuple(endpoints),
+        refresh=refresh_flag if refresh_flag is not None else file.refresh,
+        read_only=read_only_flag or env_read_only or file.read_only,
+        finished_limit=file.finished_limit,
+        stop_patience=file.stop_patience,
+        keymap=dict(file.keys),
+        path=path if path.exists() else None,
+    )
