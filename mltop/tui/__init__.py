@@ -1,0 +1,1 @@
+"""The Textual application: screens, messages, key bindings, styles."""

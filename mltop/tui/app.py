@@ -1,0 +1,255 @@
+"""The mltop application: wires refresh loops to widgets and runs the actions users confirm.
+
+Data flow: a SourceLoop per source (async worker) -> SourceUpdated message (replaceable: a burst
+collapses to the newest) -> handler on the UI thread -> JobsTable.sync (keyed diff).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Input, Static
+
+from mltop.adapters.base import Cancellable, HasJobDetails, Source
+from mltop import format as fmt
+from mltop.config import Config
+from mltop.errors import SourceError
+from mltop.jobs import StopTracker, matches, order_jobs
+from mltop.model import Job, JobState, RayClusterState, SourceHealth
+from mltop.refresh import SourceLoop, SourceUpdate, source_key, utcnow
+from mltop.tui.commands import MltopCommands
+from mltop.tui.confirm import ConfirmCancel
+from mltop.tui.details import JobDetailsScreen
+from mltop.tui.help import HelpScreen
+from mltop.tui.messages import SourceUpdated
+from mltop.widgets.jobs_table import JobsTable
+from mltop.widgets.source_status import SourceStatus
+
+MUTATING_ACTIONS = {"cancel_job"}
+MAIN_SCREEN_ACTIONS = {"cancel_job", "filter", "clear_filter", "refresh"}
+
+
+class MltopApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "mltop"
+    COMMANDS = App.COMMANDS | {MltopCommands}
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("question_mark", "help", "Keys", id="help"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("ctrl+d", "cancel_job", "Cancel job", id="jobs.cancel"),
+        Binding("r", "refresh", "Refresh", show=False, id="refresh"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(
+        self,
+        config: Config,
+        sources: Sequence[Source],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        start_polling: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.read_only = config.read_only
+        self.clock = clock
+        self.start_polling = start_polling
+        self.sources = {source_key(s): s for s in sources}
+        self.loops = {key: SourceLoop(s, config.refresh, self._post_update, clock=clock) for key, s in self.sources.items()}
+        self.updates: dict[str, SourceUpdate] = {}
+        self.stops = StopTracker(config.stop_patience)
+        self.filter_text = ""
+        self.cancels_in_flight: set[str] = set()
+        self.all_jobs: list[Job] = []
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="summary")
+        with Vertical(id="jobs-panel"):
+            yield JobsTable(show_cluster=len(self.sources) > 1, id="jobs")
+        yield Input(placeholder="filter jobs: words to match, Enter keeps, Esc clears", id="filter")
+        yield SourceStatus(id="sources")
+        yield Footer()
+
+    @property
+    def table(self) -> JobsTable:
+        return self.query_one(JobsTable)
+
+    def on_mount(self) -> None:
+        if self.config.keymap:
+            self.set_keymap(dict(self.config.keymap))
+        self.query_one("#filter", Input).display = False
+        self.table.relayout(self.size.width - 2)
+        self.table.focus()
+        self._render_all()
+        if self.start_polling:
+            for key, loop in self.loops.items():
+                self.run_worker(loop.run(), group="refresh", description=f"poll {key}", exit_on_error=False)
+        # Ages and the stop watchdog advance even when no source answers.
+        self.set_interval(1.0, self._tick)
+
+    def on_resize(self) -> None:
+        self.table.relayout(self.size.width - 2)  # inside the panel's border
+
+    # -- data -----------------------------------------------------------------------------
+
+    def _post_update(self, update: SourceUpdate) -> None:
+        self.post_message(SourceUpdated(update))
+
+    async def refresh_now(self) -> None:
+        """Poll every source once and apply the results (tests and the `r` key)."""
+        for loop in self.loops.values():
+            await loop.run_once()
+
+    def on_source_updated(self, message: SourceUpdated) -> None:
+        self.updates[message.update.key] = message.update
+        self._render_all(settled={message.update.key} if message.update.health.ok else set())
+
+    def _tick(self) -> None:
+        self._render_all()
+
+    def _render_all(self, settled: set[str] | None = None) -> None:
+        now = self.clock()
+        jobs = [job for u in self.updates.values() if u.data for job in u.data.jobs]
+        jobs, events = self.stops.apply(jobs, now, sources=settled or set())
+        for event in events:
+            self.notify(event.message, severity=event.severity, timeout=10)  # type: ignore[arg-type]
+        self.all_jobs = order_jobs(jobs, self.config.finished_limit)
+        shown = [j for j in self.all_jobs if matches(j, self.filter_text)]
+        overdue = frozenset(j.key for j in shown if self.stops.is_overdue(j, now))
+        self.table.sync(shown, now, overdue)
+        self._render_titles(shown)
+        healths = [self._health(key) for key in self.sources]
+        clusters = {k: u.data.ray_cluster for k, u in self.updates.items() if u.data and u.data.ray_cluster}
+        self.query_one(SourceStatus).sync(healths, clusters, now, stale_after=max(10.0, 3 * self.config.refresh))
+        self._render_summary(clusters)
+
+    def _health(self, key: str) -> SourceHealth:
+        update = self.updates.get(key)
+        if update is not None:
+            return update.health
+        source = self.sources[key]
+        return SourceHealth(source.kind, source.name, False, None, None, None, None)
+
+    def _render_titles(self, shown: list[Job]) -> None:
+        panel = self.query_one("#jobs-panel")
+        waiting = sum(1 for j in self.all_jobs if j.state is JobState.PENDING)
+        running = sum(1 for j in self.all_jobs if j.state in (JobState.RUNNING, JobState.CANCELLING))
+        title = f"Jobs: {waiting} waiting, {running} running"
+        if self.filter_text:
+            title += f"  [filter: {self.filter_text}, {len(shown)} of {len(self.all_jobs)}]"
+        panel.border_title = title
+        panel.border_subtitle = "read-only" if self.read_only else ""
+
+    def _render_summary(self, clusters: dict[str, RayClusterState]) -> None:
+        total = sum(c.gpus_total for c in clusters.values())
+        used_values = [c.gpus_used for c in clusters.values()]
+        used = None if any(u is None for u in used_values) else sum(u for u in used_values if u is not None)
+        ok = sum(1 for k in self.sources if (u := self.updates.get(k)) is not None and u.health.ok)
+        text = f" mltop  {ok}/{len(self.sources)} sources up"
+        if clusters:
+            text += f"  ·  Ray GPUs {fmt.gpus(used)}/{fmt.gpus(total)} in use"
+        self.query_one("#summary", Static).update(text)
+
+    # -- actions --------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MUTATING_ACTIONS and self.read_only:
+            return False  # hidden from footer, help and palette; the key does nothing
+        if action in MAIN_SCREEN_ACTIONS and self.screen is not self.screen_stack[0]:
+            return False  # these act on the jobs table, which another screen covers
+        if action == "cancel_job":
+            job = self.table.selected_job if self.is_mounted else None
+            if job is None or not job.cancellable or job.stop_requested_at is not None:
+                return None  # shown dimmed: the key exists, but not for this row
+        return True
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.screen.active_bindings))
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display or self.filter_text:
+            box.value = ""
+            box.display = False
+            self.filter_text = ""
+            self.table.focus()
+            self._render_all()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.filter_text = event.value.strip()
+            self._render_all()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            if not event.value.strip():
+                event.input.display = False
+            self.table.focus()
+
+    def action_refresh(self) -> None:
+        for loop in self.loops.values():
+            loop.poke()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        key = event.row_key.value
+        job = self.table.jobs.get(key) if key else None
+        if job is None:
+            return
+        source = self.sources.get(f"{job.source}/{job.cluster}")
+        if isinstance(source, HasJobDetails):
+            self.push_screen(JobDetailsScreen(job, source, clock=self.clock))
+
+    def action_cancel_job(self) -> None:
+        if self.read_only:
+            return
+        # The target is captured now, by key: whatever the table does next, this is the job.
+        job = self.table.selected_job
+        if job is None:
+            return
+        if not job.cancellable:
+            self.notify(f"{job.cluster}/{job.id} is {job.native_state}: nothing to cancel", severity="warning")
+            return
+        if job.key in self.cancels_in_flight or job.stop_requested_at is not None:
+            self.notify(f"a stop for {job.cluster}/{job.id} is already under way", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.cancel(job)
+
+        self.push_screen(ConfirmCancel(job), confirmed)
+
+    @work(group="actions", description="cancel a job", exit_on_error=False)
+    async def cancel(self, job: Job) -> None:
+        key = f"{job.source}/{job.cluster}"
+        source = self.sources.get(key)
+        if not isinstance(source, Cancellable):
+            self.notify(f"{key} cannot cancel jobs", severity="error")
+            return
+        self.cancels_in_flight.add(job.key)
+        try:
+            outcome = await source.cancel_job(job.id)
+        except SourceError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        finally:
+            self.cancels_in_flight.discard(job.key)
+        self.stops.requested(job, self.clock())
+        self.notify(f"{outcome.message}; waiting for it to report the job stopped", timeout=6)
+        self._render_all()
+        self.loops[key].poke()

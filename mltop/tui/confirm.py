@@ -1,0 +1,69 @@
+"""The confirmation that names exactly what will be cancelled. Focus starts on "keep"."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from mltop import format as fmt
+from mltop.model import Job
+
+
+SOURCE_NAMES = {"ray": "Ray", "kfp": "Kubeflow Pipelines", "kubernetes": "Kubernetes"}
+
+
+def describe(job: Job) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for label, value in (
+        ("source", job.source),
+        ("cluster", job.cluster),
+        ("id", job.id),
+        ("name", fmt.clip(job.name, 60)),
+        ("state", job.state.value if job.native_state == job.state.value else f"{job.state.value} ({job.native_state})"),
+        ("GPUs", fmt.gpus(job.gpus)),
+        ("owner", job.owner or "-"),
+    ):
+        grid.add_row(label, Text(value))
+    return grid
+
+
+class ConfirmCancel(ModalScreen[bool]):
+    """Returns True only on an explicit yes."""
+
+    BINDINGS = [
+        Binding("y", "confirm", "Stop the job"),
+        Binding("n,escape", "dismiss_no", "Keep it"),
+    ]
+
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self.job = job
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            backend = SOURCE_NAMES.get(self.job.source, self.job.source)
+            yield Label(Text(f"Stop this {backend} job?", style="bold"))
+            yield Static(describe(self.job))
+            yield Static(Text("mltop asks the backend to stop it, then shows what the backend reports.", style="dim"))
+            with Horizontal(id="buttons"):
+                yield Button("Keep it (n)", id="no", variant="primary")
+                yield Button("Stop job (y)", id="yes", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    def action_dismiss_no(self) -> None:
+        self.dismiss(False)

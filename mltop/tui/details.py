@@ -1,0 +1,94 @@
+"""`enter` on a job: everything the backend says about it, and the tail of its log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from mltop import format as fmt
+from mltop.adapters.base import HasJobDetails
+from mltop.errors import SourceError
+from mltop.model import Job
+
+
+def facts(job: Job, now: datetime) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    waited = job.queued_seconds(now)
+    rows = [
+        ("source", f"{job.source}/{job.cluster}"),
+        ("id", job.id),
+        ("name", job.name),
+        ("state", f"{job.state.value}   ({job.source} says {job.native_state})"),
+        ("type", job.kind or "-"),
+        ("GPUs asked", fmt.gpus(job.gpus)),
+        ("CPUs asked", fmt.gpus(job.cpus)),
+        ("owner", job.owner or "-"),
+        ("submitted", fmt.timestamp(job.submitted_at)),
+        ("waiting for", fmt.long_duration(waited)) if waited is not None else ("started", fmt.timestamp(job.started_at)),
+        ("finished", fmt.timestamp(job.finished_at)),
+        ("entrypoint", job.entrypoint or "-"),
+    ]
+    if job.stop_requested_at is not None:
+        rows.append(("stop", f"requested {fmt.long_duration((now - job.stop_requested_at).total_seconds())} ago; "
+                             f"not yet confirmed by {job.source}"))
+    for label, value in rows:
+        grid.add_row(label, Text(value))
+    return grid
+
+
+class JobDetailsScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("r", "reload", "Reload"),
+    ]
+
+    def __init__(self, job: Job, source: HasJobDetails, *, clock: Callable[[], datetime]) -> None:
+        super().__init__()
+        self.job = job
+        self.source = source
+        self.clock = clock
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="details"):
+            yield Static(facts(self.job, self.clock()), id="facts")
+            yield Static(Text(self.job.message or "", style="italic"), id="message")
+            yield Static(Text("log tail: loading…", style="dim"), id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"{self.job.cluster}/{self.job.id}"
+        self.query_one("#details").border_title = f"Job {self.job.cluster}/{self.job.id}"
+        self.load()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    @work(exclusive=True, group="details", description="load job details", exit_on_error=False)
+    async def load(self) -> None:
+        log = self.query_one("#log", Static)
+        try:
+            detail = await self.source.job_detail(self.job.id)
+        except SourceError as exc:
+            log.update(Text(f"could not load details: {exc}", style="red"))
+            return
+        job = detail.job
+        if self.job.stop_requested_at is not None and not job.state.is_terminal:
+            from dataclasses import replace
+
+            job = replace(job, stop_requested_at=self.job.stop_requested_at)
+        self.job = job
+        self.query_one("#facts", Static).update(facts(job, self.clock()))
+        self.query_one("#message", Static).update(Text(job.message or "", style="italic"))
+        tail = detail.log_tail or "(no log output yet)"
+        log.update(Text("log tail (last lines):\n", style="bold") + Text(tail))

@@ -1,0 +1,1 @@
+"""Display-only widgets: records in, renderables out. No I/O here."""

@@ -1,0 +1,58 @@
+"""One line per source: connected or not, how old its data is, its last error. Display only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from rich.text import Text
+from textual.widgets import Static
+
+from mltop import format as fmt
+from mltop.model import RayClusterState, SourceHealth
+
+
+def source_line(health: SourceHealth, cluster: RayClusterState | None, now: datetime, stale_after: float) -> Text:
+    line = Text()
+    age = health.age_seconds(now)
+    label = f"{health.kind}/{health.name}"
+    if health.last_attempt is None:
+        line.append("○ ", style="dim")
+        line.append(label, style="bold")
+        line.append("  connecting…", style="dim")
+        return line
+    if health.ok:
+        stale = age is not None and age > stale_after
+        line.append("● ", style="yellow" if stale else "green")
+        line.append(label, style="bold")
+        line.append(f"  {fmt.short_duration(age)} ago" if stale else "  live", style="yellow" if stale else "green")
+    else:
+        line.append("✖ ", style="bold red")
+        line.append(label, style="bold")
+        data_age = f"data {fmt.short_duration(age)} old" if age is not None else "no data yet"
+        line.append(f"  {data_age}: ", style="red")
+        line.append(health.error or "failed", style="red")
+    if health.ok and cluster is not None:
+        used = fmt.gpus(cluster.gpus_used)
+        line.append(f"  GPUs {used}/{fmt.gpus(cluster.gpus_total)} used")
+        if cluster.gpus_waiting:
+            line.append(f", {fmt.gpus(cluster.gpus_waiting)} wanted by waiting work", style="yellow")
+    return line
+
+
+class SourceStatus(Static):
+    """The per-source status lines under the jobs panel."""
+
+    def sync(
+        self,
+        healths: Sequence[SourceHealth],
+        clusters: Mapping[str, RayClusterState],
+        now: datetime,
+        stale_after: float,
+    ) -> None:
+        text = Text("\n").join(
+            source_line(h, clusters.get(f"{h.kind}/{h.name}"), now, stale_after) for h in healths
+        )
+        text.no_wrap = True
+        text.overflow = "ellipsis"
+        self.update(text)
