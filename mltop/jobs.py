@@ -107,7 +107,7 @@ class StopTracker:
             waited = (now - req.requested_at).total_seconds()
             if waited >= self.patience_seconds and not req.overdue_told:
                 self._requests[job.key] = replace(req, overdue_told=True)
-                hint = " (a job still waiting for resources stops only once it gets them)" if (
+                hint = " (a job still waiting stops only once it gets its resources, or fails at its start timeout)" if (
                     job.state is JobState.PENDING
                 ) else ""
                 events.append(

@@ -86,3 +86,18 @@ def test_the_scenario_moves_and_memory_stays_bounded():
         states_seen |= {j.status for j in sim.jobs.values()}
         assert len(sim.jobs) <= MAX_JOBS + 1
     assert {"PENDING", "RUNNING", "SUCCEEDED", "FAILED"} <= states_seen
+
+
+def test_a_job_waiting_past_the_start_timeout_fails_like_ray():
+    clock = Clock()
+    sim = RaySim([SimNode("n", "127.0.0.1", "h", gpus=4, cpus=8)], clock=clock, start_timeout=900)
+    job = sim.submit("big", gpus=8)
+    sim.stop(job.submission_id)  # a stop while waiting does not end it...
+    clock.advance(899)
+    sim.advance()
+    assert job.status == "PENDING"
+    clock.advance(2)
+    sim.advance()  # ...the start timeout does
+    assert job.status == "FAILED" and job.error_type == "JOB_SUPERVISOR_ACTOR_START_TIMEOUT"
+    assert job.message.startswith("Job supervisor actor failed to start within 900.0 seconds")
+    assert job.end_ms - job.submitted_ms == 900_000

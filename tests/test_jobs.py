@@ -81,7 +81,7 @@ def test_a_stop_that_does_not_take_is_told_once():
     assert events == []
     shown, events = tracker.apply([waiting], FIXED_NOW + timedelta(seconds=31), sources={"ray/prod"})
     assert len(events) == 1 and events[0].severity == "warning"
-    assert "still reports PENDING" in events[0].message and "stops only once it gets them" in events[0].message
+    assert "still reports PENDING" in events[0].message and "stops only once it gets its resources" in events[0].message
     assert tracker.is_overdue(shown[0], FIXED_NOW + timedelta(seconds=31))
     _, events = tracker.apply([waiting], FIXED_NOW + timedelta(seconds=60), sources={"ray/prod"})
     assert events == []

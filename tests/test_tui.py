@@ -100,8 +100,7 @@ async def test_cancel_goes_to_the_confirmed_job_even_after_a_resort(live_demo):
         dialog = app.screen
         assert isinstance(dialog, ConfirmCancel) and dialog.job.id == "raysubmit_mistral_ft"
         # While the dialog is open, new work arrives and the table re-sorts under it.
-        live_demo.server.call(lambda: sim.submit("python x.py", submission_id="raysubmit_aaa_new", gpus=64,
-                                                 submitted_ms=sim.now_ms() - 10**9))
+        live_demo.server.call(lambda: sim.submit("python x.py", submission_id="raysubmit_aaa_new", gpus=64))
         await refreshed(app, pilot)
         assert rows(app).index("raysubmit_mistral_ft") == position + 1
         assert rows(app)[position] != "raysubmit_mistral_ft"

@@ -45,7 +45,7 @@ def job_details(job: SimJob) -> dict[str, Any]:
         "status": job.status,
         "entrypoint": job.entrypoint,
         "message": job.message,
-        "error_type": "JOB_ENTRYPOINT_COMMAND_ERROR" if job.status == "FAILED" else None,
+        "error_type": job.error_type,
         "start_time": job.submitted_ms,
         "end_time": job.end_ms,
         "metadata": job.metadata,

@@ -26,6 +26,16 @@ SUCCEEDED_MESSAGE = "Job finished successfully."
 STOPPED_MESSAGE = "Job was intentionally stopped."
 TERMINAL = {"STOPPED", "SUCCEEDED", "FAILED"}
 STOP_SECONDS = 1.0  # a running job takes this long to reach STOPPED after a stop request
+# Ray fails a job whose supervisor could not start within RAY_JOB_START_TIMEOUT_SECONDS (900 by
+# default): a job that waits for resources does not wait forever.
+DEFAULT_START_TIMEOUT = 900.0
+START_TIMEOUT_MESSAGE = (
+    "Job supervisor actor failed to start within {timeout} seconds. This timeout can be configured by setting "
+    "the environment variable RAY_JOB_START_TIMEOUT_SECONDS. This may be because the job entrypoint's specified "
+    "resources (entrypoint_num_cpus, entrypoint_num_gpus, entrypoint_resources, entrypoint_memory)aren't "
+    "available on the cluster. Try checking the cluster's available resources with `ray status` and specifying "
+    "fewer resources for the job entrypoint."
+)
 
 
 class SimError(Exception):
@@ -68,6 +78,7 @@ class SimJob:
     node_id: str | None = None
     stop_at_ms: int | None = None  # a stop was accepted and will take effect at this time
     stop_on_start: bool = False  # a stop was accepted while the job was still waiting
+    error_type: str | None = None
     logs: list[str] = field(default_factory=list)
 
 
@@ -76,9 +87,15 @@ def utcnow() -> datetime:
 
 
 class RaySim:
-    def __init__(self, nodes: list[SimNode], clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        nodes: list[SimNode],
+        clock: Callable[[], datetime] = utcnow,
+        start_timeout: float = DEFAULT_START_TIMEOUT,
+    ) -> None:
         self.nodes = nodes
         self.clock = clock
+        self.start_timeout = start_timeout
         self.jobs: dict[str, SimJob] = {}
         self._ids = itertools.count(1)
         self.session_name = "session_demo"
@@ -101,6 +118,7 @@ class RaySim:
                         self._end(job, "SUCCEEDED", end, SUCCEEDED_MESSAGE)
                     else:
                         logs = "".join(line + "\n" for line in job.logs[-5:])
+                        job.error_type = "JOB_ENTRYPOINT_COMMAND_ERROR"
                         self._end(
                             job,
                             "FAILED",
@@ -108,8 +126,13 @@ class RaySim:
                             f"Job entrypoint command failed with exit code {job.exit_code}, last available logs "
                             f"(truncated to 20,000 chars):\n{logs}",
                         )
+        deadline_ms = int(self.start_timeout * 1000)
         for job in sorted(self.jobs.values(), key=lambda j: j.submitted_ms):
-            if job.status == "PENDING":
+            if job.status == "PENDING" and now - job.submitted_ms >= deadline_ms:
+                job.error_type = "JOB_SUPERVISOR_ACTOR_START_TIMEOUT"
+                self._end(job, "FAILED", job.submitted_ms + deadline_ms,
+                          START_TIMEOUT_MESSAGE.format(timeout=float(self.start_timeout)))
+            elif job.status == "PENDING":
                 node = self._node_with_room(job)
                 if node is not None:
                     self._start(job, node, now)

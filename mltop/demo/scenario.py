@@ -15,6 +15,9 @@ from mltop.demo.ray_sim import RaySim, SimNode
 GPU_MODEL = "NVIDIA A100-SXM4-80GB"
 MAX_JOBS = 40  # the demo forgets its oldest finished jobs beyond this, so memory stays flat
 MAX_WAITING = 5  # and submits nothing new while this many wait
+# The demo cluster lets jobs queue for an hour (RAY_JOB_START_TIMEOUT_SECONDS=3600, a common
+# override of Ray's 15 minutes): the 12-GPU job waits 37 more minutes, then fails as Ray fails it.
+START_TIMEOUT = 3600.0
 
 # (name, owner, GPUs, run seconds, exit code): the jobs the scenario keeps submitting.
 WORKLOAD = [
@@ -45,6 +48,8 @@ def seed_ray(sim: RaySim) -> None:
     now = sim.now_ms()
     minute = 60_000
     py = "python"
+    # Jobs are back-dated; the start timeout is held off while they are placed as they were.
+    start_timeout, sim.start_timeout = sim.start_timeout, 1e9
     sim.submit(f"{py} train.py --model llama-70b --steps 50000", submission_id="raysubmit_llama70b",
                gpus=8, metadata={"owner": "alice", "job_name": "train-llama-70b"},
                run_seconds=3 * 3600, submitted_ms=now - 95 * minute)
@@ -68,6 +73,7 @@ def seed_ray(sim: RaySim) -> None:
     for job in sim.jobs.values():
         if job.status == "RUNNING":
             job.started_ms = job.submitted_ms
+    sim.start_timeout = start_timeout
     sim.advance()
     set_utilization(sim)
 
@@ -119,6 +125,8 @@ class RayScenario:
 
 
 def new_ray_sim(clock: Callable[[], datetime] | None = None) -> RaySim:
-    sim = RaySim(make_nodes(), clock=clock) if clock else RaySim(make_nodes())
+    sim = RaySim(make_nodes(), clock=clock, start_timeout=START_TIMEOUT) if clock else RaySim(
+        make_nodes(), start_timeout=START_TIMEOUT
+    )
     seed_ray(sim)
     return sim
