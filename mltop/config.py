@@ -30,6 +30,7 @@ BINDING_IDS = {
     "quit": "quit mltop",
     "help": "show every key",
     "filter": "filter the jobs",
+    "filter.clear": "clear the filter",
     "jobs.details": "open the selected job's details",
     "jobs.cancel": "cancel the selected job",
     "cursor.down": "move down",

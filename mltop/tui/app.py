@@ -46,7 +46,7 @@ class MltopApp(App[int]):
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("ctrl+d", "cancel_job", "Cancel job", id="jobs.cancel"),
         Binding("r", "refresh", "Refresh", show=False, id="refresh"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="filter.clear"),
     ]
 
     def __init__(

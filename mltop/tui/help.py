@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 EXTRA_KEYS = (
-    ("up/down, j/k", "move in the jobs table"),
+    ("pgup/pgdn, home/end", "scroll the jobs table"),
     ("ctrl+p", "command palette"),
 )
 
@@ -24,18 +24,22 @@ class HelpScreen(ModalScreen[None]):
         self.bindings_shown = bindings
 
     def compose(self) -> ComposeResult:
+        # mltop's own bindings all carry an id (that is what makes them remappable); the widgets'
+        # built-in ones (page left, focus next...) would bury them, so only id'd ones are listed.
+        keys_by_action: dict[str, list[str]] = {}
+        rows: dict[str, tuple[str, bool]] = {}
+        for active in self.bindings_shown.values():
+            binding = active.binding
+            if binding.id is None:
+                continue
+            keys_by_action.setdefault(binding.action, []).append(self.app.get_key_display(binding))
+            rows[binding.action] = (binding.description or binding.action, active.enabled)
         table = Table.grid(padding=(0, 3))
         table.add_column(style="bold cyan")
         table.add_column()
-        seen: set[str] = set()
-        for key, active in sorted(self.bindings_shown.items(), key=lambda kv: kv[1].binding.description or kv[0]):
-            description = active.binding.description or active.binding.action
-            if active.binding.action in seen and not active.binding.show:
-                continue
-            seen.add(active.binding.action)
-            shown_key = self.app.get_key_display(active.binding)
-            note = "" if active.enabled else " (not for the selected row)"
-            table.add_row(shown_key, Text(description + note))
+        for action, (description, enabled) in sorted(rows.items(), key=lambda kv: kv[1][0]):
+            note = "" if enabled else " (not for the selected row)"
+            table.add_row(", ".join(keys_by_action[action]), Text(description + note))
         for key, description in EXTRA_KEYS:
             table.add_row(key, description)
         with VerticalScroll(id="help"):

@@ -92,8 +92,8 @@ class JobsTable(DataTable):
 
     BINDINGS = [
         Binding("enter", "select_cursor", "Details", id="jobs.details"),
-        Binding("j", "cursor_down", "Down", show=False, id="cursor.down"),
-        Binding("k", "cursor_up", "Up", show=False, id="cursor.up"),
+        Binding("j,down", "cursor_down", "Down", show=False, id="cursor.down"),
+        Binding("k,up", "cursor_up", "Up", show=False, id="cursor.up"),
     ]
 
     def __init__(self, show_cluster: bool = True, **kwargs: object) -> None:
