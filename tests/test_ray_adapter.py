@@ -141,3 +141,46 @@ async def test_unknown_job_is_not_found(dashboard):
     with pytest.raises(NotFound, match="Job nope does not exist"):
         await source.cancel_job("nope")
     await source.aclose()
+
+
+class RecordingTransport(httpx.AsyncHTTPTransport):
+    """Real HTTP, with a log of what was asked: to check how gentle a poll is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(f"{request.url.path}?{request.url.query.decode()}")
+        return await super().handle_async_request(request)
+
+
+async def test_memory_follows_the_table_and_polls_ask_only_for_live_supervisors():
+    sim = RaySim([SimNode("n1", "127.0.0.1", "h", gpus=4, cpus=8)])
+    for i in range(20):
+        sim.submit(f"python {i}.py", submission_id=f"done{i:02d}", gpus=1, run_seconds=0)
+    sim.advance()
+    for i in range(20):
+        sim.jobs[f"done{i:02d}"].end_ms += i  # distinct end times: done19 ended last
+    sim.submit("python long.py", submission_id="running", gpus=2, run_seconds=3600)
+    sim.jobs["done19"].message = "x" * 30_000  # failed jobs carry up to 20,000 chars of log
+    server = LoopbackServer()
+    url = server.serve(make_app(sim))
+    transport = RecordingTransport()
+    source = RaySource(Endpoint(name="t", url=url), transport=transport, max_finished=3)
+    try:
+        data = await source.fetch()
+        ids = sorted(j.id for j in data.jobs)
+        assert ids == ["done17", "done18", "done19", "running"]
+        # The finished jobs were first seen dead: one full supervisor query found their GPUs.
+        assert all(j.gpus is not None for j in data.jobs)
+        assert len(next(j for j in data.jobs if j.id == "done19").message) <= 1000
+        assert sum("actors" in p for p in transport.seen) == 2
+        transport.seen.clear()
+        await source.fetch()
+        actor_queries = [p for p in transport.seen if "actors" in p]
+        assert len(actor_queries) == 1 and "DEAD" in actor_queries[0]  # live supervisors only
+        assert set(source._requests) == {"done17", "done18", "done19", "running"}
+    finally:
+        await source.aclose()
+        server.stop()

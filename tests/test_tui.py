@@ -55,7 +55,7 @@ async def test_jobs_panel_shows_the_queue_first(frozen_demo):
         ]
         table = app.query_one(JobsTable)
         first = [str(c) for c in table.get_row_at(0)]
-        assert first[1:] == ["pretrain-13b", "PENDING", "12", "23m", "carol"]
+        assert first == ["demo", "raysubmit_pretrain13b", "pretrain-13b", "PENDING", "12", "23m", "carol"]
         assert "ray/demo" in status_text(app) and "GPUs 14/16 used" in status_text(app)
         assert app.query_one("#jobs-panel").border_title == "Jobs: 2 waiting, 2 running"
 

@@ -22,6 +22,7 @@ import httpx
 
 from mltop.adapters.http import Endpoint, decode_json, make_client, request
 from mltop.errors import BadResponse, Conflict
+from mltop.model import TERMINAL_STATES as TERMINAL
 from mltop.model import GpuDevice, Job, JobState, RayClusterState, RayNode, ResourceDemand, SourceData
 
 KIND = "ray"
@@ -40,6 +41,11 @@ OWNER_KEYS = ("owner", "user", "username", "submitted_by", "creator")
 NAME_KEYS = ("job_name", "name", "display_name")
 LOG_TAIL_LINES = 200
 LOG_TAIL_BYTES = 256 * 1024
+# Ray lists every job it ever ran, forever. mltop keeps every unfinished one and only this many
+# of the most recently finished, and cuts messages (a failed job's holds 20,000 chars of log):
+# memory follows what the screen can show, not the cluster's history. Details fetch the rest.
+MAX_FINISHED_JOBS = 500
+MAX_MESSAGE_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class RaySource:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], datetime] = utcnow,
+        max_finished: int = MAX_FINISHED_JOBS,
     ) -> None:
         self.endpoint = endpoint
         self.name = endpoint.name
@@ -78,6 +85,8 @@ class RaySource:
         # What each submission asked for. A supervisor actor's request never changes, so it is
         # kept across polls; entries for jobs Ray no longer lists are dropped each poll.
         self._requests: dict[str, dict[str, float]] = {}
+        self._unfindable: set[str] = set()  # submissions whose supervisor Ray no longer lists
+        self.max_finished = max_finished
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -85,28 +94,36 @@ class RaySource:
     # -- reads ---------------------------------------------------------------------------
 
     async def fetch(self) -> SourceData:
-        jobs_raw, supervisors, nodes_raw, status_raw = await asyncio.gather(
+        jobs_raw, alive, nodes_raw, status_raw = await asyncio.gather(
             self._get_json("/api/jobs/", "job list"),
-            self._supervisor_requests(),
+            self._supervisor_requests(alive_only=True),
             self._get_json("/nodes", "node summary", params={"view": "summary"}),
             self._get_json("/api/cluster_status", "cluster status"),
         )
         if not isinstance(jobs_raw, list):
             raise BadResponse(f"{self.name}: job list is not a JSON array")
-        self._requests.update(supervisors)
-        listed = {j.get("submission_id") for j in jobs_raw if isinstance(j, dict)}
-        for sid in list(self._requests):
-            if sid not in listed:
-                del self._requests[sid]
-        jobs = tuple(self._job(raw) for raw in jobs_raw if isinstance(raw, dict))
+        kept = keep_recent([raw for raw in jobs_raw if isinstance(raw, dict)], self.max_finished)
+        wanted = {raw["submission_id"] for raw in kept if raw.get("submission_id")}
+        self._requests.update(alive)
+        missing = wanted - self._requests.keys() - self._unfindable
+        if missing:
+            # Jobs first seen after they ended: their supervisors are dead; ask once for all.
+            everything = await self._supervisor_requests(alive_only=False)
+            self._requests.update(everything)
+            self._unfindable |= missing - everything.keys()
+        # Forget what belongs to jobs no longer shown, so memory follows the table, not history.
+        self._requests = {sid: r for sid, r in self._requests.items() if sid in wanted}
+        self._unfindable &= wanted
+        jobs = tuple(self._job(raw) for raw in kept)
         return SourceData(jobs=jobs, ray_cluster=parse_cluster(nodes_raw, status_raw))
 
     async def job_detail(self, job_id: str) -> JobDetail:
         raw = await self._get_json(f"/api/jobs/{job_id}", f"job {job_id}")
         if not isinstance(raw, dict):
             raise BadResponse(f"job {job_id}: the server did not answer with a job")
-        if raw.get("submission_id"):
-            self._requests.update(await self._supervisor_requests())
+        sid = raw.get("submission_id")
+        if sid:
+            self._requests.update(await self._supervisor_requests(alive_only=False, submission_id=sid))
         job = self._job(raw)
         tail = await self.log_tail(job_id) if raw.get("type") == "SUBMISSION" else ""
         return JobDetail(job=job, log_tail=tail, raw=raw)
@@ -170,24 +187,31 @@ class RaySource:
             started_at=None if state is JobState.PENDING else submitted,
             finished_at=_from_ms(raw.get("end_time")),
             owner=_first(metadata, OWNER_KEYS),
-            message=raw.get("message"),
+            message=_clip(raw.get("message")),
             kind=job_type,
             entrypoint=entrypoint,
             cancellable=job_type == "SUBMISSION" and not state.is_terminal,
         )
 
-    async def _supervisor_requests(self) -> dict[str, dict[str, float]]:
-        body = await self._get_json(
-            "/api/v0/actors",
-            "job supervisors",
-            params={
-                "detail": "1",
-                "limit": "10000",
-                "filter_keys": "class_name",
-                "filter_predicates": "=",
-                "filter_values": "JobSupervisor",
-            },
-        )
+    async def _supervisor_requests(
+        self, *, alive_only: bool, submission_id: str | None = None
+    ) -> dict[str, dict[str, float]]:
+        """What each job's entrypoint asked for, from its JobSupervisor actor.
+
+        Each poll asks only for live supervisors (a dead one's request never changes and was
+        read while it lived); all of them only when a job shows up already finished.
+        """
+        params = [
+            ("detail", "1"),
+            ("limit", "10000"),
+            ("filter_keys", "class_name"), ("filter_predicates", "="), ("filter_values", "JobSupervisor"),
+        ]
+        if alive_only:
+            params += [("filter_keys", "state"), ("filter_predicates", "!="), ("filter_values", "DEAD")]
+        if submission_id:
+            params += [("filter_keys", "name"), ("filter_predicates", "="),
+                       ("filter_values", SUPERVISOR_PREFIX + submission_id)]
+        body = await self._get_json("/api/v0/actors", "job supervisors", params=params)
         try:
             rows = body["data"]["result"]["result"]
         except (KeyError, TypeError):
@@ -200,7 +224,7 @@ class RaySource:
                 found[name[len(SUPERVISOR_PREFIX):]] = {k: float(v) for k, v in resources.items()}
         return found
 
-    async def _get_json(self, path: str, what: str, params: dict[str, str] | None = None) -> Any:
+    async def _get_json(self, path: str, what: str, params: Any = None) -> Any:
         response = await request(self._client, "GET", path, what=f"{self.name}: {what}", params=params)
         return decode_json(response, f"{self.name}: {what}")
 
@@ -283,6 +307,22 @@ def _from_ms(value: Any) -> datetime | None:
         return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def keep_recent(jobs: list[dict[str, Any]], max_finished: int) -> list[dict[str, Any]]:
+    """Every unfinished job, and the `max_finished` most recently finished."""
+    finished = [j for j in jobs if STATE_MAP.get(str(j.get("status"))) in TERMINAL]
+    if len(finished) <= max_finished:
+        return jobs
+    finished.sort(key=lambda j: j.get("end_time") or j.get("start_time") or 0, reverse=True)
+    keep = {id(j) for j in finished[:max_finished]}
+    return [j for j in jobs if id(j) in keep or STATE_MAP.get(str(j.get("status"))) not in TERMINAL]
+
+
+def _clip(message: Any) -> str | None:
+    if not isinstance(message, str):
+        return None
+    return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def _first(metadata: Any, keys: tuple[str, ...]) -> str | None:

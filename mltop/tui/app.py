@@ -75,7 +75,7 @@ class MltopApp(App[int]):
     def compose(self) -> ComposeResult:
         yield Static(id="summary")
         with Vertical(id="jobs-panel"):
-            yield JobsTable(show_cluster=len(self.sources) > 1, id="jobs")
+            yield JobsTable(several_clusters=len(self.sources) > 1, id="jobs")
         yield Input(placeholder="filter jobs: words to match, Enter keeps, Esc clears", id="filter")
         yield SourceStatus(id="sources")
         yield Footer()

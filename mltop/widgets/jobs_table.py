@@ -38,6 +38,7 @@ COLUMNS = (
     ("owner", "OWNER", 8),
 )
 NARROW_WIDTHS = {"cluster": 8, "id": 14, "owner": 7}  # below 110 columns
+WIDE_WIDTHS = {"cluster": 14, "id": 30, "owner": 12}  # from 140 columns: whole Ray submission ids
 MIN_NAME_WIDTH = 10
 
 
@@ -76,11 +77,18 @@ def row_cells(job: Job, now: datetime, widths: dict[str, int], overdue: bool = F
     return cells if "cluster" in widths else cells[1:]
 
 
-def column_widths(total: int, show_cluster: bool = True) -> dict[str, int]:
-    """Widths for a table `total` cells wide; the cluster column only when there are several."""
+def column_widths(total: int, several_clusters: bool = True) -> dict[str, int]:
+    """Widths for a table `total` cells wide.
+
+    The cluster column is always there from 100 columns up; below that, only when there are
+    several clusters (with one, its name is on the status line and the name column needs the room).
+    """
+    show_cluster = several_clusters or total >= 100
     widths = {key: width for key, _, width in COLUMNS if show_cluster or key != "cluster"}
     if total < 110:
         widths.update({k: w for k, w in NARROW_WIDTHS.items() if k in widths})
+    elif total >= 140:
+        widths.update({k: w for k, w in WIDE_WIDTHS.items() if k in widths})
     fixed = sum(w for k, w in widths.items() if k != "name")
     padding = 2 * len(widths) + 1  # cell padding plus the scrollbar
     widths["name"] = max(MIN_NAME_WIDTH, total - fixed - padding)
@@ -96,18 +104,18 @@ class JobsTable(DataTable):
         Binding("k,up", "cursor_up", "Up", show=False, id="cursor.up"),
     ]
 
-    def __init__(self, show_cluster: bool = True, **kwargs: object) -> None:
+    def __init__(self, several_clusters: bool = True, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
-        self.show_cluster = show_cluster
+        self.several_clusters = several_clusters
         self.jobs: dict[str, Job] = {}
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._order: list[str] = []
-        self._widths = column_widths(80, show_cluster)
+        self._widths = column_widths(80, several_clusters)
         self._sync_now: datetime | None = None
         self._sync_overdue: frozenset[str] = frozenset()
 
     def _build_columns(self, width: int) -> None:
-        self._widths = column_widths(width, self.show_cluster)
+        self._widths = column_widths(width, self.several_clusters)
         for key, title, _ in self.columns_shown:
             self.add_column(title, width=self._widths[key], key=key)
 
@@ -117,7 +125,7 @@ class JobsTable(DataTable):
 
     def relayout(self, width: int) -> None:
         """Size the columns for a table `width` cells wide (at mount, then only on resize)."""
-        if self.columns and column_widths(width, self.show_cluster) == self._widths:
+        if self.columns and column_widths(width, self.several_clusters) == self._widths:
             return
         jobs, order = list(self.jobs.values()), list(self._order)
         selected = self.selected_key
