@@ -47,7 +47,7 @@ def status_text(app: MltopApp) -> str:
 
 async def test_jobs_panel_shows_the_queue_first(frozen_demo):
     app = make_app(frozen_demo)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=(120, 30)) as pilot:
         await refreshed(app, pilot)
         assert rows(app) == [
             "raysubmit_pretrain13b", "raysubmit_eval_helm", "raysubmit_llama70b", "raysubmit_mistral_ft",
