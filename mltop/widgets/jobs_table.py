@@ -30,7 +30,7 @@ STATE_STYLES = {
 # (key, title, width); width 0 is the flexible column, sized from the table's width.
 COLUMNS = (
     ("cluster", "CLUSTER", 10),
-    ("id", "ID", 20),
+    ("id", "ID", 26),  # a whole Ray submission id: raysubmit_ + 16 characters
     ("name", "NAME", 0),
     ("state", "STATE", 10),
     ("gpus", "GPUS", 4),
