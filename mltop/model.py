@@ -52,6 +52,7 @@ class Job:
     cpus: float | None = None
     cancellable: bool = False  # the backend accepts a cancel for this job in this state
     stop_requested_at: datetime | None = None  # set by mltop after the backend accepted a stop
+    namespace: str | None = None  # Kubernetes namespace (pods, KFP runs)
 
     def queued_seconds(self, now: datetime) -> float | None:
         """How long a job still waiting has waited; None once it left the queue."""
@@ -123,11 +124,89 @@ class RayClusterState:
 
 
 @dataclass(frozen=True)
+class GpuPod:
+    """A pod holding (or asking for) GPUs on a node, for the node's details."""
+
+    namespace: str
+    name: str
+    gpus: float
+    phase: str
+    owner: str | None
+
+
+@dataclass(frozen=True)
+class GpuNode:
+    """A Kubernetes node with accelerator capacity. GPU figures are physical GPUs.
+
+    Time-sliced GPUs are divided by their replica count; MIG slices count as their share of a
+    GPU (7 x 1g.10gb on one A100 = 1 GPU); `sharing` says which.
+    """
+
+    key: str  # "kubernetes/<cluster>/<node>"
+    cluster: str
+    name: str
+    pool: str | None
+    gpu_model: str | None
+    gpu_resource: str  # the extended resource the pods ask for: nvidia.com/gpu, amd.com/gpu, ...
+    gpus_total: float
+    gpus_allocatable: float
+    gpus_allocated: float
+    ready: bool
+    schedulable: bool  # not cordoned
+    taints: tuple[str, ...] = ()
+    instance_type: str | None = None
+    zone: str | None = None
+    capacity_type: str | None = None  # "spot" | "on-demand" | None when no label says
+    created_at: datetime | None = None
+    sharing: str | None = None  # "time-slicing x4", "MIG 7x 1g.10gb"
+    pods: tuple[GpuPod, ...] = ()
+    conditions: tuple[tuple[str, str, str], ...] = ()  # (type, status, message) that matter
+
+    @property
+    def gpus_free(self) -> float:
+        return max(0.0, self.gpus_allocatable - self.gpus_allocated)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Something that holds GPU capacity and may be resized: a node pool, a KubeRay worker group,
+    a Cluster API MachineDeployment."""
+
+    key: str  # "kubernetes/<cluster>/<kind>/<namespace>/<name>"
+    cluster: str
+    kind: str  # "nodepool" | "raycluster-workergroup" | "machinedeployment"
+    name: str
+    namespace: str | None
+    replicas: int | None  # nodes in a node pool, desired workers / machines otherwise
+    ready: int | None
+    min: int | None
+    max: int | None
+    gpus_per_replica: float | None
+    gpus_total: float | None = None
+    gpus_allocated: float | None = None
+    gpu_model: str | None = None
+    scalable: bool = False
+    why_not_scalable: str | None = None
+    autoscaled: bool = False
+    members: tuple[str, ...] = ()  # node or worker-pod names
+    parent: str | None = None  # the RayCluster of a worker group
+    resource_version: str | None = None  # of the object a scale would change
+
+    @property
+    def gpus_idle(self) -> float | None:
+        if self.gpus_total is None or self.gpus_allocated is None:
+            return None
+        return max(0.0, self.gpus_total - self.gpus_allocated)
+
+
+@dataclass(frozen=True)
 class SourceData:
     """Everything one poll of one source produced."""
 
     jobs: tuple[Job, ...] = ()
     ray_cluster: RayClusterState | None = None
+    nodes: tuple[GpuNode, ...] = ()
+    pools: tuple[Pool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,3 +231,5 @@ class Snapshot:
     sources: tuple[SourceHealth, ...]
     jobs: tuple[Job, ...]
     ray_clusters: tuple[tuple[str, RayClusterState], ...] = field(default=())
+    nodes: tuple[GpuNode, ...] = ()
+    pools: tuple[Pool, ...] = ()

@@ -1,0 +1,281 @@
+"""Kubernetes adapter: GPU nodes, pending GPU pods, node pools, KubeRay worker groups, Cluster API
+MachineDeployments, and scaling the last two. Uses the official `kubernetes` client, configured
+as kubectl is (kubeconfig, contexts, exec plugins, in-cluster). Its calls block, so they run in
+threads: the watch caches in their own, everything else through `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from mltop.adapters.kube_cache import WatchCache, wait_synced
+from mltop.adapters.kube_errors import kube_error
+from mltop.adapters.kube_parse import (
+    KIND,
+    NO_MAX,
+    gpu_node,
+    machine_deployment,
+    node_facts,
+    node_pools,
+    pending_job,
+    pod_facts,
+    worker_groups,
+)
+from mltop.errors import Conflict, SourceError
+from mltop.model import Pool, SourceData
+from mltop.scaling import ScalePlan
+
+RAY_GROUP, RAY_VERSION, RAY_PLURAL = "ray.io", "v1", "rayclusters"
+CAPI_GROUP, CAPI_VERSION, CAPI_PLURAL = "cluster.x-k8s.io", "v1beta1", "machinedeployments"
+SYNC_TIMEOUT = 15.0
+ACCESS_TTL = 300.0  # seconds an access review answer is trusted
+
+
+class KubeConfigError(Exception):
+    """The kubeconfig or context cannot be used; one line for the user."""
+
+
+@dataclass(frozen=True)
+class KubeTarget:
+    name: str  # shown in the tables: the context's name, or "in-cluster"
+    kubeconfig: str | None = None
+    context: str | None = None
+    in_cluster: bool = False
+
+
+def api_client_for(target: KubeTarget) -> k8s.ApiClient:
+    try:
+        if target.in_cluster:
+            configuration = k8s.Configuration()
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            return k8s.ApiClient(configuration)
+        return k8s_config.new_client_from_config(
+            config_file=target.kubeconfig, context=target.context, persist_config=False
+        )
+    except (ConfigException, OSError, ValueError, TypeError) as exc:
+        where = target.kubeconfig or "the kubeconfig"
+        raise KubeConfigError(f"{where}: {str(exc).strip() or type(exc).__name__}") from None
+
+
+def current_context(kubeconfig: str | None) -> str:
+    try:
+        _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+    except (ConfigException, OSError, ValueError, TypeError) as exc:
+        raise KubeConfigError(f"{kubeconfig or 'kubeconfig'}: {str(exc).strip()}") from None
+    return active["name"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class KubeSource:
+    kind = KIND
+
+    def __init__(
+        self,
+        target: KubeTarget,
+        *,
+        api_client: k8s.ApiClient | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        sync_timeout: float = SYNC_TIMEOUT,
+    ) -> None:
+        self.target = target
+        self.name = target.name
+        self.clock = clock
+        self.sync_timeout = sync_timeout
+        self._api = api_client or api_client_for(target)
+        core = k8s.CoreV1Api(self._api)
+        self._custom = k8s.CustomObjectsApi(self._api)
+        self._auth = k8s.AuthorizationV1Api(self._api)
+        self.nodes = WatchCache(f"{self.name}: nodes", core.list_node, node_facts)
+        self.pods = WatchCache(f"{self.name}: pods", core.list_pod_for_all_namespaces, pod_facts)
+        self._access: dict[tuple[str, ...], tuple[bool, float]] = {}
+
+    async def aclose(self) -> None:
+        self.nodes.stop()
+        self.pods.stop()
+        await asyncio.to_thread(self._api.close)
+
+    async def fetch(self) -> SourceData:
+        return await asyncio.to_thread(self._collect)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _collect(self) -> SourceData:
+        caches = [self.nodes, self.pods]
+        for cache in caches:
+            cache.start()
+        wait_synced(caches, self.sync_timeout)
+        for cache in caches:
+            if cache.error is not None:  # the watch is failing: what we hold is getting old
+                raise cache.error
+        pods = self.pods.snapshot()
+        by_node: dict[str, list[Any]] = {}
+        for pod in pods:
+            if pod.node_name:
+                by_node.setdefault(pod.node_name, []).append(pod)
+        facts = sorted(self.nodes.snapshot(), key=lambda f: f.name)
+        gpu_nodes = [gpu_node(f, by_node.get(f.name, ()), self.name) for f in facts]
+        jobs = tuple(job for pod in pods if (job := pending_job(pod, self.name)) is not None)
+        pools: list[Pool] = node_pools(zip(facts, gpu_nodes), self.name)
+        for rc in self._list_custom(RAY_GROUP, RAY_VERSION, RAY_PLURAL):
+            pools.extend(worker_groups(rc, pods, self.name))
+        for md in self._list_custom(CAPI_GROUP, CAPI_VERSION, CAPI_PLURAL):
+            pools.append(machine_deployment(md, self.name))
+        pools = [self._with_permission(p) for p in pools]
+        return SourceData(jobs=jobs, nodes=tuple(gpu_nodes), pools=tuple(pools))
+
+    def _list_custom(self, group: str, version: str, plural: str) -> list[dict[str, Any]]:
+        """All objects of a CRD; none when the CRD is not installed (not an error)."""
+        try:
+            response = self._custom.list_cluster_custom_object(
+                group, version, plural, _preload_content=False, _request_timeout=(5, 30)
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise kube_error(exc, f"{self.name}: {plural}.{group}") from None
+        except Exception as exc:
+            raise kube_error(exc, f"{self.name}: {plural}.{group}") from None
+        return json.loads(response.data).get("items") or []
+
+    def _with_permission(self, pool: Pool) -> Pool:
+        if not pool.scalable:
+            return pool
+        if pool.kind == "raycluster-workergroup":
+            verb, group, resource, sub = "patch", RAY_GROUP, RAY_PLURAL, ""
+        else:
+            verb, group, resource, sub = "update", CAPI_GROUP, CAPI_PLURAL, "scale"
+        if self.allowed(verb, group, resource, sub, pool.namespace or ""):
+            return pool
+        what = f"{resource}/{sub}" if sub else resource
+        return replace(pool, scalable=False,
+                       why_not_scalable=f"your credentials may not {verb} {what} in namespace {pool.namespace} (RBAC)")
+
+    def allowed(self, verb: str, group: str, resource: str, subresource: str, namespace: str) -> bool:
+        """Ask the API server (SelfSubjectAccessReview), remembering the answer for a while."""
+        key = (verb, group, resource, subresource, namespace)
+        cached = self._access.get(key)
+        if cached is not None and time.monotonic() - cached[1] < ACCESS_TTL:
+            return cached[0]
+        attributes = {"verb": verb, "group": group, "resource": resource, "namespace": namespace}
+        if subresource:
+            attributes["subresource"] = subresource
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attributes}}
+        try:
+            review = self._auth.create_self_subject_access_review(body, _request_timeout=(5, 15))
+            answer = bool(review.status and review.status.allowed)
+        except Exception:
+            # Cannot ask: offer the action; the API server still decides, and a 403 is told.
+            answer = True
+        self._access[key] = (answer, time.monotonic())
+        return answer
+
+    # -- scaling ------------------------------------------------------------------------------
+
+    async def scale(self, plan: ScalePlan) -> str:
+        """Carry out a plan the user confirmed. Refuses, with Conflict, to overwrite a change
+        someone else made since the values in the plan were read."""
+        return await asyncio.to_thread(self._scale, plan)
+
+    def _scale(self, plan: ScalePlan) -> str:
+        if not plan.allowed:
+            raise Conflict(plan.refusal or "nothing to change")
+        pool = plan.pool
+        what = f"{self.name}: {pool.kind} {pool.namespace}/{pool.name}"
+        try:
+            if pool.kind == "raycluster-workergroup":
+                self._scale_worker_group(plan)
+            elif pool.kind == "machinedeployment":
+                self._scale_machine_deployment(plan)
+            else:
+                raise Conflict(f"{what}: cannot be scaled from here")
+        except SourceError:
+            raise
+        except Exception as exc:
+            raise kube_error(exc, what) from None
+        changed = ", ".join(f"{c.field.rsplit('.', 1)[-1]} {c.old} -> {c.new}" for c in plan.changes)
+        return f"{plan.changes[0].obj}: {changed} accepted by the API server"
+
+    def _scale_worker_group(self, plan: ScalePlan) -> None:
+        pool = plan.pool
+        rc_name, group_name = pool.name.split("/", 1)
+        namespace = pool.namespace or "default"
+        rc = self._custom.get_namespaced_custom_object(RAY_GROUP, RAY_VERSION, namespace, RAY_PLURAL, rc_name)
+        groups = (rc.get("spec") or {}).get("workerGroupSpecs") or []
+        index = next((i for i, g in enumerate(groups) if g.get("groupName") == group_name), None)
+        if index is None:
+            raise Conflict(f"RayCluster {namespace}/{rc_name} no longer has a worker group {group_name!r}")
+        group = groups[index]
+        base = f"/spec/workerGroupSpecs/{index}"
+        # A JSON patch guarded by `test` ops: the group is still at that index, and each field
+        # still holds what the user saw. A merge patch would replace the whole groups list.
+        ops: list[dict[str, Any]] = [{"op": "test", "path": f"{base}/groupName", "value": group_name}]
+        for change in plan.changes:
+            field = change.field.rsplit(".", 1)[-1]
+            stored = _as_shown(field, group.get(field))
+            if stored != change.old:
+                raise Conflict(
+                    f"RayCluster {namespace}/{rc_name}: {group_name}.{field} is now {stored}, not {change.old} as shown; "
+                    "someone changed it meanwhile. Refreshed: look again before scaling."
+                )
+            if field in group:
+                ops.append({"op": "test", "path": f"{base}/{field}", "value": group[field]})
+                ops.append({"op": "replace", "path": f"{base}/{field}", "value": change.new})
+            else:
+                ops.append({"op": "add", "path": f"{base}/{field}", "value": change.new})
+        self._api.call_api(
+            f"/apis/{RAY_GROUP}/{RAY_VERSION}/namespaces/{namespace}/{RAY_PLURAL}/{rc_name}",
+            "PATCH",
+            header_params={"Content-Type": "application/json-patch+json", "Accept": "application/json"},
+            body=ops,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=(5, 30),
+        )
+
+    def _scale_machine_deployment(self, plan: ScalePlan) -> None:
+        pool = plan.pool
+        namespace = pool.namespace or "default"
+        change = plan.changes[0]
+        scale = self._custom.get_namespaced_custom_object_scale(
+            CAPI_GROUP, CAPI_VERSION, namespace, CAPI_PLURAL, pool.name
+        )
+        current = (scale.get("spec") or {}).get("replicas")
+        if current != change.old:
+            raise Conflict(
+                f"MachineDeployment {namespace}/{pool.name}: replicas is now {current}, not {change.old} as shown; "
+                "someone changed it meanwhile. Refreshed: look again before scaling."
+            )
+        body = {
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            # The resourceVersion makes the API server refuse (409) if it changed since the read.
+            "metadata": {"name": pool.name, "namespace": namespace,
+                         "resourceVersion": (scale.get("metadata") or {}).get("resourceVersion")},
+            "spec": {"replicas": change.new},
+        }
+        self._custom.replace_namespaced_custom_object_scale(
+            CAPI_GROUP, CAPI_VERSION, namespace, CAPI_PLURAL, pool.name, body
+        )
+
+
+def _as_shown(field: str, stored: Any) -> int | None:
+    """A worker-group field as the pool record shows it (KubeRay's defaults filled in)."""
+    if field == "maxReplicas":
+        return None if stored in (None, NO_MAX) else int(stored)
+    return int(stored or 0)
