@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ray", action="append", metavar="[NAME=]URL",
                    help="a Ray dashboard URL (repeatable); default: the config file, or RAY_ADDRESS if http(s)")
+    p.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: KUBECONFIG, then ~/.kube/config)")
+    p.add_argument("--context", action="append", metavar="NAME",
+                   help="a kubeconfig context to show (repeatable; default: the current context)")
     p.add_argument("--config", metavar="PATH", help="config file (default: the user config path, or MLTOP_CONFIG)")
     p.add_argument("--refresh", type=float, metavar="SECONDS", help="seconds between polls of each source (default 2)")
     p.add_argument("--read-only", action="store_true", help="offer no action that changes anything")
@@ -53,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load(
             ray_flags=args.ray,
+            context_flags=args.context,
+            kubeconfig_flag=args.kubeconfig,
             config_flag=args.config,
             refresh_flag=args.refresh,
             read_only_flag=args.read_only,
@@ -66,15 +71,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         platform = DemoPlatform().start()
         # The demo never talks to a real cluster, whatever the config says.
-        config = replace(config, ray=platform.ray_endpoints())
-    elif not config.ray:
+        config = replace(config, ray=platform.ray_endpoints(), kubernetes=platform.kube_targets())
+    elif not config.ray and not config.kubernetes:
         where = config.path or "the config file"
-        return fail(f"no source configured: pass --ray URL, set RAY_ADDRESS, or add [[ray]] to {where} "
-                    "(or try mltop --demo)")
+        return fail(f"no source configured: pass --ray URL or --context NAME, set RAY_ADDRESS, or add [[ray]] "
+                    f"to {where} (or try mltop --demo)")
+    try:
+        sources = make_sources(config)
+    except SourceConfigError as exc:
+        if platform is not None:
+            platform.stop()
+        return fail(str(exc))
     try:
         if args.once:
-            return run_once(config, as_json=args.json)
-        return run_tui(config)
+            return run_once(config, sources, as_json=args.json)
+        return run_tui(config, sources)
     except KeyboardInterrupt:
         return 130
     finally:
@@ -82,18 +93,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             platform.stop()
 
 
+class SourceConfigError(Exception):
+    """A source that cannot even be set up (a broken kubeconfig, an unknown context)."""
+
+
 def make_sources(config: Config) -> list:
     from mltop.adapters.ray import RaySource
 
-    return [RaySource(endpoint) for endpoint in config.ray]
+    sources: list = [RaySource(endpoint) for endpoint in config.ray]
+    if config.kubernetes:
+        from mltop.adapters.kube import KubeConfigError, KubeSource
+
+        for target in config.kubernetes:
+            try:
+                sources.append(KubeSource(target))
+            except KubeConfigError as exc:
+                raise SourceConfigError(str(exc)) from None
+    return sources
 
 
-def run_once(config: Config, *, as_json: bool) -> int:
+def run_once(config: Config, sources: list, *, as_json: bool) -> int:
     from mltop.refresh import poll_all, snapshot_of, utcnow
     from mltop.report import exit_status, render_json, render_text
 
     async def collect():
-        sources = make_sources(config)
         try:
             updates = await poll_all(sources)
         finally:
@@ -111,9 +134,9 @@ def run_once(config: Config, *, as_json: bool) -> int:
     return exit_status(snapshot)
 
 
-def run_tui(config: Config) -> int:
+def run_tui(config: Config, sources: list) -> int:
     from mltop.tui.app import MltopApp
 
-    app = MltopApp(config, make_sources(config))
+    app = MltopApp(config, sources)
     app.run()
     return app.return_code or 0

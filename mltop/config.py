@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mltop.adapters.http import Endpoint
+from mltop.adapters.kube_target import KubeTarget
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,12 +62,19 @@ class RaySourceConfig(_Strict):
         return check_http_url(value)
 
 
+class KubeSourceConfig(_Strict):
+    context: str | None = None  # default: the kubeconfig's current context
+    kubeconfig: str | None = None  # default: KUBECONFIG, then ~/.kube/config
+    in_cluster: bool = False  # use the pod's service account (mltop running inside the cluster)
+
+
 class FileConfig(_Strict):
     refresh: float = Field(default=DEFAULT_REFRESH, ge=0.2, le=3600)
     read_only: bool = False
     finished_limit: int = Field(default=50, ge=0, le=10000)
     stop_patience: float = Field(default=30.0, gt=0, le=3600)
     ray: list[RaySourceConfig] = Field(default_factory=list)
+    kubernetes: list[KubeSourceConfig] = Field(default_factory=list)
     keys: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("keys")
@@ -83,6 +91,7 @@ class FileConfig(_Strict):
 @dataclass(frozen=True)
 class Config:
     ray: tuple[Endpoint, ...] = ()
+    kubernetes: tuple[KubeTarget, ...] = ()
     refresh: float = DEFAULT_REFRESH
     read_only: bool = False
     finished_limit: int = 50
@@ -155,9 +164,31 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
+def kube_targets(
+    contexts: list[str] | None, kubeconfig: str | None, file: FileConfig, env: Mapping[str, str]
+) -> tuple[KubeTarget, ...]:
+    """Flags, then the file's [[kubernetes]] entries, then what kubectl would use by itself."""
+    if kubeconfig and not Path(kubeconfig).expanduser().is_file():
+        raise ConfigError(f"--kubeconfig: no such file {kubeconfig!r}")
+    if contexts:
+        return tuple(KubeTarget(context=c, kubeconfig=kubeconfig) for c in contexts)
+    if kubeconfig:
+        return (KubeTarget(kubeconfig=kubeconfig),)
+    if file.kubernetes:
+        return tuple(KubeTarget(k.context, k.kubeconfig, k.in_cluster) for k in file.kubernetes)
+    default = Path(env.get("HOME", "~")).expanduser() / ".kube" / "config"
+    if env.get("KUBECONFIG") or default.is_file():
+        return (KubeTarget(),)
+    if env.get("KUBERNETES_SERVICE_HOST"):
+        return (KubeTarget(in_cluster=True),)
+    return ()
+
+
 def load(
     *,
     ray_flags: list[str] | None = None,
+    context_flags: list[str] | None = None,
+    kubeconfig_flag: str | None = None,
     config_flag: str | None = None,
     refresh_flag: float | None = None,
     read_only_flag: bool = False,
@@ -213,6 +244,7 @@ def load(
     env_read_only = env.get("MLTOP_READ_ONLY", "").lower() in ("1", "true", "yes", "on")
     return Config(
         ray=tuple(endpoints),
+        kubernetes=kube_targets(context_flags, kubeconfig_flag, file, env),
         refresh=refresh_flag if refresh_flag is not None else file.refresh,
         read_only=read_only_flag or env_read_only or file.read_only,
         finished_limit=file.finished_limit,

@@ -39,6 +39,10 @@ def gpus(value: float | None) -> str:
     return f"{value:.2g}"
 
 
+def count(value: int | None, none: str = "-") -> str:
+    return none if value is None else str(value)
+
+
 def timestamp(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
 

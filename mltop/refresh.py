@@ -140,4 +140,6 @@ def snapshot_of(updates: Iterable[SourceUpdate], now: datetime) -> Snapshot:
         sources=tuple(u.health for u in updates),
         jobs=jobs,
         ray_clusters=clusters,
+        nodes=tuple(node for u in updates if u.data for node in u.data.nodes),
+        pools=tuple(pool for u in updates if u.data for pool in u.data.pools),
     )

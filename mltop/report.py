@@ -8,7 +8,7 @@ from typing import Any
 
 from mltop import format as fmt
 from mltop.jobs import order_jobs
-from mltop.model import Job, RayClusterState, Snapshot, SourceHealth
+from mltop.model import GpuNode, Job, Pool, RayClusterState, Snapshot, SourceHealth
 
 EXIT_OK = 0
 EXIT_NO_SOURCE = 2
@@ -43,6 +43,53 @@ def job_json(job: Job, now: datetime) -> dict[str, Any]:
         "message": job.message,
         "kind": job.kind,
         "entrypoint": job.entrypoint,
+        "namespace": job.namespace,
+    }
+
+
+def node_json(node: GpuNode) -> dict[str, Any]:
+    return {
+        "key": node.key,
+        "cluster": node.cluster,
+        "name": node.name,
+        "pool": node.pool,
+        "gpu_model": node.gpu_model,
+        "gpu_resource": node.gpu_resource,
+        "gpus_total": node.gpus_total,
+        "gpus_allocatable": node.gpus_allocatable,
+        "gpus_allocated": node.gpus_allocated,
+        "gpus_free": node.gpus_free,
+        "sharing": node.sharing,
+        "ready": node.ready,
+        "schedulable": node.schedulable,
+        "taints": list(node.taints),
+        "instance_type": node.instance_type,
+        "zone": node.zone,
+        "capacity_type": node.capacity_type,
+        "created_at": _iso(node.created_at),
+        "pods": [{"namespace": p.namespace, "name": p.name, "gpus": p.gpus, "owner": p.owner} for p in node.pods],
+    }
+
+
+def pool_json(pool: Pool) -> dict[str, Any]:
+    return {
+        "key": pool.key,
+        "cluster": pool.cluster,
+        "kind": pool.kind,
+        "name": pool.name,
+        "namespace": pool.namespace,
+        "replicas": pool.replicas,
+        "ready": pool.ready,
+        "min": pool.min,
+        "max": pool.max,
+        "gpus_per_replica": pool.gpus_per_replica,
+        "gpus_total": pool.gpus_total,
+        "gpus_allocated": pool.gpus_allocated,
+        "gpus_idle": pool.gpus_idle,
+        "gpu_model": pool.gpu_model,
+        "scalable": pool.scalable,
+        "why_not_scalable": pool.why_not_scalable,
+        "autoscaled": pool.autoscaled,
     }
 
 
@@ -100,8 +147,8 @@ def to_json(snapshot: Snapshot, finished_limit: int) -> dict[str, Any]:
         "generated_at": _iso(now),
         "sources": [source_json(s, clusters.get(s.name) if s.ok else None, now) for s in snapshot.sources],
         "jobs": [job_json(j, now) for j in order_jobs(snapshot.jobs, finished_limit)],
-        "nodes": [],
-        "pools": [],
+        "nodes": [node_json(n) for n in snapshot.nodes],
+        "pools": [pool_json(p) for p in snapshot.pools],
         "warnings": [],
     }
 
@@ -136,4 +183,27 @@ def render_text(snapshot: Snapshot, finished_limit: int) -> str:
         lines.append("  ".join(fmt.clip(c, w).ljust(w) for c, (_, w) in zip(cells, COLUMNS)).rstrip())
     if not jobs:
         lines.append("(no jobs)")
+    if snapshot.nodes:
+        lines += ["", "  ".join(t.ljust(w) for t, w in NODE_COLUMNS).rstrip()]
+        for n in snapshot.nodes:
+            state = "Ready" if n.ready else "NotReady"
+            if not n.schedulable:
+                state += ",cordoned"
+            cells = (n.cluster, n.name, n.pool or "-", n.gpu_model or "-", fmt.gpus(n.gpus_total),
+                     fmt.gpus(n.gpus_allocated), fmt.gpus(n.gpus_free), state)
+            lines.append("  ".join(fmt.clip(c, w).ljust(w) for c, (_, w) in zip(cells, NODE_COLUMNS)).rstrip())
+    if snapshot.pools:
+        lines += ["", "  ".join(t.ljust(w) for t, w in POOL_COLUMNS).rstrip()]
+        for p in snapshot.pools:
+            cells = (p.cluster, p.kind, p.name, fmt.count(p.replicas), fmt.count(p.ready),
+                     "-" if p.kind == "nodepool" else f"{fmt.count(p.min, '0')}..{fmt.count(p.max, '∞')}",
+                     fmt.gpus(p.gpus_per_replica),
+                     "yes" if p.scalable else "no")
+            lines.append("  ".join(fmt.clip(c, w).ljust(w) for c, (_, w) in zip(cells, POOL_COLUMNS)).rstrip())
     return "\n".join(lines) + "\n"
+
+
+NODE_COLUMNS = (("CLUSTER", 12), ("NODE", 28), ("POOL", 16), ("MODEL", 22), ("GPUS", 4), ("ALLOC", 5),
+                ("FREE", 4), ("STATE", 16))
+POOL_COLUMNS = (("CLUSTER", 12), ("KIND", 22), ("NAME", 24), ("REPL", 4), ("READY", 5), ("MIN..MAX", 8),
+                ("GPU/R", 5), ("SCALE", 5))

@@ -10,7 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,6 +21,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from mltop.adapters.kube_cache import WatchCache, wait_synced
 from mltop.adapters.kube_errors import kube_error
+from mltop.adapters.kube_target import KubeTarget
 from mltop.adapters.kube_parse import (
     KIND,
     NO_MAX,
@@ -46,14 +47,6 @@ class KubeConfigError(Exception):
     """The kubeconfig or context cannot be used; one line for the user."""
 
 
-@dataclass(frozen=True)
-class KubeTarget:
-    name: str  # shown in the tables: the context's name, or "in-cluster"
-    kubeconfig: str | None = None
-    context: str | None = None
-    in_cluster: bool = False
-
-
 def api_client_for(target: KubeTarget) -> k8s.ApiClient:
     try:
         if target.in_cluster:
@@ -68,11 +61,16 @@ def api_client_for(target: KubeTarget) -> k8s.ApiClient:
         raise KubeConfigError(f"{where}: {str(exc).strip() or type(exc).__name__}") from None
 
 
-def current_context(kubeconfig: str | None) -> str:
+def target_name(target: KubeTarget) -> str:
+    """What the tables call this cluster: its kubeconfig context."""
+    if target.in_cluster:
+        return "in-cluster"
+    if target.context:
+        return target.context
     try:
-        _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+        _, active = k8s_config.list_kube_config_contexts(config_file=target.kubeconfig)
     except (ConfigException, OSError, ValueError, TypeError) as exc:
-        raise KubeConfigError(f"{kubeconfig or 'kubeconfig'}: {str(exc).strip()}") from None
+        raise KubeConfigError(f"{target.kubeconfig or 'kubeconfig'}: {str(exc).strip()}") from None
     return active["name"]
 
 
@@ -92,7 +90,7 @@ class KubeSource:
         sync_timeout: float = SYNC_TIMEOUT,
     ) -> None:
         self.target = target
-        self.name = target.name
+        self.name = target_name(target)
         self.clock = clock
         self.sync_timeout = sync_timeout
         self._api = api_client or api_client_for(target)

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from mltop.adapters.http import Endpoint
+from mltop.adapters.kube_target import KubeTarget
+from mltop.demo.kube_api import KubeStore, make_kube_app
+from mltop.demo.kube_scenario import KubeScenario, kubeconfig, seed_kube
 from mltop.demo.ray_dashboard import Faults, make_app
-from mltop.demo.ray_sim import RaySim
+from mltop.demo.ray_sim import RaySim, utcnow
 from mltop.demo.scenario import RayScenario, new_ray_sim
 from mltop.demo.server import LoopbackServer
 
 DEMO_RAY_NAME = "demo"
+DEMO_KUBE_CONTEXT = "demo-k8s"
+DEMO_KUBE_TOKEN = "demo-token"  # the demo API server checks it, as a real one checks yours
 STEP_SECONDS = 1.0
 
 
@@ -26,21 +35,45 @@ class DemoPlatform:
     ray_sim: RaySim | None = None
     ray_faults: Faults = field(default_factory=Faults)
     ray_url: str = ""
+    kube_store: KubeStore | None = None
+    kube_url: str = ""
+    kubeconfig_path: str = ""
+    _tmp: str = ""
 
     def start(self) -> "DemoPlatform":
+        clock = self.clock or utcnow
         self.server.start()
         self.ray_sim = self.server.call(lambda: new_ray_sim(self.clock))
         self.ray_url = self.server.serve(make_app(self.ray_sim, faults=self.ray_faults))
+        store = KubeStore(clock=clock)
+        self.kube_store = store
+        self.server.call(lambda: seed_kube(store, clock()))
+        self.kube_url = self.server.serve(make_kube_app(store, token=DEMO_KUBE_TOKEN))
+        self._tmp = tempfile.mkdtemp(prefix="mltop-demo-")
+        path = Path(self._tmp) / "kubeconfig"
+        path.write_text(json.dumps(kubeconfig(self.kube_url, DEMO_KUBE_TOKEN, DEMO_KUBE_CONTEXT)))
+        self.kubeconfig_path = str(path)
         if self.moving:
-            scenario = RayScenario(self.ray_sim)
-            self.server.every(STEP_SECONDS, scenario.step)
+            ray_scenario = RayScenario(self.ray_sim)
+            kube_scenario = KubeScenario(store, clock)
+
+            def step() -> None:
+                ray_scenario.step()
+                kube_scenario.step()
+
+            self.server.every(STEP_SECONDS, step)
         return self
 
     def ray_endpoints(self) -> tuple[Endpoint, ...]:
         return (Endpoint(name=DEMO_RAY_NAME, url=self.ray_url),)
 
+    def kube_targets(self) -> tuple[KubeTarget, ...]:
+        return (KubeTarget(context=DEMO_KUBE_CONTEXT, kubeconfig=self.kubeconfig_path),)
+
     def stop(self) -> None:
         self.server.stop()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self) -> "DemoPlatform":
         return self.start()

@@ -1,0 +1,179 @@
+"""The demo's Kubernetes cluster: GPU pools from GKE, EKS, Karpenter and AKS, a MIG node, a
+time-sliced node, a CPU-only pool, a KubeRay cluster, a MachineDeployment, GPU pods coming and
+going, pods waiting for GPUs, and one pool (H100) left idle.
+
+`seed_kube` builds the opening state; `KubeScenario.step` plays the controllers a real cluster
+runs (KubeRay keeps worker pods at `replicas`, Cluster API brings machines to `replicas`, jobs
+finish and new ones queue), so scaling in the demo shows up the way it would for real.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from mltop.demo import kube_objects as k
+from mltop.demo.kube_api import KubeStore
+
+RAY = ("ray.io/v1", "RayCluster")
+CAPI = ("cluster.x-k8s.io/v1beta1", "MachineDeployment")
+MAX_PODS = 80
+
+
+def seed_kube(store: KubeStore, now: datetime) -> None:
+    day = timedelta(days=1)
+    for obj in (
+        k.gke_a100_node("gke-a100-pool-7f3a-1", "a100-pool", now - 12 * day),
+        k.gke_a100_node("gke-a100-pool-7f3a-2", "a100-pool", now - 12 * day),
+        k.eks_h100_node("ip-10-0-41-17.ec2.internal", "h100-ng", now - 2 * day),  # nobody uses it
+        k.karpenter_l4_node("ip-10-0-77-5.ec2.internal", "l4-spot", now - timedelta(hours=5)),
+        k.karpenter_l4_node("ip-10-0-77-9.ec2.internal", "l4-spot", now - timedelta(hours=3)),
+        k.aks_a100_node("aks-a100pool-31415-vmss000000", "a100pool", now - 30 * day),
+        k.mig_node("gke-mig-pool-2b1c-1", "mig-pool", now - 9 * day),
+        k.time_sliced_node("gke-shared-t4-9e0d-1", "shared-t4", now - 20 * day),
+        k.cpu_node("gke-default-pool-1a2b-1", "default-pool", now - 40 * day),
+        k.cpu_node("gke-default-pool-1a2b-2", "default-pool", now - 40 * day),
+    ):
+        store.put(obj)
+    hour = timedelta(hours=1)
+    for i in (1, 2):
+        store.put(k.pod(f"llm-pretrain-{i}-x7k2p", "ml", gpus=8, node_name=f"gke-a100-pool-7f3a-{i}",
+                        created=now - 9 * hour, owner=("Job", "llm-pretrain")))
+    for i in range(3):
+        store.put(k.pod(f"notebook-{i}", "lab", gpus=1, node_name="gke-shared-t4-9e0d-1",
+                        created=now - (i + 1) * hour, owner=("StatefulSet", f"notebook-{i}")))
+    for i in range(4):
+        store.put(k.pod(f"embed-serve-{i}", "serve", gpus=1, resource="nvidia.com/mig-1g.10gb",
+                        node_name="gke-mig-pool-2b1c-1", created=now - 2 * day,
+                        owner=("ReplicaSet", "embed-serve-7c9f")))
+    store.put(k.raycluster("train-cluster", "ml", autoscaling=False, created=now - 5 * hour, groups=[
+        k.worker_group("gpu-workers", replicas=2, min_replicas=0, max_replicas=4, gpus=4)]))
+    store.put(k.raycluster("serve-cluster", "serve", autoscaling=True, created=now - 30 * day, groups=[
+        k.worker_group("inference", replicas=1, min_replicas=1, max_replicas=3, gpus=1)]))
+    store.put(k.machine_deployment("gpu-md-0", "capi", replicas=2, ready=2, min_size=1, max_size=6,
+                                   gpus_per_machine=4, created=now - 60 * day))
+    store.put(k.pod("finetune-70b-0-q8m4t", "ml", gpus=8, created=now - timedelta(minutes=18),
+                    owner=("PyTorchJob", "finetune-70b"),
+                    unschedulable_message="0/10 nodes are available: 2 Insufficient nvidia.com/gpu, "
+                                          "1 node(s) had untolerated taint {nvidia.com/gpu: present}, "
+                                          "7 node(s) didn't match Pod's node affinity/selector."))
+    store.put(k.pod("sweep-lr-3-b2d9f", "research", gpus=2, created=now - timedelta(minutes=4),
+                    owner=("Job", "sweep-lr-3"),
+                    unschedulable_message="0/10 nodes are available: 10 Insufficient nvidia.com/gpu."))
+    reconcile(store, now)
+
+
+def _worker_labels(cluster: str, group: str) -> dict[str, str]:
+    return {"ray.io/cluster": cluster, "ray.io/group": group, "ray.io/node-type": "worker"}
+
+
+def _free_gpus(store: KubeStore) -> dict[str, float]:
+    free = {}
+    for node in store.list("v1", "Node"):
+        gpus = float((node["status"]["allocatable"] or {}).get("nvidia.com/gpu", 0))
+        if gpus and "nvidia.com/gpu.replicas" not in node["metadata"]["labels"]:
+            free[node["metadata"]["name"]] = gpus
+    for pod in store.list("v1", "Pod"):
+        name = pod["spec"].get("nodeName")
+        if name in free and pod["status"]["phase"] not in ("Succeeded", "Failed"):
+            limits = pod["spec"]["containers"][0]["resources"].get("limits", {})
+            free[name] -= float(limits.get("nvidia.com/gpu", 0))
+    return free
+
+
+def reconcile(store: KubeStore, now: datetime) -> None:
+    """What the KubeRay operator and Cluster API would do: bring pods and machines to spec."""
+    for rc in store.list(*RAY):
+        name, namespace = rc["metadata"]["name"], rc["metadata"]["namespace"]
+        for group in rc["spec"]["workerGroupSpecs"]:
+            want = min(max(group.get("replicas", 0), group.get("minReplicas", 0)), group.get("maxReplicas", 2**31 - 1))
+            labels = _worker_labels(name, group["groupName"])
+            pods = [p for p in store.list("v1", "Pod", namespace)
+                    if all(p["metadata"].get("labels", {}).get(a) == b for a, b in labels.items())]
+            gpus = int(group["template"]["spec"]["containers"][0]["resources"]["limits"].get("nvidia.com/gpu", 0))
+            for extra in pods[want:]:
+                store.delete("v1", "Pod", extra["metadata"]["name"], namespace)
+            for i in range(len(pods), want):
+                free = _free_gpus(store)
+                node = next((n for n, f in sorted(free.items()) if f >= gpus and ("l4" in n or "77" in n or "aks" in n)),
+                            None)
+                store.put(k.pod(f"{name}-{group['groupName']}-worker-{_suffix(now, i)}", namespace, gpus=gpus,
+                                node_name=node, created=now, labels=labels, owner=("RayCluster", name)))
+    for md in store.list(*CAPI):
+        spec, status = md["spec"], md.setdefault("status", {})
+        if status.get("readyReplicas") != spec["replicas"] or status.get("replicas") != spec["replicas"]:
+            ready = status.get("readyReplicas", 0)
+            status["readyReplicas"] = ready + (1 if ready < spec["replicas"] else -1 if ready > spec["replicas"] else 0)
+            status["replicas"] = spec["replicas"]
+            status["availableReplicas"] = status["readyReplicas"]
+            store.put(md)
+
+
+def _suffix(now: datetime, i: int) -> str:
+    return f"{int(now.timestamp()) % 100000:05d}{i}"
+
+
+class KubeScenario:
+    """Jobs finish and new ones queue; pending pods get placed when GPUs free up."""
+
+    def __init__(self, store: KubeStore, clock: Callable[[], datetime], seed: int = 11) -> None:
+        self.store = store
+        self.clock = clock
+        self.rng = random.Random(seed)
+        self.steps = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        now = self.clock()
+        if self.steps % 20 == 0:
+            self._new_job(now)
+        self._place_pending()
+        self._finish_some(now)
+        reconcile(self.store, now)
+
+    def _new_job(self, now: datetime) -> None:
+        waiting = [p for p in self.store.list("v1", "Pod") if not p["spec"].get("nodeName")]
+        if len(waiting) >= 4 or len(self.store.list("v1", "Pod")) >= MAX_PODS:
+            return
+        gpus = self.rng.choice([1, 2, 4])
+        name = f"batch-infer-{self.steps}"
+        self.store.put(k.pod(f"{name}-0", "ml", gpus=gpus, created=now, owner=("Job", name),
+                             unschedulable_message="0/10 nodes are available: Insufficient nvidia.com/gpu."))
+
+    def _place_pending(self) -> None:
+        free = _free_gpus(self.store)
+        for pod in self.store.list("v1", "Pod"):
+            if pod["spec"].get("nodeName") or pod["metadata"]["name"].startswith(("finetune-70b", "sweep-lr")):
+                continue  # the two opening pods stay queued: one wants a pool that does not exist
+            gpus = float(pod["spec"]["containers"][0]["resources"]["limits"].get("nvidia.com/gpu", 0))
+            node = next((n for n, f in sorted(free.items()) if f >= gpus and "h100" not in n and "41-17" not in n), None)
+            if node is None:
+                continue
+            free[node] -= gpus
+            pod["spec"]["nodeName"] = node
+            pod["status"] = {"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"},
+                                                                {"type": "Ready", "status": "True"}]}
+            self.store.put(pod)
+
+    def _finish_some(self, now: datetime) -> None:
+        for pod in self.store.list("v1", "Pod"):
+            name = pod["metadata"]["name"]
+            if pod["status"]["phase"] != "Running" or not name.startswith("batch-infer"):
+                continue
+            started = datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+            if (now - started).total_seconds() > 45:
+                self.store.delete("v1", "Pod", name, "ml")
+
+
+def kubeconfig(url: str, token: str, context: str) -> dict[str, Any]:
+    """A kubeconfig (JSON is valid YAML) pointing at the demo API server."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": context, "cluster": {"server": url}}],
+        "users": [{"name": "demo-user", "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": "demo-user"}}],
+        "current-context": context,
+    }
