@@ -13,10 +13,10 @@ from datetime import datetime
 
 from rich.text import Text
 from textual.binding import Binding
-from textual.widgets import DataTable
 
 from mltop import format as fmt
 from mltop.model import Job, JobState
+from mltop.widgets.keyed_table import KeyedTable
 
 STATE_STYLES = {
     JobState.PENDING: "bold yellow",
@@ -42,12 +42,6 @@ WIDE_WIDTHS = {"cluster": 14, "id": 30, "owner": 12}  # from 140 columns: whole 
 MIN_NAME_WIDTH = 10
 
 
-class KeyedText(Text):
-    """A cell that knows its row's key, so rows can be ordered by the queue's order."""
-
-    row_key: str = ""
-
-
 def state_text(job: Job, overdue: bool) -> Text:
     if job.stop_requested_at is not None:
         # Ray has no "cancelling" state: this is mltop's record that a stop was accepted.
@@ -63,8 +57,7 @@ def time_text(job: Job, now: datetime) -> Text:
 
 
 def row_cells(job: Job, now: datetime, widths: dict[str, int], overdue: bool = False) -> tuple[Text, ...]:
-    ident = KeyedText(fmt.clip_middle(job.id, widths["id"]))
-    ident.row_key = job.key
+    ident = Text(fmt.clip_middle(job.id, widths["id"]))
     cells = (
         Text(fmt.clip(job.cluster, widths.get("cluster", 0))),
         ident,
@@ -95,95 +88,40 @@ def column_widths(total: int, several_clusters: bool = True) -> dict[str, int]:
     return widths
 
 
-class JobsTable(DataTable):
-    """The job queue. `sync()` applies a keyed diff and keeps the cursor on the same job."""
+class JobsTable(KeyedTable[Job]):
+    """The job queue, queue first. `sync()` keeps the cursor on the same job."""
 
-    BINDINGS = [
-        Binding("enter", "select_cursor", "Details", id="jobs.details"),
-        Binding("j,down", "cursor_down", "Down", show=False, id="cursor.down"),
-        Binding("k,up", "cursor_up", "Up", show=False, id="cursor.up"),
-    ]
+    COLUMNS = COLUMNS
+    BINDINGS = [Binding("enter", "select_cursor", "Details", id="jobs.details")]
 
     def __init__(self, several_clusters: bool = True, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
         self.several_clusters = several_clusters
-        self.jobs: dict[str, Job] = {}
-        self._cells: dict[str, tuple[Text, ...]] = {}
-        self._order: list[str] = []
-        self._widths = column_widths(80, several_clusters)
-        self._sync_now: datetime | None = None
-        self._sync_overdue: frozenset[str] = frozenset()
-
-    def _build_columns(self, width: int) -> None:
-        self._widths = column_widths(width, self.several_clusters)
-        for key, title, _ in self.columns_shown:
-            self.add_column(title, width=self._widths[key], key=key)
+        self.now: datetime | None = None
+        self.overdue: frozenset[str] = frozenset()
+        super().__init__(**kwargs)
 
     @property
-    def columns_shown(self) -> tuple[tuple[str, str, int], ...]:
-        return tuple(c for c in COLUMNS if c[0] in self._widths)
-
-    def relayout(self, width: int) -> None:
-        """Size the columns for a table `width` cells wide (at mount, then only on resize)."""
-        if self.columns and column_widths(width, self.several_clusters) == self._widths:
-            return
-        jobs, order = list(self.jobs.values()), list(self._order)
-        selected = self.selected_key
-        self.clear(columns=True)
-        self.jobs, self._cells, self._order = {}, {}, []
-        self._build_columns(width)
-        if jobs and self._sync_now is not None:
-            by_key = {j.key: j for j in jobs}
-            self.sync([by_key[k] for k in order], self._sync_now, self._sync_overdue, keep=selected)
-
-    @property
-    def selected_key(self) -> str | None:
-        if not self._order or self.cursor_row < 0 or self.cursor_row >= self.row_count:
-            return None
-        return self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
+    def jobs(self) -> dict[str, Job]:
+        return self.records
 
     @property
     def selected_job(self) -> Job | None:
-        key = self.selected_key
-        return self.jobs.get(key) if key else None
+        return self.selected
 
-    def sync(
+    def widths(self, total: int) -> dict[str, int]:
+        return column_widths(total, self.several_clusters)
+
+    def cells(self, record: Job, widths: dict[str, int]) -> tuple[Text, ...]:
+        assert self.now is not None
+        return row_cells(record, self.now, widths, record.key in self.overdue)
+
+    def sync(  # type: ignore[override]
         self,
         jobs: Sequence[Job],
-        now: datetime,
+        now: datetime | None = None,
         overdue: frozenset[str] = frozenset(),
         keep: str | None = None,
     ) -> None:
-        """Show exactly `jobs`, in this order, changing only what changed."""
-        self._sync_now, self._sync_overdue = now, overdue
-        selected = keep or self.selected_key
-        old_index = self.cursor_row
-        wanted = [j.key for j in jobs]
-        wanted_set = set(wanted)
-        with self.app.batch_update():
-            for key in [k for k in self._order if k not in wanted_set]:
-                self.remove_row(key)
-                del self._cells[key]
-                del self.jobs[key]
-            for job in jobs:
-                cells = row_cells(job, now, self._widths, job.key in overdue)
-                old = self._cells.get(job.key)
-                if old is None:
-                    self.add_row(*cells, key=job.key)
-                else:
-                    for (col_key, _, _), new, before in zip(self.columns_shown, cells, old):
-                        if new != before or new.style != before.style:
-                            self.update_cell(job.key, col_key, new)
-                self._cells[job.key] = cells
-                self.jobs[job.key] = job
-            if wanted != self._current_order():
-                rank = {key: i for i, key in enumerate(wanted)}
-                self.sort("id", key=lambda ident: rank[ident.row_key])
-            self._order = wanted
-            if selected in wanted_set:
-                self.move_cursor(row=self.get_row_index(selected), animate=False)
-            elif wanted:
-                self.move_cursor(row=min(max(old_index, 0), len(wanted) - 1), animate=False)
-
-    def _current_order(self) -> list[str]:
-        return [self.coordinate_to_cell_key((i, 0)).row_key.value for i in range(self.row_count)]
+        if now is not None:
+            self.now, self.overdue = now, overdue
+        super().sync(jobs, keep=keep)

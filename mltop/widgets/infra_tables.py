@@ -1,0 +1,87 @@
+"""The GPU nodes panel and the pools panel: records in, keyed diffs out. Display only."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from mltop import format as fmt
+from mltop.model import GpuNode, Pool
+from mltop.widgets.keyed_table import KeyedTable
+
+POOL_KINDS = {"nodepool": "nodepool", "raycluster-workergroup": "ray group", "machinedeployment": "capi md"}
+
+
+def node_state(node: GpuNode) -> Text:
+    if not node.ready:
+        return Text("NotReady", style="bold red")
+    if not node.schedulable:
+        return Text("Cordoned", style="yellow")
+    return Text("Ready", style="green")
+
+
+def allocation(used: float | None, total: float | None) -> Text:
+    text = f"{fmt.gpus(used)}/{fmt.gpus(total)}"
+    if used is not None and total:
+        style = "green" if used >= total else "yellow" if used > 0 else "bold yellow"
+        return Text(text, style=style, justify="right")
+    return Text(text, justify="right")
+
+
+class NodesTable(KeyedTable[GpuNode]):
+    """Every node with GPU capacity: model, allocation, state."""
+
+    COLUMNS = (
+        ("name", "NODE", 0),
+        ("pool", "POOL", 12),
+        ("model", "MODEL", 14),
+        ("alloc", "ALLOC", 7),
+        ("free", "FREE", 4),
+        ("state", "STATE", 8),
+    )
+
+    def cells(self, node: GpuNode, widths: dict[str, int]) -> tuple[Text, ...]:
+        return (
+            Text(fmt.clip_middle(node.name, widths["name"])),
+            Text(fmt.clip(node.pool or "-", widths["pool"])),
+            Text(fmt.clip(short_model(node.gpu_model), widths["model"])),
+            allocation(node.gpus_allocated, node.gpus_allocatable),
+            Text(fmt.gpus(node.gpus_free), justify="right", style="bold yellow" if node.gpus_free else ""),
+            node_state(node),
+        )
+
+
+class PoolsTable(KeyedTable[Pool]):
+    """Node pools, KubeRay worker groups and MachineDeployments; `s` scales the scalable ones."""
+
+    COLUMNS = (
+        ("name", "POOL", 0),
+        ("kind", "KIND", 9),
+        ("ready", "READY", 5),
+        ("range", "MIN..MAX", 8),
+        ("gpus", "GPU/R", 5),
+        ("idle", "IDLE", 4),
+        ("scale", "S", 1),
+    )
+
+    def cells(self, pool: Pool, widths: dict[str, int]) -> tuple[Text, ...]:
+        bounds = "-" if pool.kind == "nodepool" else f"{fmt.count(pool.min, '0')}..{fmt.count(pool.max, '∞')}"
+        idle = pool.gpus_idle
+        return (
+            Text(fmt.clip(pool.name, widths["name"])),
+            Text(POOL_KINDS.get(pool.kind, pool.kind), style="dim"),
+            Text(f"{fmt.count(pool.ready)}/{fmt.count(pool.replicas)}", justify="right"),
+            Text(bounds + (" A" if pool.autoscaled and pool.kind != "nodepool" else "")),
+            Text(fmt.gpus(pool.gpus_per_replica), justify="right"),
+            Text("-" if idle is None else fmt.gpus(idle), justify="right", style="bold yellow" if idle else ""),
+            Text("s" if pool.scalable else "·", style="cyan" if pool.scalable else "dim"),
+        )
+
+
+def short_model(model: str | None) -> str:
+    """NVIDIA-A100-SXM4-40GB -> A100-SXM4-40GB: the vendor prefix costs columns and says little."""
+    if not model:
+        return "-"
+    for prefix in ("NVIDIA-", "nvidia-tesla-", "nvidia-", "Tesla-"):
+        if model.startswith(prefix):
+            return model[len(prefix):]
+    return model

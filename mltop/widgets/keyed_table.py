@@ -1,0 +1,145 @@
+"""A DataTable whose rows are records with a stable key, updated by keyed diff. Display only.
+
+Facts this relies on (house style, measured on Textual 8.2): a keyed diff with `update_cell` on
+changed cells only is far cheaper than clear-and-refill and keeps cursor and scroll; columns have
+fixed widths (no `update_width` in the refresh path); the cursor is positional, so it is re-pinned
+by row key after every diff; user text is wrapped in `Text` so `[` in a name is not markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+R = TypeVar("R")
+
+
+class KeyedText(Text):
+    """The first cell of a row, carrying the row's key so rows can be put in any given order."""
+
+    row_key: str = ""
+
+
+def keyed(cell: Text, key: str) -> KeyedText:
+    out = KeyedText(justify=cell.justify, style=cell.style)
+    out.append_text(cell)
+    out.row_key = key
+    return out
+
+
+class KeyedTable(DataTable, Generic[R]):
+    """Subclasses give COLUMNS ((key, title, width); width 0 = takes the room left), `widths()`
+    for a table width, and `cells()` for a record."""
+
+    COLUMNS: tuple[tuple[str, str, int], ...] = ()
+    BINDINGS = [
+        Binding("j,down", "cursor_down", "Down", show=False, id="cursor.down"),
+        Binding("k,up", "cursor_up", "Up", show=False, id="cursor.up"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self.records: dict[str, R] = {}
+        self._cells: dict[str, tuple[Text, ...]] = {}
+        self._order: list[str] = []
+        self._widths: dict[str, int] = self.widths(80)
+
+    # -- for subclasses ---------------------------------------------------------------------
+
+    def widths(self, total: int) -> dict[str, int]:
+        widths = {key: width for key, _, width in self.COLUMNS}
+        fixed = sum(w for k, w in widths.items() if w)
+        flexible = [k for k, w in widths.items() if not w]
+        room = total - fixed - 2 * len(widths) - 1  # cell padding and the scrollbar
+        for key in flexible:
+            widths[key] = max(8, room // len(flexible))
+        return widths
+
+    def key_of(self, record: R) -> str:
+        return record.key  # type: ignore[attr-defined]
+
+    def cells(self, record: R, widths: dict[str, int]) -> tuple[Text, ...]:
+        raise NotImplementedError
+
+    # -- layout -----------------------------------------------------------------------------
+
+    @property
+    def columns_shown(self) -> tuple[tuple[str, str, int], ...]:
+        return tuple(c for c in self.COLUMNS if c[0] in self._widths)
+
+    def relayout(self, width: int) -> None:
+        """Size the columns for a table `width` cells wide (at mount, then only on resize)."""
+        if self.columns and self.widths(width) == self._widths:
+            return
+        records = [self.records[k] for k in self._order]
+        selected = self.selected_key
+        self.clear(columns=True)
+        self.records, self._cells, self._order = {}, {}, []
+        self._widths = self.widths(width)
+        for key, title, _ in self.columns_shown:
+            self.add_column(title, width=self._widths[key], key=key)
+        if records:
+            self.sync(records, keep=selected)
+
+    # -- selection --------------------------------------------------------------------------
+
+    @property
+    def selected_key(self) -> str | None:
+        if not self._order or self.cursor_row < 0 or self.cursor_row >= self.row_count:
+            return None
+        return self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
+
+    @property
+    def selected(self) -> R | None:
+        key = self.selected_key
+        return self.records.get(key) if key else None
+
+    def select_key(self, key: str) -> bool:
+        if key not in self.records:
+            return False
+        self.move_cursor(row=self.get_row_index(key), animate=False)
+        return True
+
+    # -- the diff ---------------------------------------------------------------------------
+
+    def sync(self, records: Sequence[R], keep: str | None = None) -> None:
+        """Show exactly `records`, in this order, changing only what changed."""
+        if not self.columns:
+            self.relayout(self.size.width or 80)
+        selected = keep or self.selected_key
+        old_index = self.cursor_row
+        wanted = [self.key_of(r) for r in records]
+        wanted_set = set(wanted)
+        first_column = self.columns_shown[0][0]
+        with self.app.batch_update():
+            for key in [k for k in self._order if k not in wanted_set]:
+                self.remove_row(key)
+                del self._cells[key]
+                del self.records[key]
+            for key, record in zip(wanted, records):
+                cells = list(self.cells(record, self._widths))
+                cells[0] = keyed(cells[0], key)
+                old = self._cells.get(key)
+                if old is None:
+                    self.add_row(*cells, key=key)
+                else:
+                    for (col_key, _, _), new, before in zip(self.columns_shown, cells, old):
+                        if new != before or new.style != before.style:
+                            self.update_cell(key, col_key, new)
+                self._cells[key] = tuple(cells)
+                self.records[key] = record
+            if wanted != self._current_order():
+                rank = {key: i for i, key in enumerate(wanted)}
+                self.sort(first_column, key=lambda cell: rank[cell.row_key])
+            self._order = wanted
+            if selected in wanted_set:
+                self.move_cursor(row=self.get_row_index(selected), animate=False)
+            elif wanted:
+                self.move_cursor(row=min(max(old_index, 0), len(wanted) - 1), animate=False)
+
+    def _current_order(self) -> list[str]:
+        return [self.coordinate_to_cell_key((i, 0)).row_key.value for i in range(self.row_count)]
