@@ -27,3 +27,10 @@ class Cancellable(Protocol):
 @runtime_checkable
 class HasJobDetails(Protocol):
     async def job_detail(self, job_id: str) -> Any: ...
+
+
+@runtime_checkable
+class Scalable(Protocol):
+    """A source whose pools can be resized; `scale` carries out a plan the user confirmed."""
+
+    async def scale(self, plan: Any) -> str: ...

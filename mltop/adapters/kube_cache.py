@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -79,10 +80,14 @@ class WatchCache(Generic[R]):
         self._stop.set()
         response = self._response
         if response is not None:
-            try:
-                response.close()  # unblocks a read in progress
-            except Exception:  # closing a half-dead socket may raise; the thread ends anyway
-                pass
+            # Closing the response alone waits for the reader thread's current read (up to the
+            # next event or bookmark, a minute on a quiet cluster); shutting the socket ends it now.
+            sock = getattr(getattr(response, "connection", None), "sock", None)
+            for end in (lambda: sock.shutdown(socket.SHUT_RDWR) if sock else None, response.close):
+                try:
+                    end()
+                except Exception:  # a half-dead socket may refuse; the thread ends anyway
+                    pass
 
     def snapshot(self) -> list[R]:
         with self._lock:

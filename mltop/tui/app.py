@@ -12,26 +12,31 @@ from datetime import datetime
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Input, Static
 
-from mltop.adapters.base import Cancellable, HasJobDetails, Source
+from mltop.adapters.base import Cancellable, HasJobDetails, Scalable, Source
 from mltop import format as fmt
 from mltop.config import Config
 from mltop.errors import SourceError
 from mltop.jobs import StopTracker, matches, order_jobs
-from mltop.model import Job, JobState, RayClusterState, SourceHealth
+from mltop.model import GpuNode, Job, JobState, Pool, RayClusterState, SourceHealth
+from mltop.scaling import ScalePlan
 from mltop.refresh import SourceLoop, SourceUpdate, source_key, utcnow
 from mltop.tui.commands import MltopCommands
 from mltop.tui.confirm import ConfirmCancel
 from mltop.tui.details import JobDetailsScreen
 from mltop.tui.help import HelpScreen
+from mltop.tui.infra_details import InfraDetailsScreen
+from mltop.tui.scale import ScaleDialog
 from mltop.tui.messages import SourceUpdated
+from mltop.widgets.infra_tables import NodesTable, PoolsTable, short_model
 from mltop.widgets.jobs_table import JobsTable
 from mltop.widgets.source_status import SourceStatus
 
-MUTATING_ACTIONS = {"cancel_job"}
-MAIN_SCREEN_ACTIONS = {"cancel_job", "filter", "clear_filter", "refresh"}
+MUTATING_ACTIONS = {"cancel_job", "scale_pool"}
+MAIN_SCREEN_ACTIONS = {"cancel_job", "scale_pool", "filter", "clear_filter", "refresh"}
+WIDE = 120  # from this many columns the nodes and pools panels sit side by side
 
 
 class MltopApp(App[int]):
@@ -45,6 +50,7 @@ class MltopApp(App[int]):
         Binding("question_mark", "help", "Keys", id="help"),
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("ctrl+d", "cancel_job", "Cancel job", id="jobs.cancel"),
+        Binding("s", "scale_pool", "Scale", id="pools.scale"),
         Binding("r", "refresh", "Refresh", show=False, id="refresh"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="filter.clear"),
     ]
@@ -68,14 +74,22 @@ class MltopApp(App[int]):
         self.stops = StopTracker(config.stop_patience)
         self.filter_text = ""
         self.cancels_in_flight: set[str] = set()
+        self.scales_in_flight: set[str] = set()
         self.all_jobs: list[Job] = []
+        self.has_infra = any(s.kind == "kubernetes" for s in sources)
 
     # -- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Static(id="summary")
-        with Vertical(id="jobs-panel"):
+        with Vertical(id="jobs-panel", classes="panel"):
             yield JobsTable(several_clusters=len(self.sources) > 1, id="jobs")
+        if self.has_infra:
+            with Horizontal(id="infra"):
+                with Vertical(id="nodes-panel", classes="panel"):
+                    yield NodesTable(id="nodes")
+                with Vertical(id="pools-panel", classes="panel"):
+                    yield PoolsTable(id="pools")
         yield Input(placeholder="filter jobs: words to match, Enter keeps, Esc clears", id="filter")
         yield SourceStatus(id="sources")
         yield Footer()
@@ -88,7 +102,7 @@ class MltopApp(App[int]):
         if self.config.keymap:
             self.set_keymap(dict(self.config.keymap))
         self.query_one("#filter", Input).display = False
-        self.table.relayout(self.size.width - 2)
+        self._relayout()
         self.table.focus()
         self._render_all()
         if self.start_polling:
@@ -98,7 +112,17 @@ class MltopApp(App[int]):
         self.set_interval(1.0, self._tick)
 
     def on_resize(self) -> None:
-        self.table.relayout(self.size.width - 2)  # inside the panel's border
+        self._relayout()
+
+    def _relayout(self) -> None:
+        width = self.size.width
+        self.table.relayout(width - 2)  # inside the panel's border
+        if self.has_infra:
+            wide = width >= WIDE
+            self.query_one("#infra").set_class(not wide, "stacked")
+            half = width // 2 - 2 if wide else width - 2
+            self.query_one(NodesTable).relayout(half)
+            self.query_one(PoolsTable).relayout(half)
 
     # -- data -----------------------------------------------------------------------------
 
@@ -113,6 +137,25 @@ class MltopApp(App[int]):
     def on_source_updated(self, message: SourceUpdated) -> None:
         self.updates[message.update.key] = message.update
         self._render_all(settled={message.update.key} if message.update.health.ok else set())
+        if self.has_infra:
+            self._render_infra()
+
+    def _render_infra(self) -> None:
+        nodes = [n for u in self.updates.values() if u.data for n in u.data.nodes]
+        pools = [p for u in self.updates.values() if u.data for p in u.data.pools]
+        # Nodes with free GPUs first (that is where money idles), then by name.
+        nodes.sort(key=lambda n: (-n.gpus_free, n.cluster, n.name))
+        order = {"raycluster-workergroup": 0, "machinedeployment": 1, "nodepool": 2}
+        pools.sort(key=lambda p: (order.get(p.kind, 9), p.cluster, p.name))
+        self.query_one(NodesTable).sync(nodes)
+        self.query_one(PoolsTable).sync(pools)
+        total = sum(n.gpus_allocatable for n in nodes)
+        allocated = sum(n.gpus_allocated for n in nodes)
+        self.query_one("#nodes-panel").border_title = (
+            f"GPU nodes: {len(nodes)}, {fmt.gpus(allocated)}/{fmt.gpus(total)} GPUs allocated")
+        scalable = sum(1 for p in pools if p.scalable)
+        self.query_one("#pools-panel").border_title = f"Pools: {len(pools)}, {scalable} scalable"
+        self._infra = (nodes, pools)
 
     def _tick(self) -> None:
         self._render_all()
@@ -130,7 +173,16 @@ class MltopApp(App[int]):
         self._render_titles(shown)
         healths = [self._health(key) for key in self.sources]
         clusters = {k: u.data.ray_cluster for k, u in self.updates.items() if u.data and u.data.ray_cluster}
-        self.query_one(SourceStatus).sync(healths, clusters, now, stale_after=max(10.0, 3 * self.config.refresh))
+        extras = {}
+        for key, u in self.updates.items():
+            if u.data and u.data.nodes:
+                alloc = sum(n.gpus_allocated for n in u.data.nodes)
+                cap = sum(n.gpus_allocatable for n in u.data.nodes)
+                waiting = sum(1 for j in u.data.jobs if j.state is JobState.PENDING)
+                extras[key] = (f"{len(u.data.nodes)} GPU nodes, {fmt.gpus(alloc)}/{fmt.gpus(cap)} GPUs allocated, "
+                               f"{waiting} pods wait for GPUs")
+        self.query_one(SourceStatus).sync(healths, clusters, now, stale_after=max(10.0, 3 * self.config.refresh),
+                                          extras=extras)
         self._render_summary(clusters)
 
     def _health(self, key: str) -> SourceHealth:
@@ -158,6 +210,18 @@ class MltopApp(App[int]):
         text = f" mltop  {ok}/{len(self.sources)} sources up"
         if clusters:
             text += f"  ·  Ray GPUs {fmt.gpus(used)}/{fmt.gpus(total)} in use"
+        nodes = [n for u in self.updates.values() if u.data for n in u.data.nodes]
+        if nodes:
+            alloc = sum(n.gpus_allocated for n in nodes)
+            cap = sum(n.gpus_allocatable for n in nodes)
+            text += f"  ·  K8s GPUs {fmt.gpus(alloc)}/{fmt.gpus(cap)} allocated, {fmt.gpus(cap - alloc)} idle"
+            by_model: dict[str, list[float]] = {}
+            for n in nodes:
+                entry = by_model.setdefault(short_model(n.gpu_model), [0.0, 0.0])
+                entry[0] += n.gpus_allocated
+                entry[1] += n.gpus_allocatable
+            text += "  ·  " + "  ".join(
+                f"{model} {fmt.gpus(a)}/{fmt.gpus(c)}" for model, (a, c) in sorted(by_model.items()))
         self.query_one("#summary", Static).update(text)
 
     # -- actions --------------------------------------------------------------------------
@@ -168,9 +232,17 @@ class MltopApp(App[int]):
         if action in MAIN_SCREEN_ACTIONS and self.screen is not self.screen_stack[0]:
             return False  # these act on the jobs table, which another screen covers
         if action == "cancel_job":
+            if self.has_infra and not isinstance(self.focused, JobsTable):
+                return False  # the key is for the jobs panel
             job = self.table.selected_job if self.is_mounted else None
             if job is None or not job.cancellable or job.stop_requested_at is not None:
                 return None  # shown dimmed: the key exists, but not for this row
+        if action == "scale_pool":
+            if not self.has_infra or not isinstance(self.focused, PoolsTable):
+                return False
+            pool = self.focused.selected
+            if pool is None or not pool.scalable or pool.key in self.scales_in_flight:
+                return None
         return True
 
     def action_help(self) -> None:
@@ -205,8 +277,19 @@ class MltopApp(App[int]):
         for loop in self.loops.values():
             loop.poke()
 
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.refresh_bindings()  # cancel and scale depend on the row under the cursor
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         key = event.row_key.value
+        if isinstance(event.data_table, (NodesTable, PoolsTable)):
+            record = event.data_table.records.get(key) if key else None
+            if record is not None:
+                self.push_screen(InfraDetailsScreen(record, self.clock))
+            return
         job = self.table.jobs.get(key) if key else None
         if job is None:
             return
@@ -253,3 +336,42 @@ class MltopApp(App[int]):
         self.notify(f"{outcome.message}; waiting for it to report the job stopped", timeout=6)
         self._render_all()
         self.loops[key].poke()
+
+    def action_scale_pool(self) -> None:
+        if self.read_only or not self.has_infra:
+            return
+        table = self.query_one(PoolsTable)
+        pool = table.selected  # captured now, by key
+        if pool is None:
+            return
+        if not pool.scalable:
+            self.notify(f"{pool.name}: {pool.why_not_scalable}", severity="warning", timeout=8)
+            return
+        if pool.key in self.scales_in_flight:
+            self.notify(f"a scale of {pool.name} is already under way", severity="warning")
+            return
+
+        def confirmed(plan: ScalePlan | None) -> None:
+            if plan is not None:
+                self.scale(plan)
+
+        self.push_screen(ScaleDialog(pool), confirmed)
+
+    @work(group="actions", description="scale a pool", exit_on_error=False)
+    async def scale(self, plan: ScalePlan) -> None:
+        pool = plan.pool
+        key = f"kubernetes/{pool.cluster}"
+        source = self.sources.get(key)
+        if not isinstance(source, Scalable):
+            self.notify(f"{key} cannot scale pools", severity="error")
+            return
+        self.scales_in_flight.add(pool.key)
+        try:
+            message = await source.scale(plan)
+        except SourceError as exc:
+            self.notify(str(exc), severity="error", timeout=12)
+            return
+        finally:
+            self.scales_in_flight.discard(pool.key)
+            self.loops[key].poke()  # show what the server holds now, success or not
+        self.notify(f"{message}; the pools panel shows the new value once the server reports it", timeout=8)

@@ -41,7 +41,7 @@ class NodesTable(KeyedTable[GpuNode]):
 
     def cells(self, node: GpuNode, widths: dict[str, int]) -> tuple[Text, ...]:
         return (
-            Text(fmt.clip_middle(node.name, widths["name"])),
+            Text(fmt.clip(short_node_name(node.name), widths["name"])),
             Text(fmt.clip(node.pool or "-", widths["pool"])),
             Text(fmt.clip(short_model(node.gpu_model), widths["model"])),
             allocation(node.gpus_allocated, node.gpus_allocatable),
@@ -85,3 +85,14 @@ def short_model(model: str | None) -> str:
         if model.startswith(prefix):
             return model[len(prefix):]
     return model
+
+
+CLOUD_SUFFIXES = (".ec2.internal", ".compute.internal", ".internal")
+
+
+def short_node_name(name: str) -> str:
+    """ip-10-0-77-5.ec2.internal -> ip-10-0-77-5: the cloud's DNS suffix is the same on every node."""
+    for suffix in CLOUD_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name

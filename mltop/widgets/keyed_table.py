@@ -37,8 +37,11 @@ class KeyedTable(DataTable, Generic[R]):
 
     COLUMNS: tuple[tuple[str, str, int], ...] = ()
     BINDINGS = [
+        Binding("enter", "select_cursor", "Details", id="panel.details"),
         Binding("j,down", "cursor_down", "Down", show=False, id="cursor.down"),
         Binding("k,up", "cursor_up", "Up", show=False, id="cursor.up"),
+        Binding("left", "app.focus_previous", "Previous panel", show=False, id="panel.previous"),
+        Binding("right", "app.focus_next", "Next panel", show=False, id="panel.next"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -64,6 +67,27 @@ class KeyedTable(DataTable, Generic[R]):
 
     def cells(self, record: R, widths: dict[str, int]) -> tuple[Text, ...]:
         raise NotImplementedError
+
+    # -- moving between panels --------------------------------------------------------------
+
+    def action_cursor_up(self) -> None:
+        if self.cursor_row <= 0 and self._neighbour(-1):
+            return
+        super().action_cursor_up()
+
+    def action_cursor_down(self) -> None:
+        if self.cursor_row >= self.row_count - 1 and self._neighbour(+1):
+            return
+        super().action_cursor_down()
+
+    def _neighbour(self, step: int) -> bool:
+        """Past the first or last row, the arrow moves to the panel above or below (no wrap)."""
+        tables = [w for w in self.screen.focus_chain if isinstance(w, KeyedTable)]
+        index = tables.index(self) + step if self in tables else -1
+        if 0 <= index < len(tables):
+            tables[index].focus()
+            return True
+        return False
 
     # -- layout -----------------------------------------------------------------------------
 

@@ -12,7 +12,9 @@ from mltop import format as fmt
 from mltop.model import RayClusterState, SourceHealth
 
 
-def source_line(health: SourceHealth, cluster: RayClusterState | None, now: datetime, stale_after: float) -> Text:
+def source_line(
+    health: SourceHealth, cluster: RayClusterState | None, now: datetime, stale_after: float, extra: str = ""
+) -> Text:
     line = Text()
     age = health.age_seconds(now)
     label = f"{health.kind}/{health.name}"
@@ -32,6 +34,8 @@ def source_line(health: SourceHealth, cluster: RayClusterState | None, now: date
         data_age = f"data {fmt.short_duration(age)} old" if age is not None else "no data yet"
         line.append(f"  {data_age}: ", style="red")
         line.append(health.error or "failed", style="red")
+    if health.ok and extra:
+        line.append(f"  {extra}")
     if health.ok and cluster is not None:
         used = fmt.gpus(cluster.gpus_used)
         line.append(f"  GPUs {used}/{fmt.gpus(cluster.gpus_total)} used")
@@ -49,9 +53,12 @@ class SourceStatus(Static):
         clusters: Mapping[str, RayClusterState],
         now: datetime,
         stale_after: float,
+        extras: Mapping[str, str] | None = None,
     ) -> None:
+        extras = extras or {}
         text = Text("\n").join(
-            source_line(h, clusters.get(f"{h.kind}/{h.name}"), now, stale_after) for h in healths
+            source_line(h, clusters.get(f"{h.kind}/{h.name}"), now, stale_after, extras.get(f"{h.kind}/{h.name}", ""))
+            for h in healths
         )
         text.no_wrap = True
         text.overflow = "ellipsis"

@@ -1,0 +1,99 @@
+"""`enter` on a GPU node or a pool: what it holds, from the records already fetched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from mltop import format as fmt
+from mltop.model import GpuNode, Pool
+
+
+def _grid(rows: list[tuple[str, str]]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for label, value in rows:
+        grid.add_row(label, Text(value))
+    return grid
+
+
+def node_view(node: GpuNode, now: datetime) -> Group:
+    age = (now - node.created_at).total_seconds() if node.created_at else None
+    facts = _grid([
+        ("node", f"{node.cluster}/{node.name}"),
+        ("pool", node.pool or "-"),
+        ("GPU", f"{node.gpu_model or 'unknown model'} ({node.gpu_resource})"),
+        ("GPUs", f"{fmt.gpus(node.gpus_total)} total, {fmt.gpus(node.gpus_allocatable)} allocatable, "
+                 f"{fmt.gpus(node.gpus_allocated)} allocated, {fmt.gpus(node.gpus_free)} free"),
+        ("sharing", node.sharing or "none"),
+        ("state", ("Ready" if node.ready else "NotReady") + ("" if node.schedulable else ", cordoned")),
+        ("instance", f"{node.instance_type or '-'} in {node.zone or '-'}, {node.capacity_type or 'capacity type unknown'}"),
+        ("age", fmt.long_duration(age)),
+        ("taints", ", ".join(node.taints) or "none"),
+    ])
+    pods = Table(title="Pods holding GPUs", title_justify="left", expand=False)
+    for column in ("namespace", "pod", "GPUs", "phase", "owner"):
+        pods.add_column(column)
+    for p in node.pods:
+        pods.add_row(Text(p.namespace), Text(p.name), fmt.gpus(p.gpus), p.phase, Text(p.owner or "-"))
+    if not node.pods:
+        pods.add_row("-", "(none: every GPU on this node is idle)", "", "", "")
+    conditions = Table(title="Conditions", title_justify="left", expand=False)
+    for column in ("type", "status", "message"):
+        conditions.add_column(column)
+    for ctype, status, message in node.conditions:
+        conditions.add_row(ctype, status, Text(message))
+    return Group(facts, Text(""), pods, Text(""), conditions)
+
+
+def pool_view(pool: Pool) -> Group:
+    facts = _grid([
+        ("pool", f"{pool.cluster}/{pool.name}"),
+        ("kind", pool.kind + (f" in namespace {pool.namespace}" if pool.namespace else "")),
+        ("replicas", f"{fmt.count(pool.replicas)} ({fmt.count(pool.ready)} ready)"),
+        ("range", "-" if pool.kind == "nodepool" else f"{fmt.count(pool.min, '0')} .. {fmt.count(pool.max, 'no limit')}"),
+        ("GPUs each", fmt.gpus(pool.gpus_per_replica)),
+        ("GPUs", "-" if pool.gpus_total is None else
+         f"{fmt.gpus(pool.gpus_total)} total, {fmt.gpus(pool.gpus_allocated)} allocated, {fmt.gpus(pool.gpus_idle)} idle"),
+        ("model", pool.gpu_model or "-"),
+        ("autoscaled", "yes" if pool.autoscaled else "no"),
+        ("scaling", "s scales it" if pool.scalable else f"not from here: {pool.why_not_scalable}"),
+    ])
+    members = Table(title="Nodes" if pool.kind == "nodepool" else "Workers", title_justify="left")
+    members.add_column("name")
+    for name in pool.members:
+        members.add_row(Text(name))
+    if not pool.members:
+        members.add_row("(none)")
+    return Group(facts, Text(""), members)
+
+
+class InfraDetailsScreen(Screen[None]):
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
+
+    def __init__(self, record: GpuNode | Pool, clock: Callable[[], datetime]) -> None:
+        super().__init__()
+        self.record = record
+        self.clock = clock
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="details"):
+            if isinstance(self.record, GpuNode):
+                yield Static(node_view(self.record, self.clock()), id="body")
+            else:
+                yield Static(pool_view(self.record), id="body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        kind = "Node" if isinstance(self.record, GpuNode) else "Pool"
+        self.query_one("#details").border_title = f"{kind} {self.record.cluster}/{self.record.name}"

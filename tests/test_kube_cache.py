@@ -1,0 +1,122 @@
+"""The watch cache against the fake API server: list, watch, bookmarks, 410, reconnects, deletes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from mltop.adapters.kube_cache import WatchCache, wait_synced
+from mltop.adapters.kube_parse import node_facts, pod_facts
+from mltop.demo import kube_objects as k
+from tests.conftest import FIXED_NOW
+from tests.kube_helpers import start_fake_cluster
+
+
+def eventually(check, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    assert check()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    fake = start_fake_cluster(tmp_path, seed=False, bookmark_seconds=0.2)
+    yield fake
+    fake.server.stop()
+
+
+@pytest.fixture
+def core(cluster):
+    api = k8s_config.new_client_from_config(config_file=cluster.kubeconfig, context=cluster.context)
+    yield k8s.CoreV1Api(api)
+    api.close()
+
+
+def names(cache):
+    return sorted(r.name for r in cache.snapshot())
+
+
+def test_list_then_watch_adds_modifies_and_deletes(cluster, core):
+    cluster.call(lambda: cluster.store.put(k.gke_a100_node("a1", "p", FIXED_NOW)))
+    cache = WatchCache("nodes", core.list_node, node_facts, watch_seconds=5)
+    cache.start()
+    wait_synced([cache], 5)
+    assert names(cache) == ["a1"]
+    cluster.call(lambda: cluster.store.put(k.eks_h100_node("h1", "ng", FIXED_NOW)))
+    eventually(lambda: names(cache) == ["a1", "h1"])
+    cordoned = k.gke_a100_node("a1", "p", FIXED_NOW)
+    cordoned["spec"]["unschedulable"] = True
+    cluster.call(lambda: cluster.store.put(cordoned))
+    eventually(lambda: next(r for r in cache.snapshot() if r.name == "a1").unschedulable)
+    cluster.call(lambda: cluster.store.delete("v1", "Node", "h1"))
+    eventually(lambda: names(cache) == ["a1"])
+    assert cache.lists == 1
+    cache.stop()
+
+
+def test_bookmarks_move_the_resource_version_without_changes(cluster, core):
+    cluster.call(lambda: cluster.store.put(k.gke_a100_node("a1", "p", FIXED_NOW)))
+    cache = WatchCache("pods", core.list_pod_for_all_namespaces, pod_facts, watch_seconds=5)
+    cache.start()
+    wait_synced([cache], 5)
+    start = cache.resource_version
+    # Changes to another kind advance the global version; the pods watch learns it from bookmarks.
+    cluster.call(lambda: cluster.store.put(k.eks_h100_node("h1", "ng", FIXED_NOW)))
+    eventually(lambda: cache.resource_version != start)
+    assert int(cache.resource_version) == cluster.call(lambda: cluster.store.resource_version)
+    cache.stop()
+
+
+def test_410_relists_and_a_server_ended_watch_reconnects(cluster, core):
+    cluster.call(lambda: cluster.store.put(k.gke_a100_node("a1", "p", FIXED_NOW)))
+    cache = WatchCache("nodes", core.list_node, node_facts, watch_seconds=5)
+    cache.start()
+    wait_synced([cache], 5)
+    # The server ends every watch: the cache reconnects from where it was, without a re-list.
+    cluster.call(cluster.store.end_watches)
+    eventually(lambda: cache.watches >= 2)
+    cluster.call(lambda: cluster.store.put(k.gke_a100_node("a2", "p", FIXED_NOW)))
+    eventually(lambda: names(cache) == ["a1", "a2"])
+    assert cache.lists == 1
+    # History compacted while a change and a delete happen out of sight: 410, so re-list.
+    def out_of_sight():
+        cluster.store.end_watches()
+        cluster.store.delete("v1", "Node", "a1")
+        cluster.store.put(k.gke_a100_node("a3", "p", FIXED_NOW))
+        cluster.store.compact()
+    cache.resource_version = "1"  # as if the watch had fallen far behind
+    cluster.call(out_of_sight)
+    eventually(lambda: names(cache) == ["a2", "a3"])
+    assert cache.lists >= 2
+    cache.stop()
+
+
+def test_only_gpu_and_ray_pods_are_kept(cluster, core):
+    def seed():
+        for i in range(300):
+            cluster.store.put(k.pod(f"web-{i}", "web", node_name="cpu-1", created=FIXED_NOW))
+        cluster.store.put(k.pod("train", "ml", gpus=1, node_name="a1", created=FIXED_NOW))
+    cluster.call(seed)
+    cache = WatchCache("pods", core.list_pod_for_all_namespaces, pod_facts, page_size=50, watch_seconds=5)
+    cache.start()
+    wait_synced([cache], 10)
+    assert names(cache) == ["train"]  # 301 pods listed in 7 pages, one kept
+    cache.stop()
+
+
+def test_an_unreachable_server_is_an_error_not_a_hang(tmp_path):
+    fake = start_fake_cluster(tmp_path, seed=False)
+    api = k8s_config.new_client_from_config(config_file=fake.kubeconfig, context=fake.context)
+    fake.server.stop()
+    cache = WatchCache("nodes", k8s.CoreV1Api(api).list_node, node_facts)
+    cache.start()
+    with pytest.raises(Exception) as info:
+        wait_synced([cache], 3)
+    assert "nodes" in str(info.value)
+    cache.stop()
