@@ -134,9 +134,24 @@ def run_once(config: Config, sources: list, *, as_json: bool) -> int:
     return exit_status(snapshot)
 
 
+def quiet_logging() -> None:
+    """Nothing may write to the terminal the TUI draws on: log to MLTOP_LOG, or nowhere.
+
+    (urllib3 warns on every retry, and the root logger's last-resort handler prints to stderr.)
+    """
+    import logging
+    import os
+
+    path = os.environ.get("MLTOP_LOG")
+    handler: logging.Handler = logging.FileHandler(path) if path else logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if path else logging.WARNING, handlers=[handler], force=True)
+
+
 def run_tui(config: Config, sources: list) -> int:
     from mltop.tui.app import MltopApp
 
+    quiet_logging()
     app = MltopApp(config, sources)
     app.run()
     return app.return_code or 0

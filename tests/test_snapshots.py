@@ -53,3 +53,39 @@ def test_details_160x48(snap_compare, frozen_demo):
         await pilot.pause()
 
     assert snap_compare(make_app(frozen_demo), terminal_size=(160, 48), run_before=run_before)
+
+
+def make_full_app(platform):
+    from dataclasses import replace as _replace
+
+    from mltop.adapters.kube import KubeSource
+    from mltop.adapters.ray import RaySource
+    from mltop.config import Config
+    from mltop.tui.app import MltopApp
+    from tests.conftest import fixed_clock
+
+    config = _replace(Config(), ray=platform.ray_endpoints(), kubernetes=platform.kube_targets())
+    sources = [RaySource(e, clock=fixed_clock) for e in config.ray]
+    sources += [KubeSource(t, clock=fixed_clock) for t in config.kubernetes]
+    return MltopApp(config, sources, clock=fixed_clock, start_polling=False)
+
+
+def test_ray_and_kubernetes_80x24(snap_compare, frozen_demo):
+    assert snap_compare(make_full_app(frozen_demo), terminal_size=(80, 24), run_before=_loaded)
+
+
+def test_ray_and_kubernetes_160x48(snap_compare, frozen_demo):
+    assert snap_compare(make_full_app(frozen_demo), terminal_size=(160, 48), run_before=_loaded)
+
+
+def test_scale_dialog_80x24(snap_compare, frozen_demo):
+    async def run_before(pilot):
+        from mltop.widgets.infra_tables import PoolsTable
+
+        await _loaded(pilot)
+        table = pilot.app.query_one(PoolsTable)
+        table.focus()
+        table.select_key(next(k for k, p in table.records.items() if p.name == "serve-cluster/inference"))
+        await pilot.press("s", "backspace", "2")
+
+    assert snap_compare(make_full_app(frozen_demo), terminal_size=(80, 24), run_before=run_before)

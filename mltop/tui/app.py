@@ -111,6 +111,10 @@ class MltopApp(App[int]):
         # Ages and the stop watchdog advance even when no source answers.
         self.set_interval(1.0, self._tick)
 
+    async def on_unmount(self) -> None:
+        for source in self.sources.values():
+            await source.aclose()  # stops the watch threads and closes connections
+
     def on_resize(self) -> None:
         self._relayout()
 
@@ -149,6 +153,7 @@ class MltopApp(App[int]):
         pools.sort(key=lambda p: (order.get(p.kind, 9), p.cluster, p.name))
         self.query_one(NodesTable).sync(nodes)
         self.query_one(PoolsTable).sync(pools)
+        self._explain_pool(self.query_one(PoolsTable).selected)
         total = sum(n.gpus_allocatable for n in nodes)
         allocated = sum(n.gpus_allocated for n in nodes)
         self.query_one("#nodes-panel").border_title = (
@@ -279,6 +284,15 @@ class MltopApp(App[int]):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.refresh_bindings()  # cancel and scale depend on the row under the cursor
+        if isinstance(event.data_table, PoolsTable):
+            self._explain_pool(event.data_table.selected)
+
+    def _explain_pool(self, pool: Pool | None) -> None:
+        """Where scaling is dimmed, the panel says why, under the pool the cursor is on."""
+        reason = ""
+        if pool is not None and not self.read_only:
+            reason = "s: scale" if pool.scalable else f"not scalable here: {pool.why_not_scalable}"
+        self.query_one("#pools-panel").border_subtitle = reason
 
     def on_descendant_focus(self) -> None:
         self.refresh_bindings()
