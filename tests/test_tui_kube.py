@@ -167,3 +167,20 @@ async def test_read_only_removes_scale(cluster):
         await pilot.press("s")
         assert not isinstance(app.screen, ScaleDialog)
         assert "scale_pool" not in {b.binding.action for b in app.screen.active_bindings.values()}
+
+
+async def test_a_pending_pods_details_show_the_schedulers_reason(cluster):
+    from mltop.tui.details import JobDetailsScreen, facts
+
+    app = make_app(cluster)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(app, pilot)
+        jobs = app.query_one(JobsTable)
+        jobs.focus()
+        jobs.select_key("kubernetes/test-ctx/ml/finetune-70b-0-q8m4t")
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, JobDetailsScreen) and screen.source is None
+        assert "untolerated taint" in screen.job.message
+        text = plain(facts(screen.job, fixed_clock()))
+        assert "PyTorchJob/finetune-70b" in text and "namespace    ml" in text and "18 minutes" in text

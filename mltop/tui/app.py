@@ -308,8 +308,9 @@ class MltopApp(App[int]):
         if job is None:
             return
         source = self.sources.get(f"{job.source}/{job.cluster}")
-        if isinstance(source, HasJobDetails):
-            self.push_screen(JobDetailsScreen(job, source, clock=self.clock))
+        self.push_screen(
+            JobDetailsScreen(job, source if isinstance(source, HasJobDetails) else None, clock=self.clock)
+        )
 
     def action_cancel_job(self) -> None:
         if self.read_only:

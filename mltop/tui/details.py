@@ -31,6 +31,7 @@ def facts(job: Job, now: datetime) -> Table:
         ("name", job.name),
         ("state", f"{job.state.value}   ({job.source} says {job.native_state})"),
         ("type", job.kind or "-"),
+        ("namespace", job.namespace or "-"),
         ("GPUs asked", fmt.gpus(job.gpus)),
         ("CPUs asked", fmt.gpus(job.cpus)),
         ("owner", job.owner or "-"),
@@ -53,7 +54,7 @@ class JobDetailsScreen(Screen[None]):
         Binding("r", "reload", "Reload"),
     ]
 
-    def __init__(self, job: Job, source: HasJobDetails, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, job: Job, source: HasJobDetails | None, *, clock: Callable[[], datetime]) -> None:
         super().__init__()
         self.job = job
         self.source = source
@@ -63,16 +64,19 @@ class JobDetailsScreen(Screen[None]):
         with VerticalScroll(id="details"):
             yield Static(facts(self.job, self.clock()), id="facts")
             yield Static(Text(self.job.message or "", style="italic"), id="message")
-            yield Static(Text("log tail: loading…", style="dim"), id="log")
+            loading = "log tail: loading…" if self.source is not None else ""
+            yield Static(Text(loading, style="dim"), id="log")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = f"{self.job.cluster}/{self.job.id}"
         self.query_one("#details").border_title = f"Job {self.job.cluster}/{self.job.id}"
-        self.load()
+        if self.source is not None:  # a pending pod has nothing more to fetch than what is shown
+            self.load()
 
     def action_reload(self) -> None:
-        self.load()
+        if self.source is not None:
+            self.load()
 
     @work(exclusive=True, group="details", description="load job details", exit_on_error=False)
     async def load(self) -> None:
