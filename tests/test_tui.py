@@ -111,7 +111,7 @@ async def test_cancel_goes_to_the_confirmed_job_even_after_a_resort(live_demo):
         assert stopped == ["raysubmit_mistral_ft"]
         # Until Ray reports a terminal state the row says the stop was sent, not that it stopped.
         table = app.query_one(JobsTable)
-        assert table.jobs[f"ray/demo/raysubmit_mistral_ft"].stop_requested_at is not None
+        assert table.jobs["ray/demo/raysubmit_mistral_ft"].stop_requested_at is not None
         row = rows(app).index("raysubmit_mistral_ft")
         assert str(table.get_row_at(row)[2]) == "STOP SENT"
         # The simulated Ray stops it a second later; then the row shows Ray's final state.

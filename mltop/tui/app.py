@@ -20,7 +20,7 @@ from mltop import format as fmt
 from mltop.config import Config
 from mltop.errors import SourceError
 from mltop.jobs import StopTracker, matches, order_jobs
-from mltop.model import GpuNode, Job, JobState, Pool, RayClusterState, SourceHealth
+from mltop.model import Job, JobState, Pool, RayClusterState, SourceHealth
 from mltop.scaling import ScalePlan
 from mltop.refresh import SourceLoop, SourceUpdate, source_key, utcnow
 from mltop.tui.commands import MltopCommands

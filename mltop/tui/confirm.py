@@ -12,16 +12,14 @@ from textual.widgets import Button, Label, Static
 
 from mltop import format as fmt
 from mltop.model import Job
+from mltop.widgets.facts import facts_grid
 
 
 SOURCE_NAMES = {"ray": "Ray", "kfp": "Kubeflow Pipelines", "kubernetes": "Kubernetes"}
 
 
 def describe(job: Job) -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    for label, value in (
+    return facts_grid((
         ("source", job.source),
         ("cluster", job.cluster),
         ("id", job.id),
@@ -29,9 +27,7 @@ def describe(job: Job) -> Table:
         ("state", job.state.value if job.native_state == job.state.value else f"{job.state.value} ({job.native_state})"),
         ("GPUs", fmt.gpus(job.gpus)),
         ("owner", job.owner or "-"),
-    ):
-        grid.add_row(label, Text(value))
-    return grid
+    ))
 
 
 class ConfirmCancel(ModalScreen[bool]):

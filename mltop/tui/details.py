@@ -18,12 +18,10 @@ from mltop import format as fmt
 from mltop.adapters.base import HasJobDetails
 from mltop.errors import SourceError
 from mltop.model import Job
+from mltop.widgets.facts import facts_grid
 
 
 def facts(job: Job, now: datetime) -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
     waited = job.queued_seconds(now)
     rows = [
         ("source", f"{job.source}/{job.cluster}"),
@@ -31,7 +29,6 @@ def facts(job: Job, now: datetime) -> Table:
         ("name", job.name),
         ("state", f"{job.state.value}   ({job.source} says {job.native_state})"),
         ("type", job.kind or "-"),
-        ("namespace", job.namespace or "-"),
         ("GPUs asked", fmt.gpus(job.gpus)),
         ("CPUs asked", fmt.gpus(job.cpus)),
         ("owner", job.owner or "-"),
@@ -40,12 +37,12 @@ def facts(job: Job, now: datetime) -> Table:
         ("finished", fmt.timestamp(job.finished_at)),
         ("entrypoint", job.entrypoint or "-"),
     ]
+    if job.namespace:
+        rows.insert(2, ("namespace", job.namespace))
     if job.stop_requested_at is not None:
         rows.append(("stop", f"requested {fmt.long_duration((now - job.stop_requested_at).total_seconds())} ago; "
                              f"not yet confirmed by {job.source}"))
-    for label, value in rows:
-        grid.add_row(label, Text(value))
-    return grid
+    return facts_grid(rows)
 
 
 class JobDetailsScreen(Screen[None]):

@@ -16,20 +16,12 @@ from textual.widgets import Footer, Static
 
 from mltop import format as fmt
 from mltop.model import GpuNode, Pool
-
-
-def _grid(rows: list[tuple[str, str]]) -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    for label, value in rows:
-        grid.add_row(label, Text(value))
-    return grid
+from mltop.widgets.facts import facts_grid
 
 
 def node_view(node: GpuNode, now: datetime) -> Group:
     age = (now - node.created_at).total_seconds() if node.created_at else None
-    facts = _grid([
+    facts = facts_grid([
         ("node", f"{node.cluster}/{node.name}"),
         ("pool", node.pool or "-"),
         ("GPU", f"{node.gpu_model or 'unknown model'} ({node.gpu_resource})"),
@@ -57,7 +49,7 @@ def node_view(node: GpuNode, now: datetime) -> Group:
 
 
 def pool_view(pool: Pool) -> Group:
-    facts = _grid([
+    facts = facts_grid([
         ("pool", f"{pool.cluster}/{pool.name}"),
         ("kind", pool.kind + (f" in namespace {pool.namespace}" if pool.namespace else "")),
         ("replicas", f"{fmt.count(pool.replicas)} ({fmt.count(pool.ready)} ready)"),

@@ -13,15 +13,13 @@ from textual.widgets import Button, Input, Label, Static
 from mltop import format as fmt
 from mltop.model import Pool
 from mltop.scaling import ScalePlan, current_value, plan
+from mltop.widgets.facts import facts_grid
 
 KIND_NAMES = {"raycluster-workergroup": "KubeRay worker group", "machinedeployment": "Cluster API MachineDeployment",
               "nodepool": "node pool"}
 
 
 def describe(pool: Pool) -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
     rows = [
         ("cluster", pool.cluster),
         ("what", f"{KIND_NAMES.get(pool.kind, pool.kind)} {pool.namespace}/{pool.name}"),
@@ -31,9 +29,7 @@ def describe(pool: Pool) -> Table:
     ]
     if pool.autoscaled:
         rows.append(("autoscaled", "yes"))
-    for label, value in rows:
-        grid.add_row(label, Text(value))
-    return grid
+    return facts_grid(rows)
 
 
 def describe_plan(p: ScalePlan) -> Text:
