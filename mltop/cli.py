@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ray", action="append", metavar="[NAME=]URL",
                    help="a Ray dashboard URL (repeatable); default: the config file, or RAY_ADDRESS if http(s)")
+    p.add_argument("--kfp", action="append", metavar="[NAME=]URL",
+                   help="a Kubeflow Pipelines API URL (repeatable); default: the config file, or KF_PIPELINES_ENDPOINT")
+    p.add_argument("--kfp-namespace", action="append", metavar="NS",
+                   help="a namespace to watch on multi-user KFP (repeatable)")
     p.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: KUBECONFIG, then ~/.kube/config)")
     p.add_argument("--context", action="append", metavar="NAME",
                    help="a kubeconfig context to show (repeatable; default: the current context)")
@@ -56,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load(
             ray_flags=args.ray,
+            kfp_flags=args.kfp,
+            kfp_namespace_flags=args.kfp_namespace,
             context_flags=args.context,
             kubeconfig_flag=args.kubeconfig,
             config_flag=args.config,
@@ -71,11 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         platform = DemoPlatform().start()
         # The demo never talks to a real cluster, whatever the config says.
-        config = replace(config, ray=platform.ray_endpoints(), kubernetes=platform.kube_targets())
-    elif not config.ray and not config.kubernetes:
+        config = replace(config, ray=platform.ray_endpoints(), kubernetes=platform.kube_targets(),
+                         kfp=platform.kfp_endpoints())
+    elif not config.ray and not config.kubernetes and not config.kfp:
         where = config.path or "the config file"
-        return fail(f"no source configured: pass --ray URL or --context NAME, set RAY_ADDRESS, or add [[ray]] "
-                    f"to {where} (or try mltop --demo)")
+        return fail(f"no source configured: pass --ray URL, --kfp URL or --context NAME, set RAY_ADDRESS, "
+                    f"or add [[ray]] to {where} (or try mltop --demo)")
     try:
         sources = make_sources(config)
     except SourceConfigError as exc:
@@ -101,6 +108,10 @@ def make_sources(config: Config) -> list:
     from mltop.adapters.ray import RaySource
 
     sources: list = [RaySource(endpoint) for endpoint in config.ray]
+    if config.kfp:
+        from mltop.adapters.kfp import KfpSource
+
+        sources += [KfpSource(endpoint, finished_limit=config.finished_limit) for endpoint in config.kfp]
     if config.kubernetes:
         from mltop.adapters.kube import KubeConfigError, KubeSource
 

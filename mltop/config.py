@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mltop.adapters.http import Endpoint
+from mltop.adapters.kfp_endpoint import KfpEndpoint
 from mltop.adapters.kube_target import KubeTarget
 
 if sys.version_info >= (3, 11):
@@ -34,6 +35,7 @@ BINDING_IDS = {
     "filter.clear": "clear the filter",
     "jobs.details": "open the selected job's details",
     "jobs.cancel": "cancel the selected job",
+    "jobs.retry": "retry the selected failed or cancelled run",
     "pools.scale": "scale the selected pool",
     "panel.details": "open the selected node's or pool's details",
     "panel.previous": "go to the previous panel",
@@ -66,6 +68,25 @@ class RaySourceConfig(_Strict):
         return check_http_url(value)
 
 
+class KfpSourceConfig(_Strict):
+    url: str
+    name: str | None = None
+    namespaces: list[str] = Field(default_factory=list)
+    token: str | None = None
+    token_file: str | None = None
+    cookie: str | None = None  # raw Cookie header, e.g. "oauth2_proxy_kubeflow=..."
+    header_name: str | None = None
+    header_value: str | None = None
+    ca_file: str | None = None
+    verify_tls: bool = True
+    timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return check_http_url(value)
+
+
 class KubeSourceConfig(_Strict):
     context: str | None = None  # default: the kubeconfig's current context
     kubeconfig: str | None = None  # default: KUBECONFIG, then ~/.kube/config
@@ -79,6 +100,7 @@ class FileConfig(_Strict):
     stop_patience: float = Field(default=30.0, gt=0, le=3600)
     ray: list[RaySourceConfig] = Field(default_factory=list)
     kubernetes: list[KubeSourceConfig] = Field(default_factory=list)
+    kfp: list[KfpSourceConfig] = Field(default_factory=list)
     keys: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("keys")
@@ -96,6 +118,7 @@ class FileConfig(_Strict):
 class Config:
     ray: tuple[Endpoint, ...] = ()
     kubernetes: tuple[KubeTarget, ...] = ()
+    kfp: tuple[KfpEndpoint, ...] = ()
     refresh: float = DEFAULT_REFRESH
     read_only: bool = False
     finished_limit: int = 50
@@ -188,9 +211,50 @@ def kube_targets(
     return ()
 
 
+def kfp_endpoints(
+    flags: list[str] | None, namespaces: list[str] | None, file: FileConfig, env: Mapping[str, str], path: Path
+) -> tuple[KfpEndpoint, ...]:
+    """--kfp flags, else KF_PIPELINES_ENDPOINT, else the file's [[kfp]] entries."""
+    token_file = env.get("KF_PIPELINES_SA_TOKEN_PATH") or None
+    specs: list[tuple[str | None, str]] = []
+    if flags:
+        for flag in flags:
+            name, url = parse_ray_flag(flag)
+            try:
+                specs.append((name, check_http_url(url)))
+            except ValueError as exc:
+                raise ConfigError(f"--kfp: {exc}") from None
+    elif env.get("KF_PIPELINES_ENDPOINT"):
+        try:
+            specs.append((None, check_http_url(env["KF_PIPELINES_ENDPOINT"])))
+        except ValueError as exc:
+            raise ConfigError(f"KF_PIPELINES_ENDPOINT: {exc}") from None
+    if specs:
+        names = _unique([name or default_name(url) for name, url in specs])
+        return tuple(KfpEndpoint(name=n, url=u, namespaces=tuple(namespaces or ()), token_file=token_file)
+                     for n, (_, u) in zip(names, specs))
+    names = _unique([k.name or default_name(k.url) for k in file.kfp])
+    out = []
+    for name, k in zip(names, file.kfp):
+        if (k.header_name is None) != (k.header_value is None):
+            raise ConfigError(f"{path}: kfp.{name}: header_name and header_value go together")
+        for f in (k.token_file, k.ca_file):
+            if f and not Path(f).expanduser().is_file():
+                raise ConfigError(f"{path}: kfp.{name}: no such file {f!r}")
+        out.append(KfpEndpoint(
+            name=name, url=k.url, namespaces=tuple(namespaces or k.namespaces), token=k.token,
+            token_file=k.token_file or (None if k.token else token_file), cookie=k.cookie,
+            header=(k.header_name, k.header_value) if k.header_name and k.header_value else None,
+            ca_file=k.ca_file, verify_tls=k.verify_tls, timeout=k.timeout,
+        ))
+    return tuple(out)
+
+
 def load(
     *,
     ray_flags: list[str] | None = None,
+    kfp_flags: list[str] | None = None,
+    kfp_namespace_flags: list[str] | None = None,
     context_flags: list[str] | None = None,
     kubeconfig_flag: str | None = None,
     config_flag: str | None = None,
@@ -249,6 +313,7 @@ def load(
     return Config(
         ray=tuple(endpoints),
         kubernetes=kube_targets(context_flags, kubeconfig_flag, file, env),
+        kfp=kfp_endpoints(kfp_flags, kfp_namespace_flags, file, env, path),
         refresh=refresh_flag if refresh_flag is not None else file.refresh,
         read_only=read_only_flag or env_read_only or file.read_only,
         finished_limit=file.finished_limit,

@@ -53,6 +53,9 @@ class Job:
     cancellable: bool = False  # the backend accepts a cancel for this job in this state
     stop_requested_at: datetime | None = None  # set by mltop after the backend accepted a stop
     namespace: str | None = None  # Kubernetes namespace (pods, KFP runs)
+    experiment: str | None = None  # KFP experiment (by name)
+    pipeline: str | None = None  # KFP pipeline (by name, with the version when known)
+    retryable: bool = False  # the backend can retry this job (KFP: failed or canceled runs)
 
     def queued_seconds(self, now: datetime) -> float | None:
         """How long a job still waiting has waited; None once it left the queue."""

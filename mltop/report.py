@@ -44,6 +44,8 @@ def job_json(job: Job, now: datetime) -> dict[str, Any]:
         "kind": job.kind,
         "entrypoint": job.entrypoint,
         "namespace": job.namespace,
+        "experiment": job.experiment,
+        "pipeline": job.pipeline,
     }
 
 

@@ -122,7 +122,7 @@ async def test_details_and_log_tail(ray_head, ray_source):
     ray_head.wait_for(sid, {"SUCCEEDED"})
     detail = await ray_source.job_detail(sid)
     assert detail.job.state is JobState.SUCCEEDED
-    assert "hello from the job" in detail.log_tail
+    assert "hello from the job" in detail.section("log tail (last lines)")
     with pytest.raises(NotFound):
         await ray_source.job_detail("no_such_job_here")
 

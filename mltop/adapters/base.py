@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from mltop.model import SourceData
+from mltop.model import Job, SourceData
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    """A job as its backend describes it in full, for the details view."""
+
+    job: Job
+    sections: tuple[tuple[str, str], ...] = ()  # (title, text): a log tail, a state history, tasks...
+
+    def section(self, title: str) -> str:
+        return next((text for t, text in self.sections if t == title), "")
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    accepted: bool  # the backend took the request; it says nothing yet about the job's state
+    message: str
 
 
 @runtime_checkable
@@ -26,7 +44,14 @@ class Cancellable(Protocol):
 
 @runtime_checkable
 class HasJobDetails(Protocol):
-    async def job_detail(self, job_id: str) -> Any: ...
+    async def job_detail(self, job_id: str) -> JobDetail: ...
+
+
+@runtime_checkable
+class Retryable(Protocol):
+    """A source that can re-run a failed or cancelled job."""
+
+    async def retry_job(self, job_id: str) -> ActionOutcome: ...
 
 
 @runtime_checkable

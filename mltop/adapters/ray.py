@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 
+from mltop.adapters.base import ActionOutcome, JobDetail
 from mltop.adapters.http import Endpoint, decode_json, make_client, request
 from mltop.errors import BadResponse, Conflict
 from mltop.model import TERMINAL_STATES as TERMINAL
@@ -39,6 +39,7 @@ SUPERVISOR_PREFIX = "_ray_internal_job_actor_"
 # with `ray job submit --metadata-json`. The first present wins.
 OWNER_KEYS = ("owner", "user", "username", "submitted_by", "creator")
 NAME_KEYS = ("job_name", "name", "display_name")
+LOG_SECTION = "log tail (last lines)"
 LOG_TAIL_LINES = 200
 LOG_TAIL_BYTES = 256 * 1024
 # Ray lists every job it ever ran, forever. mltop keeps every unfinished one and only this many
@@ -46,19 +47,6 @@ LOG_TAIL_BYTES = 256 * 1024
 # memory follows what the screen can show, not the cluster's history. Details fetch the rest.
 MAX_FINISHED_JOBS = 500
 MAX_MESSAGE_CHARS = 1000
-
-
-@dataclass(frozen=True)
-class JobDetail:
-    job: Job
-    log_tail: str
-    raw: dict[str, Any]  # the backend's own record, for the details view
-
-
-@dataclass(frozen=True)
-class StopOutcome:
-    accepted: bool  # Ray took the request; it says nothing about the job having stopped
-    message: str
 
 
 def utcnow() -> datetime:
@@ -126,7 +114,7 @@ class RaySource:
             self._requests.update(await self._supervisor_requests(alive_only=False, submission_id=sid))
         job = self._job(raw)
         tail = await self.log_tail(job_id) if raw.get("type") == "SUBMISSION" else ""
-        return JobDetail(job=job, log_tail=tail, raw=raw)
+        return JobDetail(job=job, sections=((LOG_SECTION, tail or "(no log output yet)"),))
 
     async def log_tail(self, job_id: str) -> str:
         """The last lines of a submission job's driver log.
@@ -144,14 +132,14 @@ class RaySource:
 
     # -- actions -------------------------------------------------------------------------
 
-    async def cancel_job(self, job_id: str) -> StopOutcome:
+    async def cancel_job(self, job_id: str) -> ActionOutcome:
         """Ask Ray to stop a submission job. Returns what Ray said, not what the job did."""
         response = await request(self._client, "POST", f"/api/jobs/{job_id}/stop", what=f"stop job {job_id}")
         body = decode_json(response, f"stop job {job_id}")
         if not isinstance(body, dict) or "stopped" not in body:
             raise BadResponse(f"stop job {job_id}: unexpected answer")
         if body["stopped"]:
-            return StopOutcome(True, f"Ray accepted the stop request for {job_id}")
+            return ActionOutcome(True, f"Ray accepted the stop request for {job_id}")
         raise Conflict(f"stop job {job_id}: Ray did not stop it; it had already finished")
 
     # -- parsing -------------------------------------------------------------------------

@@ -11,7 +11,11 @@ from datetime import datetime
 from pathlib import Path
 
 from mltop.adapters.http import Endpoint
+from mltop.adapters.kfp_endpoint import KfpEndpoint
 from mltop.adapters.kube_target import KubeTarget
+from mltop.demo.kfp_api import KfpStore, make_kfp_app
+from mltop.demo.kfp_scenario import NAMESPACES as KFP_NAMESPACES
+from mltop.demo.kfp_scenario import KfpScenario, seed_kfp
 from mltop.demo.kube_api import KubeStore, make_kube_app
 from mltop.demo.kube_scenario import KubeScenario, kubeconfig, seed_kube
 from mltop.demo.ray_dashboard import Faults, make_app
@@ -22,6 +26,8 @@ from mltop.demo.server import LoopbackServer
 DEMO_RAY_NAME = "demo"
 DEMO_KUBE_CONTEXT = "demo-k8s"
 DEMO_KUBE_TOKEN = "demo-token"  # the demo API server checks it, as a real one checks yours
+DEMO_KFP_NAME = "demo-kfp"
+DEMO_KFP_TOKEN = "demo-kfp-token"
 STEP_SECONDS = 1.0
 
 
@@ -38,6 +44,8 @@ class DemoPlatform:
     kube_store: KubeStore | None = None
     kube_url: str = ""
     kubeconfig_path: str = ""
+    kfp_store: KfpStore | None = None
+    kfp_url: str = ""
     _tmp: str = ""
 
     def start(self) -> "DemoPlatform":
@@ -49,6 +57,10 @@ class DemoPlatform:
         self.kube_store = store
         self.server.call(lambda: seed_kube(store, clock()))
         self.kube_url = self.server.serve(make_kube_app(store, token=DEMO_KUBE_TOKEN))
+        kfp = KfpStore(clock=clock, multi_user=True, token=DEMO_KFP_TOKEN)
+        self.kfp_store = kfp
+        self.server.call(lambda: seed_kfp(kfp, clock()))
+        self.kfp_url = self.server.serve(make_kfp_app(kfp))
         self._tmp = tempfile.mkdtemp(prefix="mltop-demo-")
         path = Path(self._tmp) / "kubeconfig"
         path.write_text(json.dumps(kubeconfig(self.kube_url, DEMO_KUBE_TOKEN, DEMO_KUBE_CONTEXT)))
@@ -56,16 +68,21 @@ class DemoPlatform:
         if self.moving:
             ray_scenario = RayScenario(self.ray_sim)
             kube_scenario = KubeScenario(store, clock)
+            kfp_scenario = KfpScenario(kfp, clock)
 
             def step() -> None:
                 ray_scenario.step()
                 kube_scenario.step()
+                kfp_scenario.step()
 
             self.server.every(STEP_SECONDS, step)
         return self
 
     def ray_endpoints(self) -> tuple[Endpoint, ...]:
         return (Endpoint(name=DEMO_RAY_NAME, url=self.ray_url),)
+
+    def kfp_endpoints(self) -> tuple[KfpEndpoint, ...]:
+        return (KfpEndpoint(name=DEMO_KFP_NAME, url=self.kfp_url, namespaces=KFP_NAMESPACES, token=DEMO_KFP_TOKEN),)
 
     def kube_targets(self) -> tuple[KubeTarget, ...]:
         return (KubeTarget(context=DEMO_KUBE_CONTEXT, kubeconfig=self.kubeconfig_path),)

@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Input, Static
 
-from mltop.adapters.base import Cancellable, HasJobDetails, Scalable, Source
+from mltop.adapters.base import Cancellable, HasJobDetails, Retryable, Scalable, Source
 from mltop import format as fmt
 from mltop.config import Config
 from mltop.errors import SourceError
@@ -34,8 +34,8 @@ from mltop.widgets.infra_tables import NodesTable, PoolsTable, short_model
 from mltop.widgets.jobs_table import JobsTable
 from mltop.widgets.source_status import SourceStatus
 
-MUTATING_ACTIONS = {"cancel_job", "scale_pool"}
-MAIN_SCREEN_ACTIONS = {"cancel_job", "scale_pool", "filter", "clear_filter", "refresh"}
+MUTATING_ACTIONS = {"cancel_job", "retry_job", "scale_pool"}
+MAIN_SCREEN_ACTIONS = {"cancel_job", "retry_job", "scale_pool", "filter", "clear_filter", "refresh"}
 WIDE = 120  # from this many columns the nodes and pools panels sit side by side
 
 
@@ -50,6 +50,7 @@ class MltopApp(App[int]):
         Binding("question_mark", "help", "Keys", id="help"),
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("ctrl+d", "cancel_job", "Cancel job", id="jobs.cancel"),
+        Binding("R", "retry_job", "Retry", id="jobs.retry"),
         Binding("s", "scale_pool", "Scale", id="pools.scale"),
         Binding("r", "refresh", "Refresh", show=False, id="refresh"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="filter.clear"),
@@ -242,6 +243,12 @@ class MltopApp(App[int]):
             job = self.table.selected_job if self.is_mounted else None
             if job is None or not job.cancellable or job.stop_requested_at is not None:
                 return None  # shown dimmed: the key exists, but not for this row
+        if action == "retry_job":
+            if self.has_infra and not isinstance(self.focused, JobsTable):
+                return False
+            job = self.table.selected_job if self.is_mounted else None
+            if job is None or not job.retryable:
+                return False if not any(isinstance(s, Retryable) for s in self.sources.values()) else None
         if action == "scale_pool":
             if not self.has_infra or not isinstance(self.focused, PoolsTable):
                 return False
@@ -331,6 +338,40 @@ class MltopApp(App[int]):
                 self.cancel(job)
 
         self.push_screen(ConfirmCancel(job), confirmed)
+
+    def action_retry_job(self) -> None:
+        if self.read_only:
+            return
+        job = self.table.selected_job  # captured now, by key
+        if job is None or not job.retryable:
+            return
+        if job.key in self.cancels_in_flight:
+            self.notify(f"an action on {job.cluster}/{job.id} is already under way", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.retry(job)
+
+        self.push_screen(ConfirmCancel(job, retry=True), confirmed)
+
+    @work(group="actions", description="retry a run", exit_on_error=False)
+    async def retry(self, job: Job) -> None:
+        key = f"{job.source}/{job.cluster}"
+        source = self.sources.get(key)
+        if not isinstance(source, Retryable):
+            self.notify(f"{key} cannot retry jobs", severity="error")
+            return
+        self.cancels_in_flight.add(job.key)
+        try:
+            outcome = await source.retry_job(job.id)
+        except SourceError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        finally:
+            self.cancels_in_flight.discard(job.key)
+            self.loops[key].poke()
+        self.notify(f"{outcome.message}; the table shows its state once the server reports it", timeout=6)
 
     @work(group="actions", description="cancel a job", exit_on_error=False)
     async def cancel(self, job: Job) -> None:

@@ -12,6 +12,8 @@ COMMANDS = (
     ("refresh", "Refresh now", "poll every source now"),
     ("help", "Show keys", "every key mltop understands here"),
     ("cancel_job", "Cancel the selected job", "ask the backend to stop the job under the cursor"),
+    ("retry_job", "Retry the selected run", "ask KFP to re-run the failed or cancelled run under the cursor"),
+    ("scale_pool", "Scale the selected pool", "change the replicas of the pool under the cursor"),
 )
 
 

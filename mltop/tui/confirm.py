@@ -27,6 +27,7 @@ def describe(job: Job) -> Table:
         ("state", job.state.value if job.native_state == job.state.value else f"{job.state.value} ({job.native_state})"),
         ("GPUs", fmt.gpus(job.gpus)),
         ("owner", job.owner or "-"),
+        *((("experiment", job.experiment),) if job.experiment else ()),
     ))
 
 
@@ -38,19 +39,23 @@ class ConfirmCancel(ModalScreen[bool]):
         Binding("n,escape", "dismiss_no", "Keep it"),
     ]
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, *, retry: bool = False) -> None:
         super().__init__()
         self.job = job
+        self.retry = retry
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             backend = SOURCE_NAMES.get(self.job.source, self.job.source)
-            yield Label(Text(f"Stop this {backend} job?", style="bold"))
+            noun = "run" if self.job.source == "kfp" else "job"
+            verb = "Retry" if self.retry else "Stop"
+            yield Label(Text(f"{verb} this {backend} {noun}?", style="bold"))
             yield Static(describe(self.job))
-            yield Static(Text("mltop asks the backend to stop it, then shows what the backend reports.", style="dim"))
+            what = "re-run it" if self.retry else "stop it"
+            yield Static(Text(f"mltop asks the backend to {what}, then shows what the backend reports.", style="dim"))
             with Horizontal(id="buttons"):
-                yield Button("Keep it (n)", id="no", variant="primary")
-                yield Button("Stop job (y)", id="yes", variant="error")
+                yield Button("Keep it (n)" if not self.retry else "Don't (n)", id="no", variant="primary")
+                yield Button(f"{verb} {noun} (y)", id="yes", variant="warning" if self.retry else "error")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

@@ -61,7 +61,7 @@ class JobDetailsScreen(Screen[None]):
         with VerticalScroll(id="details"):
             yield Static(facts(self.job, self.clock()), id="facts")
             yield Static(Text(self.job.message or "", style="italic"), id="message")
-            loading = "log tail: loading…" if self.source is not None else ""
+            loading = "loading…" if self.source is not None else ""
             yield Static(Text(loading, style="dim"), id="log")
         yield Footer()
 
@@ -91,5 +91,8 @@ class JobDetailsScreen(Screen[None]):
         self.job = job
         self.query_one("#facts", Static).update(facts(job, self.clock()))
         self.query_one("#message", Static).update(Text(job.message or "", style="italic"))
-        tail = detail.log_tail or "(no log output yet)"
-        log.update(Text("log tail (last lines):\n", style="bold") + Text(tail))
+        body = Text()
+        for title, text in detail.sections:
+            body.append(f"{title}:\n", style="bold")
+            body.append(text.rstrip("\n") + "\n\n")
+        log.update(body)
