@@ -36,6 +36,7 @@ def job_json(job: Job, now: datetime) -> dict[str, Any]:
         "gpus": job.gpus,
         "cpus": job.cpus,
         "queued_seconds": round(queued, 1) if queued is not None else None,
+        "run_seconds": round(ran, 1) if (ran := job.run_seconds(now)) is not None else None,
         "submitted_at": _iso(job.submitted_at),
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),

@@ -308,6 +308,16 @@ def run_sections(run: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     error = run_error(run)
     if error:
         sections.append(("error", error))
+    reference = run.get("pipeline_version_reference") or {}
+    finished = run.get("finished_at") or ""
+    sections.append(("run", "\n".join([
+        f"created    {run.get('created_at', '-')}",
+        f"scheduled  {run.get('scheduled_at', '-')}",
+        f"finished   {'-' if finished.startswith(EPOCH_PREFIX) else finished or '-'}",
+        f"pipeline   {reference.get('pipeline_id', '-')}  version {reference.get('pipeline_version_id', '-')}",
+        f"experiment {run.get('experiment_id', '-')}",
+        *([f"recurring  {run['recurring_run_id']}"] if run.get("recurring_run_id") else []),
+    ])))
     history = [f"{h.get('update_time', '?')}  {h.get('state', '?')}" for h in run.get("state_history") or []]
     sections.append(("state history", "\n".join(history) or "(none reported)"))
     tasks = []
