@@ -33,7 +33,7 @@ def long_duration(seconds: float | None) -> str:
 
 def gpus(value: float | None) -> str:
     if value is None:
-        return "?"
+        return "-"  # the backend does not say (KFP runs, Ray driver jobs)
     if value == int(value):
         return str(int(value))
     return f"{value:.2g}"
