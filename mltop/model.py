@@ -56,6 +56,10 @@ class Job:
     experiment: str | None = None  # KFP experiment (by name)
     pipeline: str | None = None  # KFP pipeline (by name, with the version when known)
     retryable: bool = False  # the backend can retry this job (KFP: failed or canceled runs)
+    # Where a pending pod may run, for explaining why idle GPUs do not take it:
+    placement: tuple[tuple[str, str], ...] = ()  # node labels it requires (nodeSelector, required affinity "In")
+    tolerates: tuple[str, ...] = ()  # taint keys it tolerates; "*" tolerates every taint
+    gpu_utilization: float | None = None  # measured, percent, over the GPUs it holds (None: not measured)
 
     def queued_seconds(self, now: datetime) -> float | None:
         """How long a job still waiting has waited; None once it left the queue."""
@@ -135,6 +139,7 @@ class GpuPod:
     gpus: float
     phase: str
     owner: str | None
+    utilization: float | None = None  # measured percent (DCGM through Prometheus), when known
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,9 @@ class GpuNode:
     sharing: str | None = None  # "time-slicing x4", "MIG 7x 1g.10gb"
     pods: tuple[GpuPod, ...] = ()
     conditions: tuple[tuple[str, str, str], ...] = ()  # (type, status, message) that matter
+    labels: tuple[tuple[str, str], ...] = ()
+    machine_deployment: str | None = None  # "namespace/name" of the Cluster API MachineDeployment behind it
+    last_gpu_pod_end: datetime | None = None  # when the last GPU pod it ran finished, if still known
 
     @property
     def gpus_free(self) -> float:

@@ -127,11 +127,13 @@ class KubeSource:
         facts = sorted(self.nodes.snapshot(), key=lambda f: f.name)
         gpu_nodes = [gpu_node(f, by_node.get(f.name, ()), self.name) for f in facts]
         jobs = tuple(job for pod in pods if (job := pending_job(pod, self.name)) is not None)
-        pools: list[Pool] = node_pools(zip(facts, gpu_nodes), self.name)
+        # Nodes a MachineDeployment owns are its pool, not a cloud node pool's.
+        pools: list[Pool] = node_pools([(f, n) for f, n in zip(facts, gpu_nodes) if not n.machine_deployment],
+                                       self.name)
         for rc in self._list_custom(RAY_GROUP, RAY_VERSION, RAY_PLURAL):
             pools.extend(worker_groups(rc, pods, self.name))
         for md in self._list_custom(CAPI_GROUP, CAPI_VERSION, CAPI_PLURAL):
-            pools.append(machine_deployment(md, self.name))
+            pools.append(machine_deployment(md, self.name, gpu_nodes))
         pools = [self._with_permission(p) for p in pools]
         return SourceData(jobs=jobs, nodes=tuple(gpu_nodes), pools=tuple(pools))
 

@@ -141,6 +141,39 @@ class PodFacts:
     ready: bool
     ray_cluster: str | None
     ray_group: str | None
+    placement: tuple[tuple[str, str], ...] = ()
+    tolerates: tuple[str, ...] = ()
+    finished_at: datetime | None = None
+
+
+def _placement(spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Node labels a pod requires: its nodeSelector and single-valued required affinity terms."""
+    pairs = dict(spec.get("nodeSelector") or {})
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    terms = required.get("nodeSelectorTerms") or []
+    if len(terms) == 1:  # several terms are ORed: too loose to explain with
+        for expr in terms[0].get("matchExpressions") or []:
+            if expr.get("operator") == "In" and len(expr.get("values") or []) == 1:
+                pairs[expr["key"]] = expr["values"][0]
+    return tuple(sorted(pairs.items()))
+
+
+def _tolerates(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    keys = []
+    for toleration in spec.get("tolerations") or []:
+        if toleration.get("operator") == "Exists" and not toleration.get("key"):
+            return ("*",)
+        if toleration.get("key"):
+            keys.append(toleration["key"])
+    return tuple(sorted(set(keys)))
+
+
+def _finished_at(status: Mapping[str, Any]) -> datetime | None:
+    ends = [parse_time(((c.get("state") or {}).get("terminated") or {}).get("finishedAt"))
+            for c in status.get("containerStatuses") or []]
+    ends = [e for e in ends if e is not None]
+    return max(ends) if ends else None
 
 
 def pod_facts(obj: Mapping[str, Any]) -> PodFacts | None:
@@ -172,6 +205,9 @@ def pod_facts(obj: Mapping[str, Any]) -> PodFacts | None:
         ready=(conditions.get("Ready") or {}).get("status") == "True",
         ray_cluster=labels.get("ray.io/cluster"),
         ray_group=ray_group,
+        placement=_placement(spec) if not spec.get("nodeName") else (),
+        tolerates=_tolerates(spec) if not spec.get("nodeName") else (),
+        finished_at=_finished_at(status) if status.get("phase") in FINISHED_PHASES else None,
     )
 
 
@@ -200,6 +236,8 @@ def pending_job(pod: PodFacts, cluster: str) -> Job | None:
         message=pod.waiting_reason,
         kind="Pod",
         namespace=pod.namespace,
+        placement=pod.placement,
+        tolerates=pod.tolerates,
     )
 
 
@@ -218,6 +256,18 @@ class NodeFacts:
     conditions: tuple[tuple[str, str, str], ...]
     created_at: datetime | None
     instance_id: str | None
+    machine_deployment: str | None = None
+
+
+def _machine_deployment(annotations: Mapping[str, str]) -> str | None:
+    """Cluster API annotates its nodes with the owning MachineSet, named '<deployment>-<suffix>'."""
+    if annotations.get("cluster.x-k8s.io/owner-kind") != "MachineSet":
+        return None
+    owner = annotations.get("cluster.x-k8s.io/owner-name") or ""
+    namespace = annotations.get("cluster.x-k8s.io/cluster-namespace") or "default"
+    if "-" not in owner:
+        return None
+    return f"{namespace}/{owner.rsplit('-', 1)[0]}"
 
 
 def node_facts(obj: Mapping[str, Any]) -> NodeFacts | None:
@@ -252,6 +302,7 @@ def node_facts(obj: Mapping[str, Any]) -> NodeFacts | None:
         conditions=tuple(conditions),
         created_at=parse_time(meta.get("creationTimestamp")),
         instance_id=spec.get("providerID"),
+        machine_deployment=_machine_deployment(meta.get("annotations") or {}),
     )
 
 
@@ -322,7 +373,10 @@ def gpu_node(node: NodeFacts, pods: Iterable[PodFacts], cluster: str) -> GpuNode
         total = float(labels["nvidia.com/gpu.count"])  # MIG: the GPUs themselves, not the slices
     holding = []
     allocated = 0.0
+    last_end = None
     for pod in pods:
+        if pod.finished_at is not None and pod.requests:
+            last_end = pod.finished_at if last_end is None else max(last_end, pod.finished_at)
         if not holds_gpus(pod):
             continue
         gpus = sum(physical(r, amount) for r, amount in pod.requests if r in resources)
@@ -350,6 +404,9 @@ def gpu_node(node: NodeFacts, pods: Iterable[PodFacts], cluster: str) -> GpuNode
         sharing=sharing,
         pods=tuple(sorted(holding, key=lambda p: (p.namespace, p.name))),
         conditions=node.conditions,
+        labels=node.labels,
+        machine_deployment=node.machine_deployment,
+        last_gpu_pod_end=last_end,
     )
 
 
@@ -433,7 +490,7 @@ def worker_groups(raycluster: Mapping[str, Any], pods: Iterable[PodFacts], clust
     return pools
 
 
-def machine_deployment(obj: Mapping[str, Any], cluster: str) -> Pool:
+def machine_deployment(obj: Mapping[str, Any], cluster: str, nodes: Iterable[GpuNode] = ()) -> Pool:
     """A Cluster API MachineDeployment (v1beta1 fields; v1beta2 keeps the same counters)."""
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
@@ -443,6 +500,7 @@ def machine_deployment(obj: Mapping[str, Any], cluster: str) -> Pool:
     gpus = annotations.get(CAPI_GPU_COUNT)
     namespace = meta.get("namespace") or "default"
     name = meta.get("name") or ""
+    mine = [n for n in nodes if n.machine_deployment == f"{namespace}/{name}"]
     return Pool(
         key=f"{KIND}/{cluster}/machinedeployment/{namespace}/{name}",
         cluster=cluster,
@@ -454,7 +512,11 @@ def machine_deployment(obj: Mapping[str, Any], cluster: str) -> Pool:
         min=int(low) if low and low.isdigit() else None,
         max=int(high) if high and high.isdigit() else None,
         gpus_per_replica=quantity(gpus) if gpus else None,
+        gpus_total=sum(n.gpus_allocatable for n in mine) if mine else None,
+        gpus_allocated=sum(n.gpus_allocated for n in mine) if mine else None,
+        gpu_model=", ".join(sorted({n.gpu_model for n in mine if n.gpu_model})) or None,
         scalable=True,
         autoscaled=bool(low and high),
+        members=tuple(sorted(n.name for n in mine)),
         resource_version=meta.get("resourceVersion"),
     )
