@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="print one snapshot and exit")
     p.add_argument("--json", action="store_true", help="with --once: print JSON")
     p.add_argument("--demo", action="store_true", help="run against a simulated platform on loopback")
+    p.add_argument("--fail-on-idle", type=float, metavar="PER_HOUR",
+                   help="with --once: exit 3 when idle GPU spend exceeds this many dollars (currency units) per hour")
     p.add_argument("--version", action="version", version=f"mltop {__version__}")
     return p
 
@@ -57,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.json and not args.once:
         return fail("--json goes with --once")
+    if args.fail_on_idle is not None and (not args.once or args.fail_on_idle < 0):
+        return fail("--fail-on-idle goes with --once and takes a number >= 0")
     try:
         config = load(
             ray_flags=args.ray,
@@ -77,8 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         platform = DemoPlatform().start()
         # The demo never talks to a real cluster, whatever the config says.
+        # Minutes are long in a demo: warn after one, not fifteen.
+        demo_cost = config.cost.model_copy(update={"idle_threshold_minutes": 1.0, "low_utilization_window_minutes": 1.0})
         config = replace(config, ray=platform.ray_endpoints(), kubernetes=platform.kube_targets(),
-                         kfp=platform.kfp_endpoints())
+                         kfp=platform.kfp_endpoints(), cost=demo_cost)
     elif not config.ray and not config.kubernetes and not config.kfp:
         where = config.path or "the config file"
         return fail(f"no source configured: pass --ray URL, --kfp URL or --context NAME, set RAY_ADDRESS, "
@@ -91,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc))
     try:
         if args.once:
-            return run_once(config, sources, as_json=args.json)
+            return run_once(config, sources, as_json=args.json, fail_on_idle=args.fail_on_idle)
         return run_tui(config, sources)
     except KeyboardInterrupt:
         return 130
@@ -123,9 +129,11 @@ def make_sources(config: Config) -> list:
     return sources
 
 
-def run_once(config: Config, sources: list, *, as_json: bool) -> int:
+def run_once(config: Config, sources: list, *, as_json: bool, fail_on_idle: float | None = None) -> int:
+    from mltop.config import cost_policy, cost_prices
+    from mltop.cost import IdleHistory, evaluate
     from mltop.refresh import poll_all, snapshot_of, utcnow
-    from mltop.report import exit_status, render_json, render_text
+    from mltop.report import EXIT_IDLE_SPEND, exit_status, render_json, render_text
 
     async def collect():
         try:
@@ -136,13 +144,21 @@ def run_once(config: Config, sources: list, *, as_json: bool) -> int:
         return snapshot_of(updates, utcnow())
 
     snapshot = asyncio.run(collect())
+    # One look has no history: idle times are lower bounds from what the cluster still shows.
+    cost = evaluate(snapshot, cost_prices(config.cost), cost_policy(config.cost), IdleHistory(),
+                    snapshot.generated_at)
     render = render_json if as_json else render_text
-    sys.stdout.write(render(snapshot, config.finished_limit))
+    sys.stdout.write(render(snapshot, config.finished_limit, cost))
     if not as_json:
         for source in snapshot.sources:
             if not source.ok:
                 print(f"mltop: {source.kind}/{source.name}: {source.error}", file=sys.stderr)
-    return exit_status(snapshot)
+    status = exit_status(snapshot)
+    if status == 0 and fail_on_idle is not None and cost.idle_rate > fail_on_idle:
+        print(f"mltop: idle GPU spend {cost.currency}{cost.idle_rate:,.2f}/h is over {cost.currency}{fail_on_idle:,.2f}/h",
+              file=sys.stderr)
+        return EXIT_IDLE_SPEND
+    return status
 
 
 def quiet_logging() -> None:

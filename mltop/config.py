@@ -26,6 +26,8 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 DEFAULT_REFRESH = 2.0
 
+COST_KINDS = ("idle-node", "idle-pool", "ray-idle", "low-utilization", "idle-while-waiting", "no-capacity-coming")
+
 # Every remappable key binding, by id. The TUI defines its bindings with these ids; the config
 # checks `[keys]` against this list so a typo is reported instead of silently ignored.
 BINDING_IDS = {
@@ -37,6 +39,7 @@ BINDING_IDS = {
     "jobs.cancel": "cancel the selected job",
     "jobs.retry": "retry the selected failed or cancelled run",
     "pools.scale": "scale the selected pool",
+    "warnings.show": "go to the idle-cost warnings",
     "panel.details": "open the selected node's or pool's details",
     "panel.previous": "go to the previous panel",
     "panel.next": "go to the next panel",
@@ -93,6 +96,30 @@ class KubeSourceConfig(_Strict):
     in_cluster: bool = False  # use the pod's service account (mltop running inside the cluster)
 
 
+class PricesConfig(_Strict):
+    pools: dict[str, float] = Field(default_factory=dict)  # pool name -> $/h per node
+    instance_types: dict[str, float] = Field(default_factory=dict)  # instance type -> $/h per node
+    gpu_models: dict[str, float] = Field(default_factory=dict)  # GPU model -> $/h per GPU
+
+
+class CostConfig(_Strict):
+    idle_threshold_minutes: float = Field(default=15.0, ge=0)
+    low_utilization_percent: float = Field(default=10.0, ge=0, le=100)
+    low_utilization_window_minutes: float = Field(default=10.0, ge=0)
+    kinds: list[str] = Field(default_factory=lambda: list(COST_KINDS))
+    currency: str = "$"
+    spot_discount: float = Field(default=0.0, ge=0, lt=1)
+    prices: PricesConfig = Field(default_factory=PricesConfig)
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(COST_KINDS))
+        if unknown:
+            raise ValueError(f"unknown warning kind {unknown[0]!r}; known: {', '.join(COST_KINDS)}")
+        return value
+
+
 class FileConfig(_Strict):
     refresh: float = Field(default=DEFAULT_REFRESH, ge=0.2, le=3600)
     read_only: bool = False
@@ -101,6 +128,7 @@ class FileConfig(_Strict):
     ray: list[RaySourceConfig] = Field(default_factory=list)
     kubernetes: list[KubeSourceConfig] = Field(default_factory=list)
     kfp: list[KfpSourceConfig] = Field(default_factory=list)
+    cost: CostConfig = Field(default_factory=CostConfig)
     keys: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("keys")
@@ -125,6 +153,7 @@ class Config:
     stop_patience: float = 30.0
     keymap: Mapping[str, str] = field(default_factory=dict)
     path: Path | None = None  # the file read, if any
+    cost: CostConfig = field(default_factory=lambda: CostConfig())
 
 
 def check_http_url(value: str) -> str:
@@ -320,4 +349,25 @@ def load(
         stop_patience=file.stop_patience,
         keymap=dict(file.keys),
         path=path if path.exists() else None,
+        cost=file.cost,
     )
+
+
+def cost_policy(cost: CostConfig):  # -> mltop.cost.CostPolicy
+    from datetime import timedelta
+
+    from mltop.cost import CostPolicy
+
+    return CostPolicy(
+        idle_threshold=timedelta(minutes=cost.idle_threshold_minutes),
+        low_utilization_percent=cost.low_utilization_percent,
+        low_utilization_window=timedelta(minutes=cost.low_utilization_window_minutes),
+        kinds=frozenset(cost.kinds),
+    )
+
+
+def cost_prices(cost: CostConfig):  # -> mltop.prices.PriceBook
+    from mltop.prices import price_book
+
+    return price_book(pools=cost.prices.pools, instances=cost.prices.instance_types, per_gpu=cost.prices.gpu_models,
+                      spot_discount=cost.spot_discount, currency=cost.currency)

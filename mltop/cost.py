@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from mltop.format import gpus as g
 from mltop.model import GpuNode, Job, JobState, Pool, RayClusterState, Snapshot
 from mltop.prices import Price, PriceBook
 
@@ -180,7 +181,7 @@ def evaluate(
             kind="idle-pool", target=pool.key, target_name=pool.name, cluster=pool.cluster, idle_gpus=gpus,
             idle_since=since, idle_since_is_lower_bound=lower, cost_per_hour=rate,
             wasted=None if rate is None else rate * hours(since, now), remedy=remedy,
-            message=f"all {gpus:g} GPUs of {pool.kind} {pool.name} idle ({len(members)} nodes)"
+            message=f"all {g(gpus)} GPUs of {pool.kind} {pool.name} idle ({len(members)} nodes)"
                     + (f"; its minimum of {pool.min} keeps them alive" if pool.min else ""),
             remedy_key=key, remedy_target=pool.key if key else None,
         ))
@@ -197,7 +198,7 @@ def evaluate(
                 kind="idle-node", target=node.key, target_name=node.name, cluster=node.cluster,
                 idle_gpus=node.gpus_free, idle_since=since, idle_since_is_lower_bound=lower, cost_per_hour=rate,
                 wasted=None if rate is None else rate * hours(since, now), remedy=remedy,
-                message=f"{node.name} has {node.gpus_free:g} of {node.gpus_total:g} GPUs unallocated"
+                message=f"{node.name} has {g(node.gpus_free)} of {g(node.gpus_total)} GPUs unallocated"
                         + ("" if node_prices[node.key].per_hour is not None else f" ({node_prices[node.key].basis})"),
                 remedy_key=key, remedy_target=pool.key if key and pool else None,
             ))
@@ -217,7 +218,7 @@ def evaluate(
                 wasted=None if rate is None else rate * hours(since, now),
                 remedy="the Ray autoscaler releases idle workers after idleTimeoutSeconds; if it keeps them, "
                        "lower the worker group's minReplicas (s in the pools panel) or stop the cluster",
-                message=f"Ray cluster {name} holds {idle:g} GPUs that no task or actor uses",
+                message=f"Ray cluster {name} holds {g(idle)} GPUs that no task or actor uses",
             ))
 
     # -- jobs holding GPUs at low utilization -----------------------------------------------
@@ -238,7 +239,7 @@ def evaluate(
             idle_since=since, idle_since_is_lower_bound=lower, cost_per_hour=rate,
             wasted=None if rate is None else rate * hours(since, now),
             remedy="ask its owner; ctrl+d stops it" if job.cancellable else "ask its owner to release the GPUs",
-            message=f"{job.name} holds {job.gpus:g} GPUs at {job.gpu_utilization:.0f}% utilization"
+            message=f"{job.name} holds {g(job.gpus)} GPUs at {job.gpu_utilization:.0f}% utilization"
                     + (f" ({job.owner})" if job.owner else ""),
             remedy_key="ctrl+d" if job.cancellable else None, remedy_target=job.key if job.cancellable else None,
         ))
@@ -370,7 +371,7 @@ def _why_waiting(
     wanted = job.gpus or 0
     if job.source == "kubernetes":
         nodes = [n for n in snapshot.nodes if n.cluster == job.cluster]
-        idle = [n for n in nodes if n.gpus_free > 0]
+        idle = sorted((n for n in nodes if n.gpus_free > 0), key=lambda n: (-n.gpus_free, n.name))
         idle_gpus = sum(n.gpus_free for n in idle)
         rate = _sum(_share(node_prices[n.key], n.gpus_free, n.gpus_total) for n in idle)
         if not idle:
@@ -380,22 +381,22 @@ def _why_waiting(
             if coming:
                 return None
             return ("no-capacity-coming",
-                    (f"{job.name} waits for {wanted:g} GPUs and no node can take it; nothing is scaling up",
+                    (f"{job.name} waits for {g(wanted)} GPUs and no node can take it; nothing is scaling up",
                      "add capacity: scale a pool that has this GPU, or check the autoscaler"), None, 0.0)
         reasons = []
         for node in idle:
             why = _fits(job, node)
             if why is None and node.gpus_free < wanted:
-                why = f"{node.name} has only {node.gpus_free:g} free"
+                why = f"{node.name} has only {g(node.gpus_free)} free"
             if why is None:
                 return None  # the scheduler will place it: nothing to explain
             reasons.append(why)
         if idle_gpus >= wanted and all("only" in r for r in reasons):
-            reason = f"{idle_gpus:g} GPUs are free but scattered across {len(idle)} nodes (fragmentation)"
+            reason = f"{g(idle_gpus)} GPUs are free but scattered across {len(idle)} nodes (fragmentation)"
         else:
             reason = reasons[0] + (f" (and {len(reasons) - 1} more nodes with free GPUs)" if len(reasons) > 1 else "")
         return ("idle-while-waiting",
-                (f"{idle_gpus:g} GPUs idle while {job.name} waits for {wanted:g}: {reason}",
+                (f"{g(idle_gpus)} GPUs idle while {job.name} waits for {g(wanted)}: {reason}",
                  "fix the job's placement (selector, tolerations, GPU count) or move the idle capacity"), rate, idle_gpus)
     if job.source == "ray":
         rate, idle = ray_rates.get(job.cluster, (None, 0.0))
@@ -403,17 +404,17 @@ def _why_waiting(
         largest = max((n.gpus_total for n in cluster.nodes if n.alive), default=0) if cluster else 0
         if cluster and wanted > largest:
             return ("no-capacity-coming",
-                    (f"{job.name} waits for {wanted:g} GPUs on one node; the largest node of {job.cluster} has "
-                     f"{largest:g} and Ray will fail it at its start timeout",
+                    (f"{job.name} waits for {g(wanted)} GPUs on one node; the largest node of {job.cluster} has "
+                     f"{g(largest)} and Ray will fail it at its start timeout",
                      "ask for fewer GPUs per job (spread the work over tasks), or add bigger nodes"), None, 0.0)
         if idle <= 0:
             return None
         best = max((n.gpus_total - (n.gpus_used or 0) for n in cluster.nodes), default=0) if cluster else 0
         if best >= wanted:
             return None
-        why = (f"{idle:g} GPUs are free but no node has {wanted:g} (the most free on one node is {best:g})"
-               if idle >= wanted else f"only {idle:g} GPUs are free")
+        why = (f"{g(idle)} GPUs are free but no node has {g(wanted)} (the most free on one node is {g(best)})"
+               if idle >= wanted else f"only {g(idle)} GPUs are free")
         return ("idle-while-waiting",
-                (f"{idle:g} Ray GPUs idle while {job.name} waits for {wanted:g}: {why}",
+                (f"{g(idle)} Ray GPUs idle while {job.name} waits for {g(wanted)}: {why}",
                  "ask for GPUs per task rather than per job, or add a node that fits it"), rate, idle)
     return None

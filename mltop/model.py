@@ -83,6 +83,7 @@ class GpuDevice:
     utilization: float | None  # percent
     memory_used_mib: float | None
     memory_total_mib: float | None
+    pids: tuple[int, ...] = ()  # processes using it: how a job's GPUs are found
 
 
 @dataclass(frozen=True)

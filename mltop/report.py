@@ -8,10 +8,12 @@ from typing import Any
 
 from mltop import format as fmt
 from mltop.jobs import order_jobs
+from mltop.cost import CostReport, IdleWarning
 from mltop.model import GpuNode, Job, Pool, RayClusterState, Snapshot, SourceHealth
 
 EXIT_OK = 0
 EXIT_NO_SOURCE = 2
+EXIT_IDLE_SPEND = 3
 
 
 def exit_status(snapshot: Snapshot) -> int:
@@ -35,6 +37,7 @@ def job_json(job: Job, now: datetime) -> dict[str, Any]:
         "native_state": job.native_state,
         "gpus": job.gpus,
         "cpus": job.cpus,
+        "gpu_utilization": job.gpu_utilization,
         "queued_seconds": round(queued, 1) if queued is not None else None,
         "run_seconds": round(ran, 1) if (ran := job.run_seconds(now)) is not None else None,
         "submitted_at": _iso(job.submitted_at),
@@ -50,8 +53,29 @@ def job_json(job: Job, now: datetime) -> dict[str, Any]:
     }
 
 
-def node_json(node: GpuNode) -> dict[str, Any]:
+def warning_json(w: IdleWarning) -> dict[str, Any]:
     return {
+        "kind": w.kind,
+        "target": w.target,
+        "target_name": w.target_name,
+        "cluster": w.cluster,
+        "idle_gpus": round(w.idle_gpus, 3),
+        "idle_since": _iso(w.idle_since),
+        "idle_since_is_lower_bound": w.idle_since_is_lower_bound,
+        "cost_per_hour": None if w.cost_per_hour is None else round(w.cost_per_hour, 4),
+        "wasted": None if w.wasted is None else round(w.wasted, 2),
+        "remedy": w.remedy,
+        "remedy_key": w.remedy_key,
+        "message": w.message,
+    }
+
+
+def node_json(node: GpuNode, cost: CostReport | None = None) -> dict[str, Any]:
+    price = cost.node_prices.get(node.key) if cost else None
+    return {
+        "price_per_hour": price.per_hour if price else None,
+        "price_basis": price.basis if price else None,
+        "idle_gpus": node.gpus_free,
         "key": node.key,
         "cluster": node.cluster,
         "name": node.name,
@@ -74,8 +98,13 @@ def node_json(node: GpuNode) -> dict[str, Any]:
     }
 
 
-def pool_json(pool: Pool) -> dict[str, Any]:
+def pool_json(pool: Pool, nodes: dict[str, GpuNode], cost: CostReport | None = None) -> dict[str, Any]:
+    members = [nodes[f"{pool.cluster}/{m}"] for m in pool.members if f"{pool.cluster}/{m}" in nodes]
+    prices = [cost.node_prices[n.key].per_hour for n in members] if cost else []
+    price = None if not prices or any(p is None for p in prices) else sum(p for p in prices if p is not None)
     return {
+        "price_per_hour": price,
+        "idle_gpus": pool.gpus_idle,
         "key": pool.key,
         "cluster": pool.cluster,
         "kind": pool.kind,
@@ -143,29 +172,46 @@ def source_json(health: SourceHealth, cluster: RayClusterState | None, now: date
     return out
 
 
-def to_json(snapshot: Snapshot, finished_limit: int) -> dict[str, Any]:
+def to_json(snapshot: Snapshot, finished_limit: int, cost: CostReport | None = None) -> dict[str, Any]:
     now = snapshot.generated_at
     clusters = dict(snapshot.ray_clusters)
+    by_name = {f"{n.cluster}/{n.name}": n for n in snapshot.nodes}
     return {
         "generated_at": _iso(now),
         "sources": [source_json(s, clusters.get(s.name) if s.ok else None, now) for s in snapshot.sources],
         "jobs": [job_json(j, now) for j in order_jobs(snapshot.jobs, finished_limit)],
-        "nodes": [node_json(n) for n in snapshot.nodes],
-        "pools": [pool_json(p) for p in snapshot.pools],
-        "warnings": [],
+        "nodes": [node_json(n, cost) for n in snapshot.nodes],
+        "pools": [pool_json(p, by_name, cost) for p in snapshot.pools],
+        "warnings": [warning_json(w) for w in cost.warnings] if cost else [],
+        "cost": None if cost is None else {
+            "currency": cost.currency,
+            "burn_rate_per_hour": round(cost.burn_rate, 2),
+            "idle_per_hour": round(cost.idle_rate, 2),
+            "wasted_today": round(cost.wasted_today, 2),
+            "unpriced_nodes": cost.unpriced_nodes,
+        },
     }
 
 
-def render_json(snapshot: Snapshot, finished_limit: int) -> str:
-    return json.dumps(to_json(snapshot, finished_limit), indent=2)
+def render_json(snapshot: Snapshot, finished_limit: int, cost: CostReport | None = None) -> str:
+    return json.dumps(to_json(snapshot, finished_limit, cost), indent=2)
+
+
+def cost_line(cost: CostReport) -> str:
+    c = cost.currency
+    unpriced = f" ({cost.unpriced_nodes} nodes without a price)" if cost.unpriced_nodes else ""
+    return (f"GPU burn {c}{cost.burn_rate:,.2f}/h, idle {c}{cost.idle_rate:,.2f}/h, "
+            f"wasted today {c}{cost.wasted_today:,.2f}{unpriced}")
 
 
 COLUMNS = (("CLUSTER", 12), ("ID", 24), ("NAME", 28), ("STATE", 10), ("GPUS", 4), ("WAIT/RUN", 8), ("OWNER", 10))
 
 
-def render_text(snapshot: Snapshot, finished_limit: int) -> str:
+def render_text(snapshot: Snapshot, finished_limit: int, cost: CostReport | None = None) -> str:
     now = snapshot.generated_at
     lines = []
+    if cost is not None and (snapshot.nodes or snapshot.ray_clusters):
+        lines.append(cost_line(cost))
     for s in snapshot.sources:
         status = "ok" if s.ok else f"ERROR: {s.error}"
         latency = f" ({s.latency_ms:.0f} ms)" if s.latency_ms is not None else ""
@@ -203,6 +249,13 @@ def render_text(snapshot: Snapshot, finished_limit: int) -> str:
                      fmt.gpus(p.gpus_per_replica),
                      "yes" if p.scalable else "no")
             lines.append("  ".join(fmt.clip(c, w).ljust(w) for c, (_, w) in zip(cells, POOL_COLUMNS)).rstrip())
+    if cost is not None and cost.warnings:
+        lines += ["", "IDLE-COST WARNINGS (most expensive first)"]
+        for w in cost.warnings:
+            rate = "price unknown" if w.cost_per_hour is None else f"{cost.currency}{w.cost_per_hour:,.2f}/h"
+            since = fmt.short_duration((now - w.idle_since).total_seconds()) if w.idle_since else "?"
+            lines.append(f"- [{w.kind}] {w.cluster}: {w.message}; idle {'>= ' if w.idle_since_is_lower_bound else ''}"
+                         f"{since}, {rate}; fix: {w.remedy}")
     return "\n".join(lines) + "\n"
 
 

@@ -113,3 +113,25 @@ def test_cli_bad_config_file_is_one_line(tmp_path):
     path = write(tmp_path, "[[ray]]\nurl = 'http://x'\nverify = false\n")
     out = run_cli("--config", str(path), "--once")
     assert out.returncode == 2 and out.stderr.strip() == f"mltop: {path}: ray.0.verify: unknown key"
+
+
+def test_cost_config_prices_and_bad_kinds(tmp_path):
+    from mltop.config import cost_policy, cost_prices
+
+    path = write(tmp_path, """
+[cost]
+idle_threshold_minutes = 30
+kinds = ["idle-node", "idle-pool"]
+spot_discount = 0.6
+currency = "EUR "
+[cost.prices.instance_types]
+"p5.48xlarge" = 40.0
+""")
+    config = load(config_flag=str(path), environ={})
+    policy, book = cost_policy(config.cost), cost_prices(config.cost)
+    assert policy.idle_threshold.total_seconds() == 1800 and policy.kinds == {"idle-node", "idle-pool"}
+    assert book.price(pool=None, instance_type="p5.48xlarge", gpu_model=None, gpus=8).per_hour == 40.0
+    assert book.currency == "EUR "
+    bad = write(tmp_path, "[cost]\nkinds = ['idle-nodes']\n")
+    with pytest.raises(ConfigError, match="cost.kinds: unknown warning kind 'idle-nodes'"):
+        load(config_flag=str(bad), environ={})

@@ -38,7 +38,7 @@ def pools_by_name(data):
 async def test_nodes_pending_pods_and_pools(source):
     data = await source.fetch()
     nodes = {n.name: n for n in data.nodes}
-    assert len(nodes) == 8  # CPU-only nodes are not GPU nodes
+    assert len(nodes) == 10  # CPU-only nodes are not GPU nodes; 2 are the MachineDeployment's
     assert nodes["ip-10-0-41-17.ec2.internal"].gpus_allocated == 0  # the idle H100 node
     assert nodes["gke-a100-pool-7f3a-1"].gpus_allocated == 8
     assert nodes["gke-shared-t4-9e0d-1"].sharing == "time-slicing x4"
@@ -147,7 +147,7 @@ def test_once_json_with_kubeconfig_and_context(cluster, tmp_path):
                  "schedulable", "instance_type", "zone", "capacity_type", "created_at"}
     pool_keys = {"key", "cluster", "kind", "name", "namespace", "replicas", "ready", "min", "max",
                  "gpus_per_replica", "scalable", "autoscaled"}
-    assert len(report["nodes"]) == 16 and all(node_keys <= set(n) for n in report["nodes"])
+    assert len(report["nodes"]) == 20 and all(node_keys <= set(n) for n in report["nodes"])
     assert all(pool_keys <= set(p) for p in report["pools"])
     assert {p["kind"] for p in report["pools"]} == {"nodepool", "raycluster-workergroup", "machinedeployment"}
     h100 = next(n for n in report["nodes"] if n["pool"] == "h100-ng" and n["cluster"] == "test-ctx")

@@ -29,7 +29,7 @@ async def snapshot_for(endpoints):
 async def test_json_schema_against_the_demo(frozen_demo):
     snap = await snapshot_for(frozen_demo.ray_endpoints())
     report = to_json(snap, finished_limit=50)
-    assert set(report) == {"generated_at", "sources", "jobs", "nodes", "pools", "warnings"}
+    assert set(report) == {"generated_at", "sources", "jobs", "nodes", "pools", "warnings", "cost"}
     assert report["generated_at"] == "2026-11-28T12:00:00Z"
     assert report["nodes"] == report["pools"] == report["warnings"] == []
     assert SOURCE_KEYS <= set(report["sources"][0]) and report["sources"][0]["ok"]
@@ -88,3 +88,24 @@ def test_once_never_imports_textual():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "MLTOP_CONFIG": os.devnull})
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
+
+
+WARNING_KEYS = {"kind", "target", "cluster", "idle_gpus", "idle_since", "idle_since_is_lower_bound", "cost_per_hour",
+                "wasted", "remedy", "message"}
+
+
+def test_warnings_prices_and_fail_on_idle():
+    out = cli("--demo", "--once", "--json")
+    report = json.loads(out.stdout)
+    assert report["warnings"] and all(WARNING_KEYS <= set(w) for w in report["warnings"])
+    rates = [w["cost_per_hour"] or 0 for w in report["warnings"]]
+    assert rates == sorted(rates, reverse=True)
+    h100 = next(n for n in report["nodes"] if n["pool"] == "h100-ng")
+    assert h100["price_per_hour"] == 55.04 and h100["idle_gpus"] == 8
+    assert all("price_per_hour" in p and "idle_gpus" in p for p in report["pools"])
+    assert report["cost"]["idle_per_hour"] > 50
+    assert cli("--demo", "--once", "--json", "--fail-on-idle", "100000").returncode == 0
+    over = cli("--demo", "--once", "--fail-on-idle", "1")
+    assert over.returncode == 3 and "idle GPU spend $" in over.stderr
+    assert cli("--once", "--fail-on-idle", "1", "--demo", "--json").returncode == 3
+    assert cli("--fail-on-idle", "1").returncode == 2  # goes with --once

@@ -25,6 +25,7 @@ def baselines_in_screenshots(monkeypatch):
 async def _loaded(pilot):
     await pilot.app.refresh_now()
     await pilot.pause()
+    await pilot.pause(0.2)  # let panels whose height follows their rows lay out again
 
 
 def test_main_80x24(snap_compare, frozen_demo):

@@ -12,7 +12,7 @@ from mltop.config import Config
 from mltop.tui.app import MltopApp
 from mltop.tui.infra_details import InfraDetailsScreen, node_view, pool_view
 from mltop.tui.scale import ScaleDialog
-from mltop.widgets.infra_tables import NodesTable, PoolsTable
+from mltop.widgets.infra_tables import NodesTable, PoolsTable, WarningsTable
 from mltop.widgets.jobs_table import JobsTable
 from tests.conftest import fixed_clock
 from tests.kube_helpers import start_fake_cluster
@@ -61,7 +61,7 @@ async def test_panels_show_nodes_pools_and_the_pending_pods_in_the_queue(cluster
         nodes = app.query_one(NodesTable)
         first = nodes.records[nodes.selected_key]
         assert first.name == "ip-10-0-41-17.ec2.internal"  # the node with the most free GPUs comes first
-        assert len(nodes.records) == 8 and len(app.query_one(PoolsTable).records) == 9
+        assert len(nodes.records) == 10 and len(app.query_one(PoolsTable).records) == 9
         assert len(app.query_one(JobsTable).records) == 2  # the two unbound GPU pods
         summary = str(app.query_one("#summary").render())
         assert "K8s GPUs" in summary and "H100-80GB-HBM3 0/8" in summary
@@ -72,7 +72,9 @@ async def test_arrows_and_tab_move_between_panels_and_enter_opens_details(cluste
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(app, pilot)
         assert isinstance(app.focused, JobsTable)
-        await pilot.press("down", "down")  # past the last of the two jobs: the nodes panel
+        await pilot.press("down", "down")  # past the last of the two jobs: the warnings panel below
+        assert isinstance(app.focused, WarningsTable)
+        await pilot.press("tab")
         assert isinstance(app.focused, NodesTable)
         await pilot.press("right")
         assert isinstance(app.focused, PoolsTable)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -102,8 +103,9 @@ class RaySource:
         # Forget what belongs to jobs no longer shown, so memory follows the table, not history.
         self._requests = {sid: r for sid, r in self._requests.items() if sid in wanted}
         self._unfindable &= wanted
-        jobs = tuple(self._job(raw) for raw in kept)
-        return SourceData(jobs=jobs, ray_cluster=parse_cluster(nodes_raw, status_raw))
+        cluster = parse_cluster(nodes_raw, status_raw)
+        jobs = tuple(with_utilization(self._job(raw), raw, cluster) for raw in kept)
+        return SourceData(jobs=jobs, ray_cluster=cluster)
 
     async def job_detail(self, job_id: str) -> JobDetail:
         raw = await self._get_json(f"/api/jobs/{job_id}", f"job {job_id}")
@@ -217,6 +219,22 @@ class RaySource:
         return decode_json(response, f"{self.name}: {what}")
 
 
+def with_utilization(job: Job, raw: dict[str, Any], cluster: RayClusterState) -> Job:
+    """A running job's measured GPU utilization: the GPUs on its driver's node whose process
+    list holds the driver's pid (an entrypoint's GPUs are on its driver's node)."""
+    pid = str((raw.get("driver_info") or {}).get("pid") or "")
+    node_id = raw.get("driver_node_id")
+    if job.state is not JobState.RUNNING or not pid.isdigit() or not node_id:
+        return job
+    node = next((n for n in cluster.nodes if n.node_id == node_id), None)
+    if node is None:
+        return job
+    values = [d.utilization for d in node.devices if int(pid) in d.pids and d.utilization is not None]
+    if not values:
+        return job
+    return replace(job, gpu_utilization=sum(values) / len(values))
+
+
 def parse_cluster(nodes_raw: Any, status_raw: Any) -> RayClusterState:
     """Nodes with logical GPU use and physical telemetry, plus the demand Ray cannot place."""
     try:
@@ -278,6 +296,8 @@ def _device(raw: dict[str, Any]) -> GpuDevice:
         utilization=_num(raw.get("utilizationGpu")),
         memory_used_mib=_num(raw.get("memoryUsed")),
         memory_total_mib=_num(raw.get("memoryTotal")),
+        pids=tuple(int(p["pid"]) for p in raw.get("processesPids") or [] if isinstance(p, dict)
+                   and str(p.get("pid", "")).isdigit()),
     )
 
 

@@ -184,6 +184,7 @@ def pod(
     limits_only: bool = False,
     init_gpus: float = 0,
     unschedulable_message: str | None = None,
+    node_selector: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     resources: dict[str, Any] = {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": "16Gi"}}
     if gpus:
@@ -196,6 +197,8 @@ def pod(
         "restartPolicy": "Never",
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
     }
+    if node_selector:
+        spec["nodeSelector"] = dict(node_selector)
     if init_gpus:
         spec["initContainers"] = [{"name": "warmup", "image": "busybox",
                                    "resources": {"limits": {resource: str(int(init_gpus))}}}]

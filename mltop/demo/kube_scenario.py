@@ -52,17 +52,20 @@ def seed_kube(store: KubeStore, now: datetime) -> None:
         k.worker_group("gpu-workers", replicas=2, min_replicas=0, max_replicas=4, gpus=4)]))
     store.put(k.raycluster("serve-cluster", "serve", autoscaling=True, created=now - 30 * day, groups=[
         k.worker_group("inference", replicas=1, min_replicas=1, max_replicas=3, gpus=1)]))
-    store.put(k.machine_deployment("gpu-md-0", "capi", replicas=2, ready=2, min_size=1, max_size=6,
+    # Two A10G machines nobody schedules on: an idle pool that `s` can scale down (min 0).
+    store.put(k.machine_deployment("gpu-md-0", "capi", replicas=2, ready=2, min_size=0, max_size=6,
                                    gpus_per_machine=4, created=now - 60 * day))
+    # It asks for 80 GB A100s by node selector; the idle H100s do not match: GPUs idle while it waits.
     store.put(k.pod("finetune-70b-0-q8m4t", "ml", gpus=8, created=now - timedelta(minutes=18),
                     owner=("PyTorchJob", "finetune-70b"),
+                    node_selector={"cloud.google.com/gke-accelerator": "nvidia-a100-80gb"},
                     unschedulable_message="0/10 nodes are available: 2 Insufficient nvidia.com/gpu, "
                                           "1 node(s) had untolerated taint {nvidia.com/gpu: present}, "
                                           "7 node(s) didn't match Pod's node affinity/selector."))
     store.put(k.pod("sweep-lr-3-b2d9f", "research", gpus=2, created=now - timedelta(minutes=4),
                     owner=("Job", "sweep-lr-3"),
                     unschedulable_message="0/10 nodes are available: 10 Insufficient nvidia.com/gpu."))
-    reconcile(store, now)
+    reconcile(store, now, machines_created=now - 3 * day)
 
 
 def _worker_labels(cluster: str, group: str) -> dict[str, str]:
@@ -83,7 +86,7 @@ def _free_gpus(store: KubeStore) -> dict[str, float]:
     return free
 
 
-def reconcile(store: KubeStore, now: datetime) -> None:
+def reconcile(store: KubeStore, now: datetime, machines_created: datetime | None = None) -> None:
     """What the KubeRay operator and Cluster API would do: bring pods and machines to spec."""
     for rc in store.list(*RAY):
         name, namespace = rc["metadata"]["name"], rc["metadata"]["namespace"]
@@ -102,6 +105,7 @@ def reconcile(store: KubeStore, now: datetime) -> None:
                 store.put(k.pod(f"{name}-{group['groupName']}-worker-{_suffix(now, i)}", namespace, gpus=gpus,
                                 node_name=node, created=now, labels=labels, owner=("RayCluster", name)))
     for md in store.list(*CAPI):
+        _machines(store, md, machines_created or now)
         spec, status = md["spec"], md.setdefault("status", {})
         if status.get("readyReplicas") != spec["replicas"] or status.get("replicas") != spec["replicas"]:
             ready = status.get("readyReplicas", 0)
@@ -109,6 +113,27 @@ def reconcile(store: KubeStore, now: datetime) -> None:
             status["replicas"] = spec["replicas"]
             status["availableReplicas"] = status["readyReplicas"]
             store.put(md)
+
+
+def _machines(store: KubeStore, md: dict, now: datetime) -> None:
+    """Cluster API's nodes for a MachineDeployment, annotated with their MachineSet as CAPI does."""
+    name, namespace = md["metadata"]["name"], md["metadata"]["namespace"]
+    owner = f"{name}-7d9f8"
+    mine = sorted(n["metadata"]["name"] for n in store.list("v1", "Node")
+                  if (n["metadata"].get("annotations") or {}).get("cluster.x-k8s.io/owner-name") == owner)
+    want = md["spec"]["replicas"]
+    for extra in mine[want:]:
+        store.delete("v1", "Node", extra)
+    for i in range(len(mine), want):
+        node = k.node(f"{name}-{i}", labels={"node.kubernetes.io/instance-type": "g5.12xlarge",
+                                             "topology.kubernetes.io/zone": "us-west-2a",
+                                             **k.gfd_labels("NVIDIA-A10G", 4, 23028)},
+                      gpus=4, created=now, cpu="48", memory="192Gi")
+        node["metadata"]["annotations"] = {"cluster.x-k8s.io/owner-kind": "MachineSet",
+                                           "cluster.x-k8s.io/owner-name": owner,
+                                           "cluster.x-k8s.io/cluster-namespace": namespace,
+                                           "cluster.x-k8s.io/cluster-name": md["spec"].get("clusterName", "")}
+        store.put(node)
 
 
 def _suffix(now: datetime, i: int) -> str:
@@ -148,7 +173,9 @@ class KubeScenario:
             if pod["spec"].get("nodeName") or pod["metadata"]["name"].startswith(("finetune-70b", "sweep-lr")):
                 continue  # the two opening pods stay queued: one wants a pool that does not exist
             gpus = float(pod["spec"]["containers"][0]["resources"]["limits"].get("nvidia.com/gpu", 0))
-            node = next((n for n, f in sorted(free.items()) if f >= gpus and "h100" not in n and "41-17" not in n), None)
+            # The H100 group and the MachineDeployment's machines stay idle: the demo's idle pools.
+            node = next((n for n, f in sorted(free.items())
+                         if f >= gpus and "41-17" not in n and not n.startswith("gpu-md")), None)
             if node is None:
                 continue
             free[node] -= gpus

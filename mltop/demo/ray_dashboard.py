@@ -40,7 +40,7 @@ def job_details(job: SimJob) -> dict[str, Any]:
         "job_id": job.ray_job_id,
         "submission_id": job.submission_id if job.job_type == "SUBMISSION" else None,
         "driver_info": (
-            {"id": job.ray_job_id, "node_ip_address": "127.0.0.1", "pid": "4242"} if job.ray_job_id else None
+            {"id": job.ray_job_id, "node_ip_address": "127.0.0.1", "pid": str(job.pid)} if job.ray_job_id else None
         ),
         "status": job.status,
         "entrypoint": job.entrypoint,
@@ -234,15 +234,18 @@ def _supervisor_actor(job: SimJob) -> dict[str, Any]:
 
 
 def _node_summary(sim: RaySim, node: Any) -> dict[str, Any]:
-    used = sim.gpus_used(node.node_id)
     gpus = []
     if node.gpu_model:
+        owners = sim.device_owners(node)
         for index in range(int(node.gpus)):
-            util = node.utilization.get(index, 0.0)
+            owner = owners.get(index)
+            util = 0.0 if owner is None else owner.utilization if owner.utilization is not None else \
+                node.utilization.get(index, 90.0)
             gpus.append({
                 "index": index, "name": node.gpu_model, "uuid": f"GPU-{node.node_id[:8]}-{index}",
-                "utilizationGpu": int(util), "memoryUsed": int(81920 * util / 100) if used else 0,
-                "memoryTotal": 81920, "processesPids": [],
+                "utilizationGpu": int(util), "memoryUsed": 61234 if owner else 0,
+                "memoryTotal": 81920,
+                "processesPids": [{"pid": owner.pid, "gpuMemoryUsage": 61000}] if owner else [],
             })
     return {
         "now": sim.now_ms() / 1000,

@@ -79,6 +79,8 @@ class SimJob:
     stop_at_ms: int | None = None  # a stop was accepted and will take effect at this time
     stop_on_start: bool = False  # a stop was accepted while the job was still waiting
     error_type: str | None = None
+    pid: int = 0  # the driver's process id, once running
+    utilization: float | None = None  # GPU utilization while running; None: busy as usual
     logs: list[str] = field(default_factory=list)
 
 
@@ -143,6 +145,7 @@ class RaySim:
         job.started_ms = now
         job.node_id = node.node_id
         job.ray_job_id = f"{next(self._ids):02x}000000"
+        job.pid = 20000 + len(self.jobs) * 7 + int(job.submitted_ms % 7)
         job.logs.append(f"Running entrypoint for job {job.submission_id}: {job.entrypoint}")
         if job.stop_on_start:
             job.stop_at_ms = now + int(STOP_SECONDS * 1000)
@@ -152,6 +155,19 @@ class RaySim:
         job.end_ms = at_ms
         job.message = message
         job.logs.append(message.splitlines()[0])
+
+    def device_owners(self, node: SimNode) -> dict[int, SimJob]:
+        """Which running job uses which GPU of a node, in the order they started."""
+        owners: dict[int, SimJob] = {}
+        index = 0
+        running = sorted((j for j in self.jobs.values() if j.status == "RUNNING" and j.node_id == node.node_id),
+                         key=lambda j: (j.started_ms or 0, j.submission_id))
+        for job in running:
+            for _ in range(int(job.gpus)):
+                if index < int(node.gpus):
+                    owners[index] = job
+                    index += 1
+        return owners
 
     def gpus_used(self, node_id: str) -> float:
         return sum(j.gpus for j in self.jobs.values() if j.status == "RUNNING" and j.node_id == node_id)

@@ -55,7 +55,9 @@ def seed_ray(sim: RaySim) -> None:
                run_seconds=3 * 3600, submitted_ms=now - 95 * minute)
     sim.submit(f"{py} finetune.py --base mistral-7b", submission_id="raysubmit_mistral_ft",
                gpus=6, metadata={"owner": "bob", "job_name": "finetune-mistral-7b"},
-               run_seconds=43 * 60, submitted_ms=now - 40 * minute)  # ends 3 minutes into the demo
+               run_seconds=46 * 60, submitted_ms=now - 40 * minute)  # ends 6 minutes into the demo
+    # bob's fine-tune holds 6 GPUs at 3%: a low-utilization warning until it ends (or is stopped).
+    sim.jobs["raysubmit_mistral_ft"].utilization = 3.0
     sim.submit(f"{py} pretrain.py --size 13b", submission_id="raysubmit_pretrain13b",
                gpus=12, metadata={"owner": "carol", "job_name": "pretrain-13b"},
                run_seconds=3600, submitted_ms=now - 23 * minute)

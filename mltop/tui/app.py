@@ -7,6 +7,7 @@ collapses to the newest) -> handler on the UI thread -> JobsTable.sync (keyed di
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from textual import work
@@ -17,12 +18,14 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from mltop.adapters.base import Cancellable, HasJobDetails, Retryable, Scalable, Source
 from mltop import format as fmt
-from mltop.config import Config
+from mltop.config import Config, cost_policy, cost_prices
+from mltop.cost import CostReport, IdleHistory, IdleWarning, evaluate
 from mltop.errors import SourceError
 from mltop.jobs import StopTracker, matches, order_jobs
 from mltop.model import Job, JobState, Pool, RayClusterState, SourceHealth
 from mltop.scaling import ScalePlan
-from mltop.refresh import SourceLoop, SourceUpdate, source_key, utcnow
+from mltop.refresh import SourceLoop, SourceUpdate, snapshot_of, source_key, utcnow
+from mltop.report import cost_line
 from mltop.tui.commands import MltopCommands
 from mltop.tui.confirm import ConfirmCancel
 from mltop.tui.details import JobDetailsScreen
@@ -30,7 +33,7 @@ from mltop.tui.help import HelpScreen
 from mltop.tui.infra_details import InfraDetailsScreen
 from mltop.tui.scale import ScaleDialog
 from mltop.tui.messages import SourceUpdated
-from mltop.widgets.infra_tables import NodesTable, PoolsTable, short_model
+from mltop.widgets.infra_tables import NodesTable, PoolsTable, WarningsTable, short_model
 from mltop.widgets.jobs_table import JobsTable
 from mltop.widgets.source_status import SourceStatus
 
@@ -52,6 +55,7 @@ class MltopApp(App[int]):
         Binding("ctrl+d", "cancel_job", "Cancel job", id="jobs.cancel"),
         Binding("R", "retry_job", "Retry", id="jobs.retry"),
         Binding("s", "scale_pool", "Scale", id="pools.scale"),
+        Binding("w", "show_warnings", "Warnings", id="warnings.show"),
         Binding("r", "refresh", "Refresh", show=False, id="refresh"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="filter.clear"),
     ]
@@ -78,6 +82,10 @@ class MltopApp(App[int]):
         self.scales_in_flight: set[str] = set()
         self.all_jobs: list[Job] = []
         self.has_infra = any(s.kind == "kubernetes" for s in sources)
+        self.history = IdleHistory()
+        self.policy = cost_policy(config.cost)
+        self.prices = cost_prices(config.cost)
+        self.cost: CostReport | None = None
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -85,6 +93,8 @@ class MltopApp(App[int]):
         yield Static(id="summary")
         with Vertical(id="jobs-panel", classes="panel"):
             yield JobsTable(several_clusters=len(self.sources) > 1, id="jobs")
+        with Vertical(id="warnings-panel", classes="panel"):
+            yield WarningsTable(id="warnings")
         if self.has_infra:
             with Horizontal(id="infra"):
                 with Vertical(id="nodes-panel", classes="panel"):
@@ -122,6 +132,7 @@ class MltopApp(App[int]):
     def _relayout(self) -> None:
         width = self.size.width
         self.table.relayout(width - 2)  # inside the panel's border
+        self.query_one(WarningsTable).relayout(width - 2)
         if self.has_infra:
             wide = width >= WIDE
             self.query_one("#infra").set_class(not wide, "stacked")
@@ -142,8 +153,27 @@ class MltopApp(App[int]):
     def on_source_updated(self, message: SourceUpdated) -> None:
         self.updates[message.update.key] = message.update
         self._render_all(settled={message.update.key} if message.update.health.ok else set())
+        self._render_cost()
         if self.has_infra:
             self._render_infra()
+
+    def _render_cost(self) -> None:
+        now = self.clock()
+        snapshot = snapshot_of(self.updates.values(), now)
+        snapshot = replace(snapshot, jobs=tuple(self.all_jobs))
+        self.cost = evaluate(snapshot, self.prices, self.policy, self.history, now)
+        table = self.query_one(WarningsTable)
+        table.now, table.currency = now, self.cost.currency
+        # Unless the user is in the panel, its cursor stays on the most expensive warning.
+        table.sync(list(self.cost.warnings), pin=table.has_focus)
+        total = sum(w.cost_per_hour or 0.0 for w in self.cost.warnings)
+        panel = self.query_one("#warnings-panel")
+        panel.border_title = (f"Idle-cost warnings: {len(self.cost.warnings)}, "
+                              f"{self.cost.currency}{total:,.2f}/h" if self.cost.warnings else "Idle-cost warnings: none")
+        panel.border_subtitle = "w: go here, enter: go to target"
+        # Its height follows its rows (set here: `height: auto` missed rows added after the first layout).
+        self._size_warnings()
+        self._render_summary({k: u.data.ray_cluster for k, u in self.updates.items() if u.data and u.data.ray_cluster})
 
     def _render_infra(self) -> None:
         nodes = [n for u in self.updates.values() if u.data for n in u.data.nodes]
@@ -152,7 +182,9 @@ class MltopApp(App[int]):
         nodes.sort(key=lambda n: (-n.gpus_free, n.cluster, n.name))
         order = {"raycluster-workergroup": 0, "machinedeployment": 1, "nodepool": 2}
         pools.sort(key=lambda p: (order.get(p.kind, 9), p.cluster, p.name))
-        self.query_one(NodesTable).sync(nodes)
+        table = self.query_one(NodesTable)
+        table.idle_costs = {n.key: self.cost.node_idle_cost(n) for n in nodes} if self.cost else {}
+        table.sync(nodes)
         self.query_one(PoolsTable).sync(pools)
         self._explain_pool(self.query_one(PoolsTable).selected)
         total = sum(n.gpus_allocatable for n in nodes)
@@ -214,6 +246,8 @@ class MltopApp(App[int]):
         used = None if any(u is None for u in used_values) else sum(u for u in used_values if u is not None)
         ok = sum(1 for k in self.sources if (u := self.updates.get(k)) is not None and u.health.ok)
         text = f" mltop  {ok}/{len(self.sources)} sources up"
+        if self.cost is not None and (self.cost.node_prices or clusters):
+            text += f"  ·  {cost_line(self.cost)}"
         if clusters:
             text += f"  ·  Ray GPUs {fmt.gpus(used)}/{fmt.gpus(total)} in use"
         nodes = [n for u in self.updates.values() if u.data for n in u.data.nodes]
@@ -237,6 +271,10 @@ class MltopApp(App[int]):
             return False  # hidden from footer, help and palette; the key does nothing
         if action in MAIN_SCREEN_ACTIONS and self.screen is not self.screen_stack[0]:
             return False  # these act on the jobs table, which another screen covers
+        if action in ("cancel_job", "scale_pool") and isinstance(self.focused, WarningsTable):
+            warning = self.focused.selected
+            wanted = "ctrl+d" if action == "cancel_job" else "s"
+            return True if warning is not None and warning.remedy_key == wanted else False
         if action == "cancel_job":
             if self.has_infra and not isinstance(self.focused, JobsTable):
                 return False  # the key is for the jobs panel
@@ -303,9 +341,51 @@ class MltopApp(App[int]):
 
     def on_descendant_focus(self) -> None:
         self.refresh_bindings()
+        self._size_warnings()
+
+    def _size_warnings(self) -> None:
+        """The warnings panel is as tall as its rows (up to 4), and takes room when it has the focus."""
+        if not self.is_mounted or self.cost is None:
+            return
+        panel = self.query_one("#warnings-panel")
+        focused = isinstance(self.focused, WarningsTable)
+        panel.styles.max_height = None if focused else min(7, len(self.cost.warnings) + 3)
+
+    def action_show_warnings(self) -> None:
+        self.query_one(WarningsTable).focus()
+
+    def go_to(self, warning: IdleWarning) -> bool:
+        """Put the cursor on a warning's target in its own panel; False when it has none here."""
+        target = warning.target
+        tables = [self.table] + ([self.query_one(NodesTable), self.query_one(PoolsTable)] if self.has_infra else [])
+        for table in tables:
+            if table.select_key(target):
+                table.focus()
+                return True
+        return False
+
+    def _remedy_target(self, action: str) -> bool:
+        """From the warnings panel, the remedy key acts on the warning's remedy target."""
+        if not isinstance(self.focused, WarningsTable):
+            return True
+        warning = self.focused.selected
+        if warning is None or warning.remedy_target is None:
+            return False
+        tables = [self.table] + ([self.query_one(PoolsTable)] if self.has_infra else [])
+        for table in tables:
+            if table.select_key(warning.remedy_target):
+                table.focus()
+                return True
+        self.notify(f"{warning.target_name}: its target is no longer listed", severity="warning")
+        return False
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         key = event.row_key.value
+        if isinstance(event.data_table, WarningsTable):
+            warning = event.data_table.records.get(key) if key else None
+            if warning is not None and not self.go_to(warning):
+                self.notify(f"{warning.target_name}: {warning.remedy}", timeout=10)
+            return
         if isinstance(event.data_table, (NodesTable, PoolsTable)):
             record = event.data_table.records.get(key) if key else None
             if record is not None:
@@ -320,7 +400,7 @@ class MltopApp(App[int]):
         )
 
     def action_cancel_job(self) -> None:
-        if self.read_only:
+        if self.read_only or not self._remedy_target("cancel_job"):
             return
         # The target is captured now, by key: whatever the table does next, this is the job.
         job = self.table.selected_job
@@ -394,7 +474,7 @@ class MltopApp(App[int]):
         self.loops[key].poke()
 
     def action_scale_pool(self) -> None:
-        if self.read_only or not self.has_infra:
+        if self.read_only or not self.has_infra or not self._remedy_target("scale_pool"):
             return
         table = self.query_one(PoolsTable)
         pool = table.selected  # captured now, by key

@@ -5,9 +5,12 @@ from __future__ import annotations
 from rich.text import Text
 
 from mltop import format as fmt
+from mltop.cost import IdleWarning
 from mltop.model import GpuNode, Pool
 from mltop.widgets.keyed_table import KeyedTable
 
+KIND_LABELS = {"idle-node": "idle node", "idle-pool": "idle pool", "ray-idle": "ray idle",
+               "low-utilization": "low util", "idle-while-waiting": "idle+waiting", "no-capacity-coming": "no capacity"}
 POOL_KINDS = {"nodepool": "nodepool", "raycluster-workergroup": "ray group", "machinedeployment": "capi md"}
 
 
@@ -36,16 +39,21 @@ class NodesTable(KeyedTable[GpuNode]):
         ("model", "MODEL", 14),
         ("alloc", "ALLOC", 7),
         ("free", "FREE", 4),
+        ("idle", "IDLE/H", 7),
         ("state", "STATE", 8),
     )
+    idle_costs: dict[str, float | None] = {}  # node key -> $/h of its idle GPUs (None: no price)
 
     def cells(self, node: GpuNode, widths: dict[str, int]) -> tuple[Text, ...]:
+        idle = self.idle_costs.get(node.key)
         return (
             Text(fmt.clip(short_node_name(node.name), widths["name"])),
             Text(fmt.clip(node.pool or "-", widths["pool"])),
             Text(fmt.clip(short_model(node.gpu_model), widths["model"])),
             allocation(node.gpus_allocated, node.gpus_allocatable),
             Text(fmt.gpus(node.gpus_free), justify="right", style="bold yellow" if node.gpus_free else ""),
+            Text("-" if not node.gpus_free else "?" if idle is None else f"{idle:,.2f}", justify="right",
+                 style="yellow" if idle else ""),
             node_state(node),
         )
 
@@ -96,3 +104,33 @@ def short_node_name(name: str) -> str:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+class WarningsTable(KeyedTable[IdleWarning]):
+    """Idle-cost warnings, most expensive first; enter goes to the target, the remedy key fixes it."""
+
+    COLUMNS = (
+        ("cost", "$/H", 8),
+        ("kind", "KIND", 13),
+        ("message", "WHAT", 0),
+        ("since", "IDLE", 7),
+        ("key", "FIX", 6),
+    )
+    currency = "$"
+    now = None
+
+    def key_of(self, record: IdleWarning) -> str:
+        return f"{record.kind}|{record.target}"
+
+    def cells(self, w: IdleWarning, widths: dict[str, int]) -> tuple[Text, ...]:
+        cost = "unknown" if w.cost_per_hour is None else f"{self.currency}{w.cost_per_hour:,.2f}"
+        since = "-" if w.idle_since is None or self.now is None else (
+            (">=" if w.idle_since_is_lower_bound else "") + fmt.short_duration((self.now - w.idle_since).total_seconds()))
+        return (
+            Text(cost, justify="right", style="bold red" if (w.cost_per_hour or 0) >= 10 else "yellow"),
+            Text(KIND_LABELS.get(w.kind, w.kind), style="dim"),
+            Text(fmt.clip(f"{w.cluster}: {w.message}", widths["message"])),
+            Text(since),
+            Text(w.remedy_key or "-", style="cyan" if w.remedy_key else "dim"),
+        )
+

@@ -130,11 +130,14 @@ class KeyedTable(DataTable, Generic[R]):
 
     # -- the diff ---------------------------------------------------------------------------
 
-    def sync(self, records: Sequence[R], keep: str | None = None) -> None:
-        """Show exactly `records`, in this order, changing only what changed."""
+    def sync(self, records: Sequence[R], keep: str | None = None, pin: bool = True) -> None:
+        """Show exactly `records`, in this order, changing only what changed.
+
+        The cursor stays on the same record (`pin`), or goes back to the first row.
+        """
         if not self.columns:
             self.relayout(self.size.width or 80)
-        selected = keep or self.selected_key
+        selected = keep or (self.selected_key if pin else None)
         old_index = self.cursor_row
         wanted = [self.key_of(r) for r in records]
         wanted_set = set(wanted)
@@ -163,7 +166,8 @@ class KeyedTable(DataTable, Generic[R]):
             if selected in wanted_set:
                 self.move_cursor(row=self.get_row_index(selected), animate=False)
             elif wanted:
-                self.move_cursor(row=min(max(old_index, 0), len(wanted) - 1), animate=False)
+                row = min(max(old_index, 0), len(wanted) - 1) if pin else 0
+                self.move_cursor(row=row, animate=False)
 
     def _current_order(self) -> list[str]:
         return [self.coordinate_to_cell_key((i, 0)).row_key.value for i in range(self.row_count)]
