@@ -245,9 +245,11 @@ class MltopApp(App[int]):
         used_values = [c.gpus_used for c in clusters.values()]
         used = None if any(u is None for u in used_values) else sum(u for u in used_values if u is not None)
         ok = sum(1 for k in self.sources if (u := self.updates.get(k)) is not None and u.health.ok)
-        text = f" mltop  {ok}/{len(self.sources)} sources up"
+        text = " mltop"
+        # The cost comes first so that it stays visible on an 80-column terminal.
         if self.cost is not None and (self.cost.node_prices or clusters):
-            text += f"  ·  {cost_line(self.cost)}"
+            text += f"  {cost_line(self.cost)}"
+        text += f"  ·  {ok}/{len(self.sources)} sources up"
         if clusters:
             text += f"  ·  Ray GPUs {fmt.gpus(used)}/{fmt.gpus(total)} in use"
         nodes = [n for u in self.updates.values() if u.data for n in u.data.nodes]
