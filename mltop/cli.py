@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a Kubeflow Pipelines API URL (repeatable); default: the config file, or KF_PIPELINES_ENDPOINT")
     p.add_argument("--kfp-namespace", action="append", metavar="NS",
                    help="a namespace to watch on multi-user KFP (repeatable)")
+    p.add_argument("--prometheus", action="append", metavar="[NAME=]URL",
+                   help="a Prometheus with DCGM exporter metrics, for measured GPU utilization (repeatable)")
     p.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: KUBECONFIG, then ~/.kube/config)")
     p.add_argument("--context", action="append", metavar="NAME",
                    help="a kubeconfig context to show (repeatable; default: the current context)")
@@ -64,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load(
             ray_flags=args.ray,
+            prometheus_flags=args.prometheus,
             kfp_flags=args.kfp,
             kfp_namespace_flags=args.kfp_namespace,
             context_flags=args.context,
@@ -114,6 +117,10 @@ def make_sources(config: Config) -> list:
     from mltop.adapters.ray import RaySource
 
     sources: list = [RaySource(endpoint) for endpoint in config.ray]
+    if config.prometheus:
+        from mltop.adapters.prometheus import PrometheusSource
+
+        sources += [PrometheusSource(endpoint) for endpoint in config.prometheus]
     if config.kfp:
         from mltop.adapters.kfp import KfpSource
 

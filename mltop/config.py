@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mltop.adapters.http import Endpoint
 from mltop.adapters.kfp_endpoint import KfpEndpoint
+from mltop.adapters.prometheus_endpoint import PrometheusEndpoint
 from mltop.adapters.kube_target import KubeTarget
 
 if sys.version_info >= (3, 11):
@@ -90,6 +91,20 @@ class KfpSourceConfig(_Strict):
         return check_http_url(value)
 
 
+class PrometheusSourceConfig(_Strict):
+    url: str
+    name: str | None = None
+    window_minutes: float = Field(default=10.0, gt=0, le=24 * 60)  # utilization is averaged over this
+    token: str | None = None
+    ca_file: str | None = None
+    verify_tls: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return check_http_url(value)
+
+
 class KubeSourceConfig(_Strict):
     context: str | None = None  # default: the kubeconfig's current context
     kubeconfig: str | None = None  # default: KUBECONFIG, then ~/.kube/config
@@ -128,6 +143,7 @@ class FileConfig(_Strict):
     ray: list[RaySourceConfig] = Field(default_factory=list)
     kubernetes: list[KubeSourceConfig] = Field(default_factory=list)
     kfp: list[KfpSourceConfig] = Field(default_factory=list)
+    prometheus: list[PrometheusSourceConfig] = Field(default_factory=list)
     cost: CostConfig = Field(default_factory=CostConfig)
     keys: dict[str, str] = Field(default_factory=dict)
 
@@ -147,6 +163,7 @@ class Config:
     ray: tuple[Endpoint, ...] = ()
     kubernetes: tuple[KubeTarget, ...] = ()
     kfp: tuple[KfpEndpoint, ...] = ()
+    prometheus: tuple[PrometheusEndpoint, ...] = ()
     refresh: float = DEFAULT_REFRESH
     read_only: bool = False
     finished_limit: int = 50
@@ -279,9 +296,28 @@ def kfp_endpoints(
     return tuple(out)
 
 
+def prometheus_endpoints(flags: list[str] | None, file: FileConfig, window: float) -> tuple[PrometheusEndpoint, ...]:
+    if flags:
+        out = []
+        for flag in flags:
+            name, url = parse_ray_flag(flag)
+            try:
+                url = check_http_url(url)
+            except ValueError as exc:
+                raise ConfigError(f"--prometheus: {exc}") from None
+            out.append(PrometheusEndpoint(name=name or default_name(url), url=url, window_seconds=int(window * 60)))
+        return tuple(out)
+    return tuple(
+        PrometheusEndpoint(name=p.name or default_name(p.url), url=p.url, window_seconds=int(p.window_minutes * 60),
+                           token=p.token, ca_file=p.ca_file, verify_tls=p.verify_tls)
+        for p in file.prometheus
+    )
+
+
 def load(
     *,
     ray_flags: list[str] | None = None,
+    prometheus_flags: list[str] | None = None,
     kfp_flags: list[str] | None = None,
     kfp_namespace_flags: list[str] | None = None,
     context_flags: list[str] | None = None,
@@ -343,6 +379,7 @@ def load(
         ray=tuple(endpoints),
         kubernetes=kube_targets(context_flags, kubeconfig_flag, file, env),
         kfp=kfp_endpoints(kfp_flags, kfp_namespace_flags, file, env, path),
+        prometheus=prometheus_endpoints(prometheus_flags, file, file.cost.low_utilization_window_minutes or 10.0),
         refresh=refresh_flag if refresh_flag is not None else file.refresh,
         read_only=read_only_flag or env_read_only or file.read_only,
         finished_limit=file.finished_limit,

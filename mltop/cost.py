@@ -11,7 +11,7 @@ Idle comes in two kinds (as OpenCost defines idle: capacity cost minus what work
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from mltop.format import gpus as g
@@ -131,6 +131,24 @@ def _money(value: float | None, currency: str) -> str:
     return "unknown" if value is None else f"{currency}{value:,.2f}"
 
 
+def with_measurements(snapshot: Snapshot) -> Snapshot:
+    """Join DCGM samples (from Prometheus) to the pods holding the GPUs, by namespace and pod."""
+    if not snapshot.gpu_samples:
+        return snapshot
+    by_pod: dict[tuple[str, str], list[float]] = {}
+    for s in snapshot.gpu_samples:
+        if s.namespace and s.pod:
+            by_pod.setdefault((s.namespace, s.pod), []).append(s.utilization)
+    nodes = []
+    for node in snapshot.nodes:
+        pods = tuple(
+            replace(p, utilization=sum(v) / len(v)) if (v := by_pod.get((p.namespace, p.name))) else p
+            for p in node.pods
+        )
+        nodes.append(replace(node, pods=pods))
+    return replace(snapshot, nodes=tuple(nodes))
+
+
 def evaluate(
     snapshot: Snapshot,
     prices: PriceBook,
@@ -138,6 +156,7 @@ def evaluate(
     history: IdleHistory,
     now: datetime,
 ) -> CostReport:
+    snapshot = with_measurements(snapshot)
     cur = prices.currency
     warnings: list[IdleWarning] = []
     node_prices: dict[str, Price] = {}
@@ -243,6 +262,29 @@ def evaluate(
                     + (f" ({job.owner})" if job.owner else ""),
             remedy_key="ctrl+d" if job.cancellable else None, remedy_target=job.key if job.cancellable else None,
         ))
+
+    # -- pods holding GPUs at low measured utilization (DCGM through Prometheus) ------------
+    for node in snapshot.nodes:
+        for pod in node.pods:
+            if pod.utilization is None or not pod.gpus:
+                continue
+            key = f"util/{node.cluster}/{pod.namespace}/{pod.name}"
+            seen.add(key)
+            low = pod.utilization < policy.low_utilization_percent
+            since, lower = history.observe(key, low, now)
+            if not low or since is None or now - since < policy.low_utilization_window:
+                continue
+            if "low-utilization" not in policy.kinds:
+                continue
+            rate = _share(node_prices[node.key], pod.gpus, node.gpus_total)
+            warnings.append(IdleWarning(
+                kind="low-utilization", target=node.key, target_name=f"{pod.namespace}/{pod.name}",
+                cluster=node.cluster, idle_gpus=pod.gpus, idle_since=since, idle_since_is_lower_bound=lower,
+                cost_per_hour=rate, wasted=None if rate is None else rate * hours(since, now),
+                remedy=f"ask the owner ({pod.owner or 'unknown'}) to release the GPUs or stop the pod",
+                message=f"pod {pod.namespace}/{pod.name} on {node.name} holds {g(pod.gpus)} GPUs at "
+                        f"{pod.utilization:.0f}% utilization",
+            ))
 
     # -- GPUs idle while GPU jobs wait, and demand with nothing coming ----------------------
     for job in snapshot.jobs:

@@ -212,6 +212,19 @@ class Pool:
 
 
 @dataclass(frozen=True)
+class GpuSample:
+    """One GPU's measured utilization (percent, averaged over a window) from DCGM via Prometheus."""
+
+    hostname: str  # the node it is on
+    gpu: str
+    uuid: str
+    model: str | None
+    utilization: float
+    namespace: str | None = None  # the pod using it, when the exporter maps pods
+    pod: str | None = None
+
+
+@dataclass(frozen=True)
 class SourceData:
     """Everything one poll of one source produced."""
 
@@ -219,6 +232,7 @@ class SourceData:
     ray_cluster: RayClusterState | None = None
     nodes: tuple[GpuNode, ...] = ()
     pools: tuple[Pool, ...] = ()
+    gpu_samples: tuple[GpuSample, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -245,3 +259,4 @@ class Snapshot:
     ray_clusters: tuple[tuple[str, RayClusterState], ...] = field(default=())
     nodes: tuple[GpuNode, ...] = ()
     pools: tuple[Pool, ...] = ()
+    gpu_samples: tuple[GpuSample, ...] = ()
