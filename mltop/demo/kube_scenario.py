@@ -149,14 +149,34 @@ class KubeScenario:
         self.rng = random.Random(seed)
         self.steps = 0
 
+    # The story's beats, in steps (seconds): warnings appear and clear as a user would see them.
+    TRAINING_ENDS = 60  # train-cluster's workers go away: the L4 pool goes idle (a warning a minute later)
+    TRAINING_RESUMES = 300  # ...and come back: the warning clears
+    FINETUNE_GIVES_UP = 420  # the pod waiting for another GPU model is deleted: that warning clears
+    PRETRAIN_SHARD_DONE = 150  # one A100 node frees up: batch jobs come and go there from then on
+
     def step(self) -> None:
         self.steps += 1
         now = self.clock()
+        if self.steps == self.TRAINING_ENDS:
+            self._set_replicas("train-cluster", "ml", 0)
+        elif self.steps == self.TRAINING_RESUMES:
+            self._set_replicas("train-cluster", "ml", 2)
+        elif self.steps == self.PRETRAIN_SHARD_DONE and self.store.get("v1", "Pod", "llm-pretrain-2-x7k2p", "ml"):
+            self.store.delete("v1", "Pod", "llm-pretrain-2-x7k2p", "ml")
+        elif self.steps == self.FINETUNE_GIVES_UP and self.store.get("v1", "Pod", "finetune-70b-0-q8m4t", "ml"):
+            self.store.delete("v1", "Pod", "finetune-70b-0-q8m4t", "ml")
         if self.steps % 20 == 0:
             self._new_job(now)
         self._place_pending()
         self._finish_some(now)
         reconcile(self.store, now)
+
+    def _set_replicas(self, name: str, namespace: str, replicas: int) -> None:
+        rc = self.store.get(*RAY, name, namespace)
+        if rc is not None:
+            rc["spec"]["workerGroupSpecs"][0]["replicas"] = replicas
+            self.store.put(rc)
 
     def _new_job(self, now: datetime) -> None:
         waiting = [p for p in self.store.list("v1", "Pod") if not p["spec"].get("nodeName")]
@@ -173,9 +193,9 @@ class KubeScenario:
             if pod["spec"].get("nodeName") or pod["metadata"]["name"].startswith(("finetune-70b", "sweep-lr")):
                 continue  # the two opening pods stay queued: one wants a pool that does not exist
             gpus = float(pod["spec"]["containers"][0]["resources"]["limits"].get("nvidia.com/gpu", 0))
-            # The H100 group and the MachineDeployment's machines stay idle: the demo's idle pools.
-            node = next((n for n, f in sorted(free.items())
-                         if f >= gpus and "41-17" not in n and not n.startswith("gpu-md")), None)
+            # Batch jobs only land on the A100 pool: the H100 group and the MachineDeployment stay
+            # idle (the demo's idle pools) and the L4 pool idles while training pauses.
+            node = next((n for n, f in sorted(free.items()) if f >= gpus and "a100-pool" in n), None)
             if node is None:
                 continue
             free[node] -= gpus
