@@ -13,6 +13,7 @@ from datetime import datetime
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -152,6 +153,8 @@ class MltopApp(App[int]):
 
     def on_source_updated(self, message: SourceUpdated) -> None:
         self.updates[message.update.key] = message.update
+        if not self.screen_stack or not self.screen_stack[0].is_mounted:
+            return  # a late poll during shutdown
         self._render_all(settled={message.update.key} if message.update.health.ok else set())
         self._render_cost()
         if self.has_infra:
@@ -196,7 +199,10 @@ class MltopApp(App[int]):
         self._infra = (nodes, pools)
 
     def _tick(self) -> None:
-        self._render_all()
+        try:
+            self._render_all()
+        except NoMatches:
+            pass  # shutting down: the widgets are already gone
 
     def _render_all(self, settled: set[str] | None = None) -> None:
         now = self.clock()
