@@ -324,7 +324,10 @@ def evaluate(
         burn_rate=burn,
         idle_rate=max(idle_rate, idle_now),
         wasted_today=history.wasted_today,
-        unpriced_nodes=sum(1 for p in node_prices.values() if p.per_hour is None),
+        unpriced_nodes=sum(1 for p in node_prices.values() if p.per_hour is None) + sum(
+            1 for _, c in snapshot.ray_clusters for n in c.nodes
+            if n.alive and n.gpus_total and _ray_node_price(n, prices).per_hour is None
+        ),
         currency=cur,
     )
 

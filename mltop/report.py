@@ -199,6 +199,9 @@ def render_json(snapshot: Snapshot, finished_limit: int, cost: CostReport | None
 
 def cost_line(cost: CostReport) -> str:
     c = cost.currency
+    if cost.unpriced_nodes and not cost.burn_rate:
+        # Nothing priced: say so rather than show $0, which would read as "free".
+        return f"GPU cost unknown: {cost.unpriced_nodes} GPU nodes without a price (add yours under [cost.prices])"
     unpriced = f" ({cost.unpriced_nodes} nodes without a price)" if cost.unpriced_nodes else ""
     return (f"GPU burn {c}{cost.burn_rate:,.2f}/h, idle {c}{cost.idle_rate:,.2f}/h, "
             f"wasted today {c}{cost.wasted_today:,.2f}{unpriced}")

@@ -204,3 +204,12 @@ def test_waste_today_accumulates_between_evaluations_and_resets_at_midnight():
     assert later.wasted_today == pytest.approx(55.04 * 12.5)
     tomorrow = evaluate(snap([node]), BOOK, POLICY, history, NOW + timedelta(hours=13))
     assert tomorrow.wasted_today < 55.04 * 2
+
+
+def test_logical_ray_gpus_without_telemetry_have_no_price_and_the_cost_line_says_so():
+    from mltop.report import cost_line
+
+    cluster = RayClusterState(nodes=(RayNode("a", "x", "head", True, True, 4, 0, ()),), demands=())
+    report = evaluate(snap(ray=[("local", cluster)]), BOOK, POLICY, IdleHistory(), NOW)
+    assert report.unpriced_nodes == 1 and report.burn_rate == 0
+    assert cost_line(report).startswith("GPU cost unknown: 1 GPU nodes without a price")
