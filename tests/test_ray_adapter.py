@@ -184,3 +184,21 @@ async def test_memory_follows_the_table_and_polls_ask_only_for_live_supervisors(
     finally:
         await source.aclose()
         server.stop()
+
+
+async def test_real_h200_telemetry_and_a_plain_entrypoints_utilization():
+    """Captured on a real H200: the job has no driver_info, yet its GPU shows 100% busy."""
+    source = _source_for({
+        "/api/jobs/": httpx.Response(200, json=load("ray-2.60-h200/jobs_list.json")),
+        "/api/v0/actors": httpx.Response(200, json=load("ray-2.60-h200/actors.json")),
+        "/nodes": httpx.Response(200, json=load("ray-2.60-h200/nodes_summary_burn.json")),
+        "/api/cluster_status": httpx.Response(200, json=load("ray-2.60-h200/cluster_status.json")),
+    })
+    data = await source.fetch()
+    await source.aclose()
+    (device,) = data.ray_cluster.nodes[0].devices
+    assert (device.name, device.utilization, device.memory_total_mib, device.pids) == ("NVIDIA H200", 100.0, 143771.0, (3632,))
+    jobs = {j.id: j for j in data.jobs}
+    assert jobs["gpu_burn"].gpus == 1.0 and jobs["gpu_burn"].gpu_utilization == 100.0
+    assert jobs["wants_two"].state is JobState.PENDING and jobs["wants_two"].gpus == 2.0
+    assert data.ray_cluster.gpus_total == 1.0 and data.ray_cluster.demands

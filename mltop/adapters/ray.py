@@ -104,7 +104,15 @@ class RaySource:
         self._requests = {sid: r for sid, r in self._requests.items() if sid in wanted}
         self._unfindable &= wanted
         cluster = parse_cluster(nodes_raw, status_raw)
-        jobs = tuple(with_utilization(self._job(raw), raw, cluster) for raw in kept)
+        jobs = [self._job(raw) for raw in kept]
+        gpu_jobs_per_node: dict[str, int] = {}
+        for job, raw in zip(jobs, kept):
+            if job.state is JobState.RUNNING and job.gpus and raw.get("driver_node_id"):
+                gpu_jobs_per_node[raw["driver_node_id"]] = gpu_jobs_per_node.get(raw["driver_node_id"], 0) + 1
+        jobs = tuple(
+            with_utilization(job, raw, cluster, sole=gpu_jobs_per_node.get(raw.get("driver_node_id") or "") == 1)
+            for job, raw in zip(jobs, kept)
+        )
         return SourceData(jobs=jobs, ray_cluster=cluster)
 
     async def job_detail(self, job_id: str) -> JobDetail:
@@ -219,17 +227,25 @@ class RaySource:
         return decode_json(response, f"{self.name}: {what}")
 
 
-def with_utilization(job: Job, raw: dict[str, Any], cluster: RayClusterState) -> Job:
-    """A running job's measured GPU utilization: the GPUs on its driver's node whose process
-    list holds the driver's pid (an entrypoint's GPUs are on its driver's node)."""
-    pid = str((raw.get("driver_info") or {}).get("pid") or "")
+def with_utilization(job: Job, raw: dict[str, Any], cluster: RayClusterState, sole: bool = False) -> Job:
+    """A running job's measured GPU utilization, from the dashboard's telemetry.
+
+    The GPUs on its driver's node whose process list holds the driver's pid; or, when the job is
+    the only running GPU job on that node, the node's GPUs that any process uses. (A plain
+    entrypoint that never calls ray.init() has no driver_info: its GPU process is a child of
+    the job's supervisor, which the API does not name; seen on a real H200.)
+    """
     node_id = raw.get("driver_node_id")
-    if job.state is not JobState.RUNNING or not pid.isdigit() or not node_id:
+    if job.state is not JobState.RUNNING or not node_id or not job.gpus:
         return job
     node = next((n for n in cluster.nodes if n.node_id == node_id), None)
     if node is None:
         return job
-    values = [d.utilization for d in node.devices if int(pid) in d.pids and d.utilization is not None]
+    pid = str((raw.get("driver_info") or {}).get("pid") or "")
+    devices = [d for d in node.devices if pid.isdigit() and int(pid) in d.pids]
+    if not devices and sole:
+        devices = [d for d in node.devices if d.pids]
+    values = [d.utilization for d in devices if d.utilization is not None]
     if not values:
         return job
     return replace(job, gpu_utilization=sum(values) / len(values))
