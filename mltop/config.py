@@ -58,7 +58,9 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RaySourceConfig(_Strict):
+class HttpSourceConfig(_Strict):
+    """What every HTTP source shares: where it is and how to trust and reach it."""
+
     url: str
     name: str | None = None
     token: str | None = None
@@ -72,37 +74,20 @@ class RaySourceConfig(_Strict):
         return check_http_url(value)
 
 
-class KfpSourceConfig(_Strict):
-    url: str
-    name: str | None = None
+class RaySourceConfig(HttpSourceConfig):
+    """A Ray dashboard: nothing beyond the common HTTP settings."""
+
+
+class KfpSourceConfig(HttpSourceConfig):
     namespaces: list[str] = Field(default_factory=list)
-    token: str | None = None
     token_file: str | None = None
     cookie: str | None = None  # raw Cookie header, e.g. "oauth2_proxy_kubeflow=..."
     header_name: str | None = None
     header_value: str | None = None
-    ca_file: str | None = None
-    verify_tls: bool = True
-    timeout: float = Field(default=10.0, gt=0, le=300)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        return check_http_url(value)
 
 
-class PrometheusSourceConfig(_Strict):
-    url: str
-    name: str | None = None
+class PrometheusSourceConfig(HttpSourceConfig):
     window_minutes: float = Field(default=10.0, gt=0, le=24 * 60)  # utilization is averaged over this
-    token: str | None = None
-    ca_file: str | None = None
-    verify_tls: bool = True
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        return check_http_url(value)
 
 
 class KubeSourceConfig(_Strict):

@@ -17,7 +17,7 @@ from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Input, Static
 
-from mltop.adapters.base import Cancellable, HasJobDetails, Retryable, Scalable, Source
+from mltop.adapters.base import ActionOutcome, Cancellable, HasJobDetails, Retryable, Scalable, Source
 from mltop import format as fmt
 from mltop.config import Config, cost_policy, cost_prices
 from mltop.cost import CostReport, IdleHistory, IdleWarning, evaluate
@@ -443,43 +443,37 @@ class MltopApp(App[int]):
 
         self.push_screen(ConfirmCancel(job, retry=True), confirmed)
 
-    @work(group="actions", description="retry a run", exit_on_error=False)
-    async def retry(self, job: Job) -> None:
+    async def _job_action(self, job: Job, capability: type, verb: str) -> ActionOutcome | None:
+        """Call one job action on the job's own source; errors become one line. None if it failed."""
         key = f"{job.source}/{job.cluster}"
         source = self.sources.get(key)
-        if not isinstance(source, Retryable):
-            self.notify(f"{key} cannot retry jobs", severity="error")
-            return
+        if not isinstance(source, capability):
+            self.notify(f"{key} cannot {verb} jobs", severity="error")
+            return None
         self.cancels_in_flight.add(job.key)
         try:
-            outcome = await source.retry_job(job.id)
+            call = source.retry_job if verb == "retry" else source.cancel_job  # type: ignore[attr-defined]
+            return await call(job.id)
         except SourceError as exc:
             self.notify(str(exc), severity="error", timeout=10)
-            return
+            return None
         finally:
             self.cancels_in_flight.discard(job.key)
             self.loops[key].poke()
-        self.notify(f"{outcome.message}; the table shows its state once the server reports it", timeout=6)
+
+    @work(group="actions", description="retry a run", exit_on_error=False)
+    async def retry(self, job: Job) -> None:
+        outcome = await self._job_action(job, Retryable, "retry")
+        if outcome is not None:
+            self.notify(f"{outcome.message}; the table shows its state once the server reports it", timeout=6)
 
     @work(group="actions", description="cancel a job", exit_on_error=False)
     async def cancel(self, job: Job) -> None:
-        key = f"{job.source}/{job.cluster}"
-        source = self.sources.get(key)
-        if not isinstance(source, Cancellable):
-            self.notify(f"{key} cannot cancel jobs", severity="error")
-            return
-        self.cancels_in_flight.add(job.key)
-        try:
-            outcome = await source.cancel_job(job.id)
-        except SourceError as exc:
-            self.notify(str(exc), severity="error", timeout=10)
-            return
-        finally:
-            self.cancels_in_flight.discard(job.key)
-        self.stops.requested(job, self.clock())
-        self.notify(f"{outcome.message}; waiting for it to report the job stopped", timeout=6)
-        self._render_all()
-        self.loops[key].poke()
+        outcome = await self._job_action(job, Cancellable, "cancel")
+        if outcome is not None:
+            self.stops.requested(job, self.clock())
+            self.notify(f"{outcome.message}; waiting for it to report the job stopped", timeout=6)
+            self._render_all()
 
     def action_scale_pool(self) -> None:
         if self.read_only or not self.has_infra or not self._remedy_target("scale_pool"):
