@@ -384,6 +384,8 @@ def gpu_node(node: NodeFacts, pods: Iterable[PodFacts], cluster: str) -> GpuNode
             allocated += gpus
             holding.append(GpuPod(pod.namespace, pod.name, gpus, pod.phase, pod.owner))
     pool, _ = pool_of(labels)
+    if pool is None and node.machine_deployment:
+        pool = node.machine_deployment.split("/", 1)[1]  # Cluster API: its MachineDeployment is its pool
     return GpuNode(
         key=f"{KIND}/{cluster}/{node.name}",
         cluster=cluster,

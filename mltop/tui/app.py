@@ -188,7 +188,9 @@ class MltopApp(App[int]):
         table = self.query_one(NodesTable)
         table.idle_costs = {n.key: self.cost.node_idle_cost(n) for n in nodes} if self.cost else {}
         table.sync(nodes)
-        self.query_one(PoolsTable).sync(pools)
+        pools_table = self.query_one(PoolsTable)
+        pools_table.idle_costs = self._pool_idle_costs(nodes, pools)
+        pools_table.sync(pools)
         self._explain_pool(self.query_one(PoolsTable).selected)
         total = sum(n.gpus_allocatable for n in nodes)
         allocated = sum(n.gpus_allocated for n in nodes)
@@ -245,6 +247,18 @@ class MltopApp(App[int]):
             title += f"  [filter: {self.filter_text}, {len(shown)} of {len(self.all_jobs)}]"
         panel.border_title = title
         panel.border_subtitle = "read-only" if self.read_only else ""
+
+    def _pool_idle_costs(self, nodes: list, pools: list[Pool]) -> dict[str, float | None]:
+        """A pool's idle $/h: its nodes' idle $/h added up (unknown if any node has no price)."""
+        if self.cost is None:
+            return {}
+        by_name = {f"{n.cluster}/{n.name}": n for n in nodes}
+        out: dict[str, float | None] = {}
+        for pool in pools:
+            members = [by_name[f"{pool.cluster}/{m}"] for m in pool.members if f"{pool.cluster}/{m}" in by_name]
+            costs = [self.cost.node_idle_cost(n) for n in members]
+            out[pool.key] = None if not costs or any(c is None for c in costs) else sum(c for c in costs if c)
+        return out
 
     def _render_summary(self, clusters: dict[str, RayClusterState]) -> None:
         total = sum(c.gpus_total for c in clusters.values())

@@ -68,10 +68,13 @@ class PoolsTable(KeyedTable[Pool]):
         ("range", "MIN..MAX", 8),
         ("gpus", "GPU/R", 5),
         ("idle", "IDLE", 4),
+        ("cost", "IDLE/H", 7),
         ("scale", "S", 1),
     )
+    idle_costs: dict[str, float | None] = {}  # pool key -> $/h of its idle GPUs (None: unknown)
 
     def cells(self, pool: Pool, widths: dict[str, int]) -> tuple[Text, ...]:
+        cost = self.idle_costs.get(pool.key)
         bounds = "-" if pool.kind == "nodepool" else f"{fmt.count(pool.min, '0')}..{fmt.count(pool.max, '∞')}"
         idle = pool.gpus_idle
         return (
@@ -81,6 +84,8 @@ class PoolsTable(KeyedTable[Pool]):
             Text(bounds + (" A" if pool.autoscaled and pool.kind != "nodepool" else "")),
             Text(fmt.gpus(pool.gpus_per_replica), justify="right"),
             Text("-" if idle is None else fmt.gpus(idle), justify="right", style="bold yellow" if idle else ""),
+            Text("-" if not idle else "?" if cost is None else f"{cost:,.2f}", justify="right",
+                 style="yellow" if cost else ""),
             Text("s" if pool.scalable else "·", style="cyan" if pool.scalable else "dim"),
         )
 
