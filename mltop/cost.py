@@ -67,6 +67,8 @@ class IdleHistory:
     wasted_today: float = 0.0
     _day: str = ""
     _last: datetime | None = None
+    _counted: set[str] = field(default_factory=set)  # targets whose pre-start waste is counted
+    _first_seen: dict[str, datetime] = field(default_factory=dict)
 
     def observe(self, key: str, idle: bool, now: datetime, estimate: datetime | None = None) -> tuple[datetime | None, bool]:
         if not idle:
@@ -79,6 +81,8 @@ class IdleHistory:
             else:
                 start = min(estimate, now) if estimate is not None else now
                 self._since[key] = (start, True)
+                # From the last evaluation on, the running count covers it.
+                self._first_seen[key] = self._last or now
         return self._since[key]
 
     def forget_except(self, keys: set[str]) -> None:
@@ -86,17 +90,28 @@ class IdleHistory:
         for key in list(self._since):
             if key not in keys:
                 del self._since[key]
+                self._first_seen.pop(key, None)
         self._busy_seen &= keys
 
-    def add_waste(self, now: datetime, idle_rate: float, first_estimate: float) -> None:
-        """Accumulate today's idle spend between evaluations; reset at midnight UTC."""
+    def add_waste(self, now: datetime, idle_rate: float, warnings: Iterable[IdleWarning]) -> None:
+        """Accumulate today's idle spend between evaluations; reset at midnight UTC.
+
+        Between evaluations every idle GPU counts. What a target wasted before mltop first saw it
+        (from its estimated idle start, or midnight, to that first sighting) is added once, when
+        it is first warned about; targets seen going idle are already in the running count.
+        """
         day = now.strftime("%Y-%m-%d")
         if day != self._day:
             self._day, self.wasted_today, self._last = day, 0.0, None
-        if self._last is None:
-            self.wasted_today += first_estimate
-        else:
+            self._counted.clear()
+        if self._last is not None:
             self.wasted_today += idle_rate * max(0.0, (now - self._last).total_seconds()) / 3600
+        for w in warnings:
+            if not w.idle_since_is_lower_bound or w.target in self._counted or w.idle_since is None:
+                continue
+            self._counted.add(w.target)
+            seen = self._first_seen.get(w.target, now)
+            self.wasted_today += (w.cost_per_hour or 0.0) * hours(max(w.idle_since, _midnight(now)), seen)
         self._last = now
 
 
@@ -314,9 +329,7 @@ def evaluate(
     # The idle rate counts every idle GPU, warned about yet or not (the warnings wait for the threshold).
     idle_now = sum(_share(node_prices[n.key], n.gpus_free, n.gpus_total) or 0.0 for n in snapshot.nodes)
     idle_now += sum(rate or 0.0 for rate, _ in ray_rates.values())
-    first = sum((w.cost_per_hour or 0.0) * hours(max(w.idle_since, _midnight(now)) if w.idle_since else now, now)
-                for w in warnings if w.kind != "no-capacity-coming")
-    history.add_waste(now, idle_now, first)
+    history.add_waste(now, idle_now, warnings)
     warnings.sort(key=lambda w: (-(w.cost_per_hour or 0.0), w.kind, w.target))
     return CostReport(
         warnings=tuple(warnings),

@@ -213,3 +213,13 @@ def test_logical_ray_gpus_without_telemetry_have_no_price_and_the_cost_line_says
     report = evaluate(snap(ray=[("local", cluster)]), BOOK, POLICY, IdleHistory(), NOW)
     assert report.unpriced_nodes == 1 and report.burn_rate == 0
     assert cost_line(report).startswith("GPU cost unknown: 1 GPU nodes without a price")
+
+
+def test_waste_before_start_is_counted_once_whichever_source_answers_first():
+    history = IdleHistory()
+    evaluate(snap(), BOOK, POLICY, history, NOW)  # the first refresh had no Kubernetes data yet
+    node = gpu_node("n", free=8, created_min_ago=60 * 24 * 5)
+    report = evaluate(snap([node]), BOOK, POLICY, history, NOW + MIN)
+    assert report.wasted_today == pytest.approx(55.04 * (12 + 1 / 60))  # since midnight, counted once
+    report = evaluate(snap([node]), BOOK, POLICY, history, NOW + 2 * MIN)
+    assert report.wasted_today == pytest.approx(55.04 * (12 + 2 / 60))
