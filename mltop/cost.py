@@ -255,18 +255,23 @@ def evaluate(
                 message=f"Ray cluster {name} holds {g(idle)} GPUs that no task or actor uses",
             ))
 
+    def low_for_the_window(key: str, utilization: float) -> tuple[datetime, bool] | None:
+        """(since, lower bound) when `key` has been under the threshold for the whole window."""
+        seen.add(key)
+        low = utilization < policy.low_utilization_percent
+        since, lower = history.observe(key, low, now)
+        if not low or since is None or now - since < policy.low_utilization_window:
+            return None
+        return (since, lower) if "low-utilization" in policy.kinds else None
+
     # -- jobs holding GPUs at low utilization -----------------------------------------------
     for job in snapshot.jobs:
         if job.state is not JobState.RUNNING or not job.gpus or job.gpu_utilization is None:
             continue
-        key = f"util/{job.key}"
-        seen.add(key)
-        low = job.gpu_utilization < policy.low_utilization_percent
-        since, lower = history.observe(key, low, now)
-        if not low or since is None or now - since < policy.low_utilization_window:
+        low = low_for_the_window(f"util/{job.key}", job.gpu_utilization)
+        if low is None:
             continue
-        if "low-utilization" not in policy.kinds:
-            continue
+        since, lower = low
         rate = _job_rate(job, snapshot, prices)
         warnings.append(IdleWarning(
             kind="low-utilization", target=job.key, target_name=job.name, cluster=job.cluster, idle_gpus=job.gpus,
@@ -283,14 +288,10 @@ def evaluate(
         for pod in node.pods:
             if pod.utilization is None or not pod.gpus:
                 continue
-            key = f"util/{node.cluster}/{pod.namespace}/{pod.name}"
-            seen.add(key)
-            low = pod.utilization < policy.low_utilization_percent
-            since, lower = history.observe(key, low, now)
-            if not low or since is None or now - since < policy.low_utilization_window:
+            low = low_for_the_window(f"util/{node.cluster}/{pod.namespace}/{pod.name}", pod.utilization)
+            if low is None:
                 continue
-            if "low-utilization" not in policy.kinds:
-                continue
+            since, lower = low
             rate = _share(node_prices[node.key], pod.gpus, node.gpus_total)
             warnings.append(IdleWarning(
                 kind="low-utilization", target=node.key, target_name=f"{pod.namespace}/{pod.name}",
@@ -320,7 +321,7 @@ def evaluate(
             remedy=message[1], message=message[0],
         ))
 
-    history.forget_except(seen | {f"util/{j.key}" for j in snapshot.jobs})
+    history.forget_except(seen)
     priced = [p.per_hour for p in node_prices.values() if p.per_hour is not None]
     ray_burn = _sum(_ray_burn(c, prices) for _, c in snapshot.ray_clusters) or 0.0
     burn = sum(priced) + ray_burn
