@@ -51,6 +51,7 @@ class Job:
     entrypoint: str = ""
     cpus: float | None = None
     cancellable: bool = False  # the backend accepts a cancel for this job in this state
+    not_cancellable_because: str | None = None  # said when cancel is asked of a job that is not cancellable
     stop_requested_at: datetime | None = None  # set by mltop after the backend accepted a stop
     namespace: str | None = None  # Kubernetes namespace (pods, KFP runs)
     experiment: str | None = None  # KFP experiment (by name)
@@ -233,6 +234,10 @@ class SourceData:
     nodes: tuple[GpuNode, ...] = ()
     pools: tuple[Pool, ...] = ()
     gpu_samples: tuple[GpuSample, ...] = ()
+    # Items the backend sent that could not be read (a bad status, a malformed object): each is
+    # left out, counted here and reported on the source's line, never the cause of a blank source.
+    skipped: int = 0
+    skip_reason: str | None = None  # the first one's reason, one line
 
 
 @dataclass(frozen=True)
@@ -244,6 +249,8 @@ class SourceHealth:
     latency_ms: float | None
     last_success: datetime | None  # when the data shown was fetched; its age is what users judge
     last_attempt: datetime | None
+    skipped: int = 0  # items of the last good poll left out as unreadable (see SourceData.skipped)
+    skip_reason: str | None = None
 
     def age_seconds(self, now: datetime) -> float | None:
         if self.last_success is None:

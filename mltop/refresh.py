@@ -73,6 +73,8 @@ async def poll(
         latency_ms=round(latency_ms, 1) if ok else None,
         last_success=last_success,
         last_attempt=attempt,
+        skipped=data.skipped if data is not None else 0,
+        skip_reason=data.skip_reason if data is not None else None,
     )
     if data is None and previous is not None:
         data = previous.data

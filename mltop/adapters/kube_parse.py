@@ -7,6 +7,11 @@ Contracts: ../shared/reference/backend-apis.md part C. What Kubernetes counts, c
 - only pods bound to a node and not finished (Succeeded/Failed) hold its GPUs;
 - time-sliced GPUs (nvidia.com/gpu.replicas) are divided back into physical GPUs; MIG slices
   count as their share of a GPU.
+
+Total on any JSON value. A field that cannot be read is unknown (None) or left out (a label that
+is not a string, a taint without a key); an object that cannot be used at all (not an object, no
+name, metadata/spec/status not objects, an accelerator amount that is not a quantity) makes the
+parser raise `Unreadable`, and nothing else: the caller leaves that one object out and counts it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
+from mltop.adapters.values import Skips, integer, mapping, number, rfc3339, sequence
 from mltop.model import GpuNode, GpuPod, Job, JobState, Pool
 
 KIND = "kubernetes"
@@ -31,7 +37,7 @@ WHOLE_GPU_RESOURCES = (
     "google.com/tpu",
 )
 MIG_PREFIX = "nvidia.com/mig-"
-MIG_PROFILE = re.compile(r"^nvidia\.com/mig-(\d+)g\.(\d+)gb$")
+MIG_PROFILE = re.compile(r"^nvidia\.com/mig-(\d{1,3})g\.(\d+)gb$", re.ASCII)  # bounded: int() stays cheap
 MIG_SLICES_PER_GPU = 7  # A100 and H100 both have 7 compute slices
 
 # First present wins (backend-apis.md C.1).
@@ -56,60 +62,143 @@ MODEL_LABELS = (
     "karpenter.k8s.aws/instance-gpu-name",
     "amd.com/gpu.product-name",
 )
-NO_MAX = 2147483647  # KubeRay's default maxReplicas: no limit
+NO_MAX = 2147483647  # KubeRay's default maxReplicas: no limit (and the int32 ceiling of every count)
 CAPI_MIN = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-min-size"
 CAPI_MAX = "cluster.x-k8s.io/cluster-api-autoscaler-node-group-max-size"
 CAPI_GPU_COUNT = "capacity.cluster-autoscaler.kubernetes.io/gpu-count"
 FINISHED_PHASES = {"Succeeded", "Failed"}
 
 
-def quantity(value: Any) -> float:
+class Unreadable(ValueError):
+    """An object too broken to use; str() says which object and why, in one line.
+
+    The only exception the parsers here raise. Callers leave that object out and count it
+    (`values.Skips`, the watch cache's skip count): one bad object never costs the whole source.
+    """
+
+
+def brief(value: Any) -> str:
+    """A bad value for a one-line reason: scalars shown (cut), containers only named, since
+    repr() of a deeply nested one costs time and may even recurse too deep."""
+    if value is not None and not isinstance(value, (str, int, float)):
+        return f"(a {type(value).__name__})"
     try:
-        return float(parse_quantity(value))
-    except (ValueError, TypeError):
-        return 0.0
+        shown = repr(value)
+    except ValueError:  # an int too long to print
+        return "(a huge number)"
+    return shown if len(shown) <= 40 else shown[:39] + "…"
+
+
+def _str(value: Any) -> str | None:
+    """A non-empty string, else None (numbers are not names or label values in Kubernetes)."""
+    return value if isinstance(value, str) and value else None
+
+
+def _strings(value: Any) -> dict[str, str]:
+    """Labels or annotations: only string keys with string values count; the rest is junk."""
+    return {k: v for k, v in mapping(value).items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """A part an object cannot do without: absent is empty, anything but an object is Unreadable."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Unreadable(f"{what} is not an object: {brief(value)}")
+    return value
+
+
+def _parts(obj: Any, kind: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], str]:
+    """(metadata, spec, status, name) of an object; Unreadable when it has no usable shape or name."""
+    if not isinstance(obj, dict):
+        raise Unreadable(f"a {kind} that is not an object: {brief(obj)}")
+    meta = _object(obj.get("metadata"), f"a {kind}'s metadata")
+    name = _str(meta.get("name"))
+    if name is None:
+        raise Unreadable(f"a {kind} without a name: {brief(meta.get('name'))}")
+    namespace = _str(meta.get("namespace"))
+    label = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+    return meta, _object(obj.get("spec"), f"{label}: spec"), _object(obj.get("status"), f"{label}: status"), name
+
+
+def quantity(value: Any) -> float | None:
+    """A Kubernetes quantity ("8", "500m", 2) as a finite, non-negative float; None for junk.
+
+    parse_quantity alone accepts "NaN", "Infinity", "-1" and "1e309" (as Decimal NaN, inf, ...),
+    and raises ArithmeticError on exponents past Decimal's range.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    try:
+        amount = float(parse_quantity(value))
+    except (ValueError, TypeError, ArithmeticError):
+        return None
+    return number(amount)
+
+
+def _amount(value: Any, what: str) -> float:
+    """An accelerator amount; junk here would make GPU accounting wrong, so it is Unreadable."""
+    amount = quantity(value)
+    if amount is None:
+        raise Unreadable(f"{what} {brief(value)} is not a quantity")
+    return amount
 
 
 def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    """An RFC 3339 time as an aware UTC datetime (never naive: the cost engine compares them)."""
+    return rfc3339(value)
 
 
-def is_accelerator(resource: str) -> bool:
-    return resource in WHOLE_GPU_RESOURCES or resource.startswith(MIG_PREFIX)
+def is_accelerator(resource: Any) -> bool:
+    return isinstance(resource, str) and (resource in WHOLE_GPU_RESOURCES or resource.startswith(MIG_PREFIX))
 
 
 # -- pods --------------------------------------------------------------------------------------
 
 
+def _containers(spec: Mapping[str, Any], field: str) -> list[dict[str, Any]]:
+    containers = spec.get(field)
+    if containers is None:
+        return []
+    if not isinstance(containers, list) or not all(isinstance(c, dict) for c in containers):
+        # A container we cannot read may hold GPUs: counting the rest would understate the pod.
+        raise Unreadable(f"{field} is not a list of objects: {brief(containers)}")
+    return containers
+
+
+def _resource_list(container: Mapping[str, Any], part: str) -> dict[str, Any]:
+    return mapping(mapping(container.get("resources")).get(part))
+
+
 def _container_request(container: Mapping[str, Any], resource: str) -> float:
-    resources = container.get("resources") or {}
-    requests = resources.get("requests") or {}
-    limits = resources.get("limits") or {}
+    requests = _resource_list(container, "requests")
     if resource in requests:
-        return quantity(requests[resource])
+        return _amount(requests[resource], f"{_str(container.get('name')) or 'a container'}'s {resource} request")
     # Extended resources cannot be overcommitted: a limit alone means the same request.
-    return quantity(limits.get(resource, 0))
+    limits = _resource_list(container, "limits")
+    if resource in limits:
+        return _amount(limits[resource], f"{_str(container.get('name')) or 'a container'}'s {resource} limit")
+    return 0.0
 
 
 def effective_requests(spec: Mapping[str, Any]) -> dict[str, float]:
-    """Accelerator requests of a pod spec as the scheduler counts them."""
-    containers = spec.get("containers") or []
-    inits = spec.get("initContainers") or []
+    """Accelerator requests of a pod spec as the scheduler counts them.
+
+    Unreadable when a container list or an accelerator amount cannot be read."""
+    spec = mapping(spec)
+    containers = _containers(spec, "containers")
+    inits = _containers(spec, "initContainers")
+    overhead = mapping(spec.get("overhead"))
     names = {
         r
         for c in [*containers, *inits]
         for part in ("requests", "limits")
-        for r in ((c.get("resources") or {}).get(part) or {})
+        for r in _resource_list(c, part)
         if is_accelerator(r)
     }
-    names |= {r for r in (spec.get("overhead") or {}) if is_accelerator(r)}
+    names |= {r for r in overhead if is_accelerator(r)}
     out: dict[str, float] = {}
-    for resource in names:
+    for resource in sorted(names):
         regular = sum(_container_request(c, resource) for c in containers)
         sidecars = 0.0
         init_peak = 0.0
@@ -120,7 +209,8 @@ def effective_requests(spec: Mapping[str, Any]) -> dict[str, float]:
                 init_peak = max(init_peak, sidecars)
             else:
                 init_peak = max(init_peak, amount + sidecars)
-        total = max(regular + sidecars, init_peak) + quantity((spec.get("overhead") or {}).get(resource, 0))
+        extra = _amount(overhead[resource], f"{resource} overhead") if resource in overhead else 0.0
+        total = max(regular + sidecars, init_peak) + extra
         if total:
             out[resource] = total
     return out
@@ -148,66 +238,83 @@ class PodFacts:
 
 def _placement(spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """Node labels a pod requires: its nodeSelector and single-valued required affinity terms."""
-    pairs = dict(spec.get("nodeSelector") or {})
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
-    terms = required.get("nodeSelectorTerms") or []
+    pairs = _strings(spec.get("nodeSelector"))
+    required = mapping(mapping(mapping(spec.get("affinity")).get("nodeAffinity"))
+                       .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    terms = sequence(required.get("nodeSelectorTerms"))
     if len(terms) == 1:  # several terms are ORed: too loose to explain with
-        for expr in terms[0].get("matchExpressions") or []:
-            if expr.get("operator") == "In" and len(expr.get("values") or []) == 1:
-                pairs[expr["key"]] = expr["values"][0]
+        for expr in sequence(mapping(terms[0]).get("matchExpressions")):
+            expr = mapping(expr)
+            key, values = _str(expr.get("key")), sequence(expr.get("values"))
+            if expr.get("operator") == "In" and key and len(values) == 1 and isinstance(values[0], str):
+                pairs[key] = values[0]
     return tuple(sorted(pairs.items()))
 
 
 def _tolerates(spec: Mapping[str, Any]) -> tuple[str, ...]:
     keys = []
-    for toleration in spec.get("tolerations") or []:
+    for toleration in sequence(spec.get("tolerations")):
+        toleration = mapping(toleration)
+        key = _str(toleration.get("key"))
         if toleration.get("operator") == "Exists" and not toleration.get("key"):
             return ("*",)
-        if toleration.get("key"):
-            keys.append(toleration["key"])
+        if key:
+            keys.append(key)
     return tuple(sorted(set(keys)))
 
 
 def _finished_at(status: Mapping[str, Any]) -> datetime | None:
-    ends = [parse_time(((c.get("state") or {}).get("terminated") or {}).get("finishedAt"))
-            for c in status.get("containerStatuses") or []]
-    ends = [e for e in ends if e is not None]
-    return max(ends) if ends else None
+    ends = [parse_time(mapping(mapping(mapping(c).get("state")).get("terminated")).get("finishedAt"))
+            for c in sequence(status.get("containerStatuses"))]
+    known = [e for e in ends if e is not None]
+    return max(known) if known else None
 
 
-def pod_facts(obj: Mapping[str, Any]) -> PodFacts | None:
-    """The facts of a pod that asks for accelerators or is a KubeRay worker; None otherwise."""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    labels = meta.get("labels") or {}
-    requests = effective_requests(spec)
+def _conditions(status: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Conditions by type; entries that are not objects or have no string type are junk."""
+    return {c["type"]: c for c in sequence(status.get("conditions"))
+            if isinstance(c, dict) and isinstance(c.get("type"), str)}
+
+
+def pod_facts(obj: Any) -> PodFacts | None:
+    """The facts of a pod that asks for accelerators or is a KubeRay worker; None otherwise.
+
+    Unreadable when the pod has no usable shape or name, or an accelerator amount is junk."""
+    meta, spec, status, name = _parts(obj, "pod")
+    namespace = _str(meta.get("namespace")) or "default"
+    labels = _strings(meta.get("labels"))
+    try:
+        requests = effective_requests(spec)
+    except Unreadable as exc:
+        raise Unreadable(f"pod {namespace}/{name}: {exc}") from None
     ray_group = labels.get("ray.io/group") if labels.get("ray.io/node-type") == "worker" else None
     if not requests and ray_group is None:
         return None  # most pods of a big cluster: not kept at all
-    owners = meta.get("ownerReferences") or []
-    controller = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
-    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    owners = [o for o in sequence(meta.get("ownerReferences")) if isinstance(o, dict)]
+    controller = next((o for o in owners if o.get("controller") is True), owners[0] if owners else {})
+    owner_kind, owner_name = _str(controller.get("kind")), _str(controller.get("name"))
+    conditions = _conditions(status)
     scheduled = conditions.get("PodScheduled") or {}
     reason = None
     if scheduled.get("status") == "False":
-        reason = scheduled.get("message") or scheduled.get("reason")
+        reason = _str(scheduled.get("message")) or _str(scheduled.get("reason"))
+    node_name = _str(spec.get("nodeName"))
+    phase = _str(status.get("phase")) or "Pending"
     return PodFacts(
-        namespace=meta.get("namespace") or "default",
-        name=meta.get("name") or "",
-        node_name=spec.get("nodeName") or None,
-        phase=status.get("phase") or "Pending",
+        namespace=namespace,
+        name=name,
+        node_name=node_name,
+        phase=phase,
         requests=tuple(sorted(requests.items())),
         created_at=parse_time(meta.get("creationTimestamp")),
-        owner=f"{controller.get('kind')}/{controller.get('name')}" if controller else None,
+        owner=f"{owner_kind}/{owner_name}" if owner_kind and owner_name else None,
         waiting_reason=reason,
         ready=(conditions.get("Ready") or {}).get("status") == "True",
         ray_cluster=labels.get("ray.io/cluster"),
         ray_group=ray_group,
-        placement=_placement(spec) if not spec.get("nodeName") else (),
-        tolerates=_tolerates(spec) if not spec.get("nodeName") else (),
-        finished_at=_finished_at(status) if status.get("phase") in FINISHED_PHASES else None,
+        placement=_placement(spec) if not node_name else (),
+        tolerates=_tolerates(spec) if not node_name else (),
+        finished_at=_finished_at(status) if phase in FINISHED_PHASES else None,
     )
 
 
@@ -265,44 +372,57 @@ def _machine_deployment(annotations: Mapping[str, str]) -> str | None:
         return None
     owner = annotations.get("cluster.x-k8s.io/owner-name") or ""
     namespace = annotations.get("cluster.x-k8s.io/cluster-namespace") or "default"
-    if "-" not in owner:
-        return None
-    return f"{namespace}/{owner.rsplit('-', 1)[0]}"
+    deployment = owner.rsplit("-", 1)[0] if "-" in owner else ""
+    return f"{namespace}/{deployment}" if deployment else None
 
 
-def node_facts(obj: Mapping[str, Any]) -> NodeFacts | None:
-    """The facts of a node with accelerator capacity; None for CPU-only nodes."""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    capacity = {k: quantity(v) for k, v in (status.get("capacity") or {}).items() if is_accelerator(k)}
-    allocatable = {k: quantity(v) for k, v in (status.get("allocatable") or {}).items() if is_accelerator(k)}
+def _accelerators(resources: Any, what: str) -> dict[str, float]:
+    """The accelerator amounts of a capacity or allocatable list; a junk amount is Unreadable."""
+    return {k: _amount(v, f"{what} {k}") for k, v in _object(resources, what).items() if is_accelerator(k)}
+
+
+def _taint(taint: Any) -> str | None:
+    taint = mapping(taint)
+    key = _str(taint.get("key"))
+    if key is None:
+        return None  # a taint needs a key; without one it taints nothing we can name
+    value = _str(taint.get("value"))
+    return f"{key}{'=' + value if value else ''}:{_str(taint.get('effect')) or ''}"
+
+
+def node_facts(obj: Any) -> NodeFacts | None:
+    """The facts of a node with accelerator capacity; None for CPU-only nodes.
+
+    Unreadable when the node has no usable shape or name, or an accelerator amount is junk
+    (a GPU count of "nan" is not zero GPUs: showing the node with a made-up count would lie)."""
+    meta, spec, status, name = _parts(obj, "node")
+    capacity = _accelerators(status.get("capacity"), f"node {name}: capacity")
+    allocatable = _accelerators(status.get("allocatable"), f"node {name}: allocatable")
     if not any(capacity.values()) and not any(allocatable.values()):
         return None
     conditions = []
     ready = False
-    for c in status.get("conditions") or []:
-        ctype, cstatus = c.get("type", ""), c.get("status", "")
+    for c in sequence(status.get("conditions")):
+        c = mapping(c)
+        ctype, cstatus = _str(c.get("type")) or "", _str(c.get("status")) or ""
         if ctype == "Ready":
             ready = cstatus == "True"
         # Keep Ready and any pressure/problem condition that is on.
         if ctype == "Ready" or cstatus == "True":
-            conditions.append((ctype, cstatus, c.get("message") or c.get("reason") or ""))
-    taints = tuple(
-        f"{t.get('key')}{'=' + t['value'] if t.get('value') else ''}:{t.get('effect')}" for t in spec.get("taints") or []
-    )
+            conditions.append((ctype, cstatus, _str(c.get("message")) or _str(c.get("reason")) or ""))
+    taints = tuple(t for t in map(_taint, sequence(spec.get("taints"))) if t is not None)
     return NodeFacts(
-        name=meta.get("name") or "",
-        labels=tuple(sorted((meta.get("labels") or {}).items())),
+        name=name,
+        labels=tuple(sorted(_strings(meta.get("labels")).items())),
         capacity=tuple(sorted(capacity.items())),
         allocatable=tuple(sorted(allocatable.items())),
-        unschedulable=bool(spec.get("unschedulable")),
+        unschedulable=spec.get("unschedulable") is True,  # bool("false") would cordon it
         taints=taints,
         ready=ready,
         conditions=tuple(conditions),
         created_at=parse_time(meta.get("creationTimestamp")),
-        instance_id=spec.get("providerID"),
-        machine_deployment=_machine_deployment(meta.get("annotations") or {}),
+        instance_id=_str(spec.get("providerID")),
+        machine_deployment=_machine_deployment(_strings(meta.get("annotations"))),
     )
 
 
@@ -348,11 +468,11 @@ def gpu_node(node: NodeFacts, pods: Iterable[PodFacts], cluster: str) -> GpuNode
     labels = dict(node.labels)
     capacity = dict(node.capacity)
     allocatable = dict(node.allocatable)
-    replicas = 1
     sharing = None
     strategy = labels.get("nvidia.com/gpu.sharing-strategy")
-    if labels.get("nvidia.com/gpu.replicas", "1").isdigit() and int(labels.get("nvidia.com/gpu.replicas", "1")) > 1:
-        replicas = int(labels["nvidia.com/gpu.replicas"])
+    # integer(), not str.isdigit(): "²".isdigit() is True and int("²") raises.
+    replicas = integer(labels.get("nvidia.com/gpu.replicas"), minimum=1, maximum=NO_MAX) or 1
+    if replicas > 1:
         sharing = f"{strategy or 'time-slicing'} x{replicas}"
     mig = sorted(r for r in capacity if r.startswith(MIG_PREFIX))
     if mig:
@@ -367,10 +487,11 @@ def gpu_node(node: NodeFacts, pods: Iterable[PodFacts], cluster: str) -> GpuNode
 
     resources = sorted(set(capacity) | set(allocatable))
     primary = next((r for r in WHOLE_GPU_RESOURCES if r in resources and capacity.get(r)), None)
-    primary = primary or (mig[0] if mig else resources[0])
+    primary = primary or (mig[0] if mig else resources[0] if resources else WHOLE_GPU_RESOURCES[0])
     total = sum(physical(r, capacity.get(r, 0.0)) for r in resources)
-    if mig and labels.get("nvidia.com/gpu.count", "").isdigit():
-        total = float(labels["nvidia.com/gpu.count"])  # MIG: the GPUs themselves, not the slices
+    gpu_count = integer(labels.get("nvidia.com/gpu.count"))
+    if mig and gpu_count is not None:
+        total = float(gpu_count)  # MIG: the GPUs themselves, not the slices
     holding = []
     allocated = 0.0
     last_end = None
@@ -451,25 +572,61 @@ def node_pools(nodes: Iterable[tuple[NodeFacts, GpuNode]], cluster: str) -> list
     return pools
 
 
-def worker_groups(raycluster: Mapping[str, Any], pods: Iterable[PodFacts], cluster: str) -> list[Pool]:
-    """A KubeRay RayCluster's worker groups (ray.io/v1)."""
-    meta = raycluster.get("metadata") or {}
-    spec = raycluster.get("spec") or {}
-    rc_name = meta.get("name") or ""
-    namespace = meta.get("namespace") or "default"
-    autoscaled = bool(spec.get("enableInTreeAutoscaling"))
+def _count(holder: Mapping[str, Any], key: str, default: int | None, unknown: list[str], *,
+           minimum: int = 0) -> int | None:
+    """A replica count (int32 in every CRD here): absent is `default`; junk is None and noted in `unknown`."""
+    raw = holder.get(key)
+    if raw is None:
+        return default
+    value = integer(raw, minimum=minimum, maximum=NO_MAX)
+    if value is None:
+        unknown.append(f"{key} {brief(raw)}")
+    return value
+
+
+def _not_scalable(what: str, unknown: list[str]) -> str:
+    return f"{what}: {', '.join(unknown)} cannot be read; fix the object before scaling it from here"
+
+
+def worker_groups(raycluster: Any, pods: Iterable[PodFacts], cluster: str, skips: Skips | None = None) -> list[Pool]:
+    """A KubeRay RayCluster's worker groups (ray.io/v1).
+
+    Unreadable when the RayCluster itself cannot be used (no name, spec or workerGroupSpecs
+    junk); a worker group that cannot be used (not an object, no groupName) is left out and
+    counted in `skips`. A group whose counts cannot be read is shown with them unknown and is
+    not scalable: a scale plan compares and writes exactly those fields."""
+    meta, spec, _, rc_name = _parts(raycluster, "RayCluster")
+    namespace = _str(meta.get("namespace")) or "default"
+    where = f"RayCluster {namespace}/{rc_name}"
+    groups = spec.get("workerGroupSpecs")
+    if groups is not None and not isinstance(groups, list):
+        raise Unreadable(f"{where}: workerGroupSpecs is not a list: {brief(groups)}")
+    autoscaling = spec.get("enableInTreeAutoscaling")
+    cluster_unknown = [] if autoscaling is None or isinstance(autoscaling, bool) else [
+        f"enableInTreeAutoscaling {brief(autoscaling)}"]
     mine = [p for p in pods if p.ray_cluster == rc_name and p.namespace == namespace and p.ray_group]
     pools = []
-    for group in spec.get("workerGroupSpecs") or []:
-        group_name = group.get("groupName") or ""
-        template_spec = (group.get("template") or {}).get("spec") or {}
-        requests = effective_requests(template_spec)
-        gpus = sum(requests.values())
-        start_gpus = (group.get("rayStartParams") or {}).get("num-gpus")
+    for index, group in enumerate(groups or []):
+        group_name = _str(group.get("groupName")) if isinstance(group, dict) else None
+        if group_name is None:
+            if skips is not None:
+                skips.add(f"{where}: worker group #{index} has no groupName or is not an object")
+            continue
+        unknown = list(cluster_unknown)
+        replicas = _count(group, "replicas", 0, unknown)
+        low = _count(group, "minReplicas", 0, unknown)
+        high = _count(group, "maxReplicas", None, unknown)
+        hosts_unknown: list[str] = []  # numOfHosts only scales the GPU figure, not what a scale writes
+        hosts = _count(group, "numOfHosts", 1, hosts_unknown, minimum=1) if group.get("numOfHosts") != 0 else 1
+        gpus: float | None
+        try:
+            gpus = sum(effective_requests(mapping(mapping(group.get("template")).get("spec"))).values())
+        except Unreadable:
+            gpus = None  # the group stays; only its GPUs per worker are unknown
+        start_gpus = mapping(group.get("rayStartParams")).get("num-gpus")
         if not gpus and start_gpus is not None:
             gpus = quantity(start_gpus)
         members = [p for p in mine if p.ray_group == group_name and p.phase not in FINISHED_PHASES]
-        maximum = group.get("maxReplicas", NO_MAX)
         pools.append(
             Pool(
                 key=f"{KIND}/{cluster}/raycluster-workergroup/{namespace}/{rc_name}/{group_name}",
@@ -477,31 +634,36 @@ def worker_groups(raycluster: Mapping[str, Any], pods: Iterable[PodFacts], clust
                 kind="raycluster-workergroup",
                 name=f"{rc_name}/{group_name}",
                 namespace=namespace,
-                replicas=int(group.get("replicas", 0) or 0),
+                replicas=replicas,
                 ready=sum(1 for p in members if p.ready and p.phase == "Running"),
-                min=int(group.get("minReplicas", 0) or 0),
-                max=None if maximum in (None, NO_MAX) else int(maximum),
-                gpus_per_replica=gpus * int(group.get("numOfHosts", 1) or 1),
-                scalable=True,
-                autoscaled=autoscaled,
+                min=low,
+                max=None if high == NO_MAX else high,
+                gpus_per_replica=None if gpus is None or hosts is None else gpus * hosts,
+                scalable=not unknown,
+                why_not_scalable=_not_scalable(f"{where} group {group_name}", unknown) if unknown else None,
+                autoscaled=autoscaling is True,
                 members=tuple(sorted(p.name for p in members)),
                 parent=rc_name,
-                resource_version=meta.get("resourceVersion"),
+                resource_version=_str(meta.get("resourceVersion")),
             )
         )
     return pools
 
 
-def machine_deployment(obj: Mapping[str, Any], cluster: str, nodes: Iterable[GpuNode] = ()) -> Pool:
-    """A Cluster API MachineDeployment (v1beta1 fields; v1beta2 keeps the same counters)."""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    annotations = meta.get("annotations") or {}
-    low, high = annotations.get(CAPI_MIN), annotations.get(CAPI_MAX)
+def machine_deployment(obj: Any, cluster: str, nodes: Iterable[GpuNode] = ()) -> Pool:
+    """A Cluster API MachineDeployment (v1beta1 fields; v1beta2 keeps the same counters).
+
+    Unreadable when it has no usable shape or name. Counts that cannot be read are unknown,
+    and then it is not scalable (a scale writes replicas within the min/max annotations)."""
+    meta, spec, status, name = _parts(obj, "MachineDeployment")
+    namespace = _str(meta.get("namespace")) or "default"
+    annotations = _strings(meta.get("annotations"))
+    unknown: list[str] = []
+    replicas = _count(spec, "replicas", 0, unknown)
+    low = _count(annotations, CAPI_MIN, None, unknown)
+    high = _count(annotations, CAPI_MAX, None, unknown)
+    ready = _count(status, "readyReplicas", 0, [])  # only shown: unknown is enough
     gpus = annotations.get(CAPI_GPU_COUNT)
-    namespace = meta.get("namespace") or "default"
-    name = meta.get("name") or ""
     mine = [n for n in nodes if n.machine_deployment == f"{namespace}/{name}"]
     return Pool(
         key=f"{KIND}/{cluster}/machinedeployment/{namespace}/{name}",
@@ -509,16 +671,17 @@ def machine_deployment(obj: Mapping[str, Any], cluster: str, nodes: Iterable[Gpu
         kind="machinedeployment",
         name=name,
         namespace=namespace,
-        replicas=int(spec.get("replicas", 0) or 0),
-        ready=int(status.get("readyReplicas", 0) or 0),
-        min=int(low) if low and low.isdigit() else None,
-        max=int(high) if high and high.isdigit() else None,
+        replicas=replicas,
+        ready=ready,
+        min=low,
+        max=high,
         gpus_per_replica=quantity(gpus) if gpus else None,
         gpus_total=sum(n.gpus_allocatable for n in mine) if mine else None,
         gpus_allocated=sum(n.gpus_allocated for n in mine) if mine else None,
         gpu_model=", ".join(sorted({n.gpu_model for n in mine if n.gpu_model})) or None,
-        scalable=True,
-        autoscaled=bool(low and high),
+        scalable=not unknown,
+        why_not_scalable=_not_scalable(f"MachineDeployment {namespace}/{name}", unknown) if unknown else None,
+        autoscaled=low is not None and high is not None,
         members=tuple(sorted(n.name for n in mine)),
-        resource_version=meta.get("resourceVersion"),
+        resource_version=_str(meta.get("resourceVersion")),
     )
