@@ -3,9 +3,13 @@ the widgets so a number reads the same everywhere. No Textual here."""
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import datetime
 
 import humanize
+
+from mltop.safe_text import inert
 
 
 def short_duration(seconds: float | None) -> str:
@@ -32,28 +36,54 @@ def long_duration(seconds: float | None) -> str:
 
 
 def gpus(value: float | None) -> str:
+    """Never raises: a value that is not a finite number (NaN, inf, junk) reads "?"."""
     if value is None:
         return "-"  # the backend does not say (KFP runs, Ray driver jobs)
-    if value == int(value):
-        return str(int(value))
-    return f"{value:.2g}"
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return "?"
+    if not math.isfinite(number):
+        return "?"  # int(nan) raises; a cell must not
+    if number == int(number) and abs(number) < 1e15:
+        return str(int(number))
+    # Fractions (0.5 GPU, 1/7 of a MIG GPU, 12.75 shared): two significant digits, never 1e+02.
+    return f"{number:.2g}" if abs(number) < 10 else f"{number:.1f}"
 
 
 def count(value: int | None, none: str = "-") -> str:
-    return none if value is None else str(value)
+    """Never raises: NaN and inf read "?", as does an int too long to print."""
+    if value is None:
+        return none
+    if isinstance(value, float) and not math.isfinite(value):
+        return "?"
+    try:
+        return str(value)
+    except ValueError:  # past Python's 4,300-digit limit for int -> str
+        return "?"
 
 
 def timestamp(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
 
 
+# Whitespace that only lays text out; the rest of the control class is shown by `inert`.
+_LAYOUT_SPACE = re.compile(r"(?:\r\n|[ \t\n])+")
+
+
 def clip(text: str, width: int) -> str:
-    text = " ".join(text.split())  # entrypoints carry newlines and runs of spaces
+    """One line at most `width` characters, safe to draw or print (backend text is data).
+
+    Runs of spaces, tabs and newlines read as one space (entrypoints carry them); every other
+    control or format character is made visible first, so the cut counts what is drawn.
+    """
+    text = inert(_LAYOUT_SPACE.sub(" ", text).strip(" "))
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
 def clip_middle(text: str, width: int) -> str:
-    """For ids, whose distinctive part is often the end (raysubmit_<random>)."""
+    """For ids, whose distinctive part is often the end (raysubmit_<random>). Inert, like `clip`."""
+    text = inert(text)
     if len(text) <= width:
         return text
     if width < 5:
@@ -61,3 +91,14 @@ def clip_middle(text: str, width: int) -> str:
     head = (width - 1) // 2
     tail = width - 1 - head
     return text[:head] + "…" + text[-tail:]
+
+
+def skipped_note(skipped: int, reason: str | None, width: int = 80) -> str:
+    """E.g. "3 items skipped (bad data: <reason>)": a source answered but some items were unreadable.
+
+    Shared by the status line and the report so both say it the same way; the reason is clipped
+    (it is the first bad item's, one line) and inert like any backend text.
+    """
+    noun = "item" if skipped == 1 else "items"
+    why = f"bad data: {clip(reason, width)}" if reason else "bad data"
+    return f"{skipped} {noun} skipped ({why})"

@@ -10,6 +10,7 @@ from mltop import format as fmt
 from mltop.jobs import order_jobs
 from mltop.cost import CostReport, IdleWarning
 from mltop.model import GpuNode, Job, Pool, RayClusterState, Snapshot, SourceHealth
+from mltop.safe_text import inert
 
 EXIT_OK = 0
 EXIT_NO_SOURCE = 2
@@ -166,6 +167,8 @@ def source_json(health: SourceHealth, cluster: RayClusterState | None, now: date
         "latency_ms": health.latency_ms,
         "last_success": _iso(health.last_success),
         "age_seconds": round(age, 1) if age is not None else None,
+        "skipped": health.skipped,
+        "skip_reason": health.skip_reason,
     }
     if health.kind == "ray":
         out["cluster"] = cluster_json(cluster) if cluster is not None else None
@@ -198,7 +201,7 @@ def render_json(snapshot: Snapshot, finished_limit: int, cost: CostReport | None
 
 
 def cost_line(cost: CostReport) -> str:
-    c = cost.currency
+    c = inert(cost.currency)  # from the config file; the TUI shows this line too
     if cost.unpriced_nodes and not cost.burn_rate:
         # Nothing priced: say so rather than show $0, which would read as "free".
         return f"GPU cost unknown: {cost.unpriced_nodes} GPU nodes without a price (add yours under [cost.prices])"
@@ -211,18 +214,20 @@ COLUMNS = (("CLUSTER", 12), ("ID", 24), ("NAME", 28), ("STATE", 10), ("GPUS", 4)
 
 
 def render_text(snapshot: Snapshot, finished_limit: int, cost: CostReport | None = None) -> str:
+    """Every line built from backend text is inert: this goes to a terminal (or a log that will)."""
     now = snapshot.generated_at
     lines = []
     if cost is not None and (snapshot.nodes or snapshot.ray_clusters):
         lines.append(cost_line(cost))
     for s in snapshot.sources:
-        status = "ok" if s.ok else f"ERROR: {s.error}"
+        status = "ok" if s.ok else f"ERROR: {inert(s.error or 'failed')}"
         latency = f" ({s.latency_ms:.0f} ms)" if s.latency_ms is not None else ""
-        lines.append(f"{s.kind}/{s.name}: {status}{latency}")
+        skipped = f", {fmt.skipped_note(s.skipped, s.skip_reason)}" if s.ok and s.skipped > 0 else ""
+        lines.append(f"{inert(s.kind)}/{inert(s.name)}: {status}{latency}{skipped}")
     for name, cluster in snapshot.ray_clusters:
         used = fmt.gpus(cluster.gpus_used)
         lines.append(
-            f"ray/{name}: GPUs {used}/{fmt.gpus(cluster.gpus_total)} in use, "
+            f"ray/{inert(name)}: GPUs {used}/{fmt.gpus(cluster.gpus_total)} in use, "
             f"{fmt.gpus(cluster.gpus_waiting)} wanted by work that waits"
         )
     lines.append("")
@@ -255,10 +260,10 @@ def render_text(snapshot: Snapshot, finished_limit: int, cost: CostReport | None
     if cost is not None and cost.warnings:
         lines += ["", "IDLE-COST WARNINGS (most expensive first)"]
         for w in cost.warnings:
-            rate = "price unknown" if w.cost_per_hour is None else f"{cost.currency}{w.cost_per_hour:,.2f}/h"
+            rate = "price unknown" if w.cost_per_hour is None else f"{inert(cost.currency)}{w.cost_per_hour:,.2f}/h"
             since = fmt.short_duration((now - w.idle_since).total_seconds()) if w.idle_since else "?"
-            lines.append(f"- [{w.kind}] {w.cluster}: {w.message}; idle {'>= ' if w.idle_since_is_lower_bound else ''}"
-                         f"{since}, {rate}; fix: {w.remedy}")
+            lines.append(f"- [{inert(w.kind)}] {inert(w.cluster)}: {inert(w.message)}; "
+                         f"idle {'>= ' if w.idle_since_is_lower_bound else ''}{since}, {rate}; fix: {inert(w.remedy)}")
     return "\n".join(lines) + "\n"
 
 

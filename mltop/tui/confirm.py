@@ -12,6 +12,7 @@ from textual.widgets import Button, Label, Static
 
 from mltop import format as fmt
 from mltop.model import Job
+from mltop.safe_text import inert
 from mltop.widgets.facts import facts_grid
 
 
@@ -19,6 +20,7 @@ SOURCE_NAMES = {"ray": "Ray", "kfp": "Kubeflow Pipelines", "kubernetes": "Kubern
 
 
 def describe(job: Job) -> Table:
+    """Every value is backend text; facts_grid shows it inert, never as markup."""
     return facts_grid((
         ("source", job.source),
         ("cluster", job.cluster),
@@ -46,7 +48,7 @@ class ConfirmCancel(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            backend = SOURCE_NAMES.get(self.job.source, self.job.source)
+            backend = SOURCE_NAMES.get(self.job.source) or inert(self.job.source)
             noun = "run" if self.job.source == "kfp" else "job"
             verb = "Retry" if self.retry else "Stop"
             yield Label(Text(f"{verb} this {backend} {noun}?", style="bold"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from rich.table import Table
@@ -18,6 +18,7 @@ from mltop import format as fmt
 from mltop.adapters.base import HasJobDetails
 from mltop.errors import SourceError
 from mltop.model import Job
+from mltop.safe_text import inert
 from mltop.widgets.facts import facts_grid
 
 
@@ -35,7 +36,8 @@ def facts(job: Job, now: datetime) -> Table:
         ("submitted", fmt.timestamp(job.submitted_at)),
         ("waiting for", fmt.long_duration(waited)) if waited is not None else ("started", fmt.timestamp(job.started_at)),
         ("finished", fmt.timestamp(job.finished_at)),
-        ("entrypoint", job.entrypoint or "-"),
+        # Here the entrypoint keeps its lines (the jobs table folds them into one); each stays inert.
+        ("entrypoint", Text(inert(job.entrypoint or "-", multiline=True))),
     ]
     if job.namespace:
         rows.insert(2, ("namespace", job.namespace))
@@ -60,14 +62,16 @@ class JobDetailsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="details"):
             yield Static(facts(self.job, self.clock()), id="facts")
-            yield Static(Text(self.job.message or "", style="italic"), id="message")
+            yield Static(message_text(self.job), id="message")
             loading = "loading…" if self.source is not None else ""
             yield Static(Text(loading, style="dim"), id="log")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"{self.job.cluster}/{self.job.id}"
-        self.query_one("#details").border_title = f"Job {self.job.cluster}/{self.job.id}"
+        # Screen.sub_title keeps a plain str (never markup); a Text border title is taken as-is,
+        # where a str one would be parsed as markup.
+        self.sub_title = inert(f"{self.job.cluster}/{self.job.id}")
+        self.query_one("#details").border_title = Text(inert(f"Job {self.job.cluster}/{self.job.id}"))
         if self.source is not None:  # a pending pod has nothing more to fetch than what is shown
             self.load()
 
@@ -81,7 +85,7 @@ class JobDetailsScreen(Screen[None]):
         try:
             detail = await self.source.job_detail(self.job.id)
         except SourceError as exc:
-            log.update(Text(f"could not load details: {exc}", style="red"))
+            log.update(Text(inert(f"could not load details: {exc}"), style="red"))
             return
         job = detail.job
         if self.job.stop_requested_at is not None and not job.state.is_terminal:
@@ -90,9 +94,18 @@ class JobDetailsScreen(Screen[None]):
             job = replace(job, stop_requested_at=self.job.stop_requested_at)
         self.job = job
         self.query_one("#facts", Static).update(facts(job, self.clock()))
-        self.query_one("#message", Static).update(Text(job.message or "", style="italic"))
-        body = Text()
-        for title, text in detail.sections:
-            body.append(f"{title}:\n", style="bold")
-            body.append(text.rstrip("\n") + "\n\n")
-        log.update(body)
+        self.query_one("#message", Static).update(message_text(job))
+        log.update(sections_text(detail.sections))
+
+
+def message_text(job: Job) -> Text:
+    return Text(inert(job.message or "", multiline=True), style="italic")
+
+
+def sections_text(sections: Iterable[tuple[str, str]]) -> Text:
+    """Log tails and state histories: several lines, each inert (a log line is anyone's text)."""
+    body = Text()
+    for title, text in sections:
+        body.append(f"{inert(title)}:\n", style="bold")
+        body.append(inert(text.rstrip("\n"), multiline=True) + "\n\n")
+    return body

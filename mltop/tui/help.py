@@ -10,6 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from mltop.safe_text import inert
+
 EXTRA_KEYS = (
     ("pgup/pgdn, home/end", "scroll the jobs table"),
     ("ctrl+p", "command palette"),
@@ -39,7 +41,8 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for action, (description, enabled) in sorted(rows.items(), key=lambda kv: kv[1][0]):
             note = "" if enabled else " (not for the selected row)"
-            table.add_row(", ".join(keys_by_action[action]), Text(description + note))
+            # Keys and descriptions can come from the keymap in the config file: never markup.
+            table.add_row(Text(inert(", ".join(keys_by_action[action]))), Text(inert(description) + note))
         for key, description in EXTRA_KEYS:
             table.add_row(key, description)
         with VerticalScroll(id="help"):

@@ -16,7 +16,13 @@ from textual.widgets import Footer, Static
 
 from mltop import format as fmt
 from mltop.model import GpuNode, Pool
+from mltop.safe_text import inert
 from mltop.widgets.facts import facts_grid
+
+
+def cell(value: object) -> Text:
+    """A table cell from backend text: inert, and a Text (a str cell would be parsed as markup)."""
+    return Text(inert(value))
 
 
 def node_view(node: GpuNode, now: datetime) -> Group:
@@ -37,14 +43,14 @@ def node_view(node: GpuNode, now: datetime) -> Group:
     for column in ("namespace", "pod", "GPUs", "phase", "owner"):
         pods.add_column(column)
     for p in node.pods:
-        pods.add_row(Text(p.namespace), Text(p.name), fmt.gpus(p.gpus), p.phase, Text(p.owner or "-"))
+        pods.add_row(cell(p.namespace), cell(p.name), fmt.gpus(p.gpus), cell(p.phase), cell(p.owner or "-"))
     if not node.pods:
         pods.add_row("-", "(none: every GPU on this node is idle)", "", "", "")
     conditions = Table(title="Conditions", title_justify="left", expand=False)
     for column in ("type", "status", "message"):
         conditions.add_column(column)
     for ctype, status, message in node.conditions:
-        conditions.add_row(ctype, status, Text(message))
+        conditions.add_row(cell(ctype), cell(status), cell(message))
     return Group(facts, Text(""), pods, Text(""), conditions)
 
 
@@ -64,7 +70,7 @@ def pool_view(pool: Pool) -> Group:
     members = Table(title="Nodes" if pool.kind == "nodepool" else "Workers", title_justify="left")
     members.add_column("name")
     for name in pool.members:
-        members.add_row(Text(name))
+        members.add_row(cell(name))
     if not pool.members:
         members.add_row("(none)")
     return Group(facts, Text(""), members)
@@ -88,4 +94,5 @@ class InfraDetailsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         kind = "Node" if isinstance(self.record, GpuNode) else "Pool"
-        self.query_one("#details").border_title = f"{kind} {self.record.cluster}/{self.record.name}"
+        # A Text title is taken as-is; a str one would be parsed as markup.
+        self.query_one("#details").border_title = Text(inert(f"{kind} {self.record.cluster}/{self.record.name}"))

@@ -12,6 +12,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from mltop import format as fmt
 from mltop.model import Pool
+from mltop.safe_text import inert
 from mltop.scaling import ScalePlan, current_value, plan
 from mltop.widgets.facts import facts_grid
 
@@ -33,14 +34,15 @@ def describe(pool: Pool) -> Table:
 
 
 def describe_plan(p: ScalePlan) -> Text:
+    # Object names, refusals and notes carry the pool's names: backend text, shown inert.
     if p.refusal:
-        return Text(f"Not allowed: {p.refusal}", style="bold red")
+        return Text(f"Not allowed: {inert(p.refusal)}", style="bold red")
     out = Text("Will change:\n", style="bold")
     for change in p.changes:
-        out.append(f"  {change.obj}\n  {change.field}: ")
+        out.append(f"  {inert(change.obj)}\n  {inert(change.field)}: ")
         out.append(f"{fmt.count(change.old, 'unset')} -> {change.new}\n", style="bold cyan")
     if p.note:
-        out.append(p.note, style="italic")
+        out.append(inert(p.note), style="italic")
     return out
 
 
@@ -58,7 +60,7 @@ class ScaleDialog(ModalScreen["ScalePlan | None"]):
         label = "Set the autoscaler's floor (minReplicas) to:" if (
             self.pool.kind == "raycluster-workergroup" and self.pool.autoscaled) else "Scale to:"
         with Vertical(id="scale-dialog"):
-            yield Label(Text(f"Scale {self.pool.name}", style="bold"))
+            yield Label(Text(f"Scale {inert(self.pool.name)}", style="bold"))
             yield Static(describe(self.pool))
             yield Label(label)
             yield Input(value=str(current_value(self.pool) or 0), type="integer", id="target")

@@ -7,11 +7,15 @@ from collections.abc import Iterable
 from rich.table import Table
 from rich.text import Text
 
+from mltop.safe_text import inert
 
-def facts_grid(rows: Iterable[tuple[str, str]]) -> Table:
+
+def facts_grid(rows: Iterable[tuple[str, str | Text]]) -> Table:
+    """Values are backend text: a str is made inert (one line) and never parsed as markup; a
+    `Text` is taken as given, for a caller that built it from inert text (several lines, styles)."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
     for label, value in rows:
-        grid.add_row(label, Text(value))  # Text: user values are never parsed as markup
+        grid.add_row(Text(inert(label)), value if isinstance(value, Text) else Text(inert(value)))
     return grid

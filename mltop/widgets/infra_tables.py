@@ -7,6 +7,7 @@ from rich.text import Text
 from mltop import format as fmt
 from mltop.cost import IdleWarning
 from mltop.model import GpuNode, Pool
+from mltop.safe_text import inert
 from mltop.widgets.keyed_table import KeyedTable
 
 KIND_LABELS = {"idle-node": "idle node", "idle-pool": "idle pool", "ray-idle": "ray idle",
@@ -79,7 +80,7 @@ class PoolsTable(KeyedTable[Pool]):
         idle = pool.gpus_idle
         return (
             Text(fmt.clip(pool.name, widths["name"])),
-            Text(POOL_KINDS.get(pool.kind, pool.kind), style="dim"),
+            Text(POOL_KINDS.get(pool.kind) or fmt.clip(pool.kind, widths["kind"]), style="dim"),
             Text(f"{fmt.count(pool.ready)}/{fmt.count(pool.replicas)}", justify="right"),
             Text(bounds + (" A" if pool.autoscaled and pool.kind != "nodepool" else "")),
             Text(fmt.gpus(pool.gpus_per_replica), justify="right"),
@@ -91,13 +92,16 @@ class PoolsTable(KeyedTable[Pool]):
 
 
 def short_model(model: str | None) -> str:
-    """NVIDIA-A100-SXM4-40GB -> A100-SXM4-40GB: the vendor prefix costs columns and says little."""
+    """NVIDIA-A100-SXM4-40GB -> A100-SXM4-40GB: the vendor prefix costs columns and says little.
+
+    Inert: the model is a node label anyone who can label nodes controls, and the summary line
+    shows this too."""
     if not model:
         return "-"
     for prefix in ("NVIDIA-", "nvidia-tesla-", "nvidia-", "Tesla-"):
         if model.startswith(prefix):
-            return model[len(prefix):]
-    return model
+            return inert(model[len(prefix):])
+    return inert(model)
 
 
 CLOUD_SUFFIXES = (".ec2.internal", ".compute.internal", ".internal")
@@ -133,9 +137,9 @@ class WarningsTable(KeyedTable[IdleWarning]):
             (">=" if w.idle_since_is_lower_bound else "") + fmt.short_duration((self.now - w.idle_since).total_seconds()))
         return (
             Text(cost, justify="right", style="bold red" if (w.cost_per_hour or 0) >= 10 else "yellow"),
-            Text(KIND_LABELS.get(w.kind, w.kind), style="dim"),
+            Text(KIND_LABELS.get(w.kind) or fmt.clip(w.kind, widths["kind"]), style="dim"),
             Text(fmt.clip(f"{w.cluster}: {w.message}", widths["message"])),
             Text(since),
-            Text(w.remedy_key or "-", style="cyan" if w.remedy_key else "dim"),
+            Text(inert(w.remedy_key or "-"), style="cyan" if w.remedy_key else "dim"),
         )
 

@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from mltop import format as fmt
 from mltop.model import RayClusterState, SourceHealth
+from mltop.safe_text import inert
 
 
 def source_line(
@@ -17,7 +18,7 @@ def source_line(
 ) -> Text:
     line = Text()
     age = health.age_seconds(now)
-    label = f"{health.kind}/{health.name}"
+    label = inert(f"{health.kind}/{health.name}")  # names come from config files and backends
     if health.last_attempt is None:
         line.append("○ ", style="dim")
         line.append(label, style="bold")
@@ -33,9 +34,11 @@ def source_line(
         line.append(label, style="bold")
         data_age = f"data {fmt.short_duration(age)} old" if age is not None else "no data yet"
         line.append(f"  {data_age}: ", style="red")
-        line.append(health.error or "failed", style="red")
+        line.append(inert(health.error or "failed"), style="red")
+    if health.ok and health.skipped > 0:
+        line.append(f"  {fmt.skipped_note(health.skipped, health.skip_reason)}", style="yellow")
     if health.ok and extra:
-        line.append(f"  {extra}")
+        line.append(f"  {inert(extra)}")
     if health.ok and cluster is not None:
         used = fmt.gpus(cluster.gpus_used)
         line.append(f"  GPUs {used}/{fmt.gpus(cluster.gpus_total)} used")
