@@ -6,11 +6,15 @@ server body (Ray answers errors with plain-text Python tracebacks).
 
 from __future__ import annotations
 
+from mltop.safe_text import redact
+
 
 class SourceError(Exception):
     """Base: one human-readable line."""
 
     def __init__(self, message: str) -> None:
+        # Server bodies may echo the request's credentials (a 401 that repeats the token).
+        message = redact(message)
         super().__init__(message)
         self.message = message
 
@@ -36,6 +40,13 @@ class Conflict(SourceError):
 
 class BadResponse(SourceError):
     """The server answered, but not with what the API promises."""
+
+
+class OutcomeUnknown(SourceError):
+    """An action was sent but no answer came back in time: it may or may not have been done.
+
+    Never reported as success or failure; the next refresh shows what the backend holds.
+    """
 
 
 def first_line(text: str, limit: int = 160) -> str:

@@ -80,6 +80,21 @@ class RayHead:
         response.raise_for_status()
         return response.json()["status"]
 
+    def status_by_id(self, submission_id: str) -> str:
+        """For ids that do not survive a URL path (`zz/../x`): read from the job list."""
+        jobs = httpx.get(f"{self.url}/api/jobs/", timeout=10).json()
+        return next(j["status"] for j in jobs if j.get("submission_id") == submission_id)
+
+    def wait_for_id(self, submission_id: str, states: set[str], timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
+        status = ""
+        while time.monotonic() < deadline:
+            status = self.status_by_id(submission_id)
+            if status in states:
+                return status
+            time.sleep(0.5)
+        raise AssertionError(f"{submission_id!r} stayed {status}, wanted one of {states}")
+
     def wait_for(self, submission_id: str, states: set[str], timeout: float = 90) -> str:
         deadline = time.monotonic() + timeout
         status = ""

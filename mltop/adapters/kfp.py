@@ -26,9 +26,12 @@ from urllib.parse import quote
 import httpx
 
 from mltop.adapters.base import ActionOutcome, JobDetail
-from mltop.adapters.http import Endpoint, decode_json, make_client, request
+from mltop.adapters.http import MiB, Endpoint, decode_json, make_client, request, segment
+from mltop.adapters.values import Skips, mapping, sequence, text
 from mltop.adapters.kfp_endpoint import KfpEndpoint
-from mltop.errors import BadResponse, NotFound, SourceError
+from mltop.errors import BadResponse, Conflict, NotFound, SourceError
+from mltop.local_files import check_regular, read_problem, read_regular
+from mltop.safe_text import remember_secret
 from mltop.model import Job, JobState, SourceData
 
 KIND = "kfp"
@@ -49,6 +52,9 @@ STATE_MAP = {
 PAGE_SIZE = 100
 MAX_ACTIVE_PAGES = 20  # 2,000 active runs per namespace is already more than a screen can use
 EPOCH_PREFIX = "1970-01-01T00:00:00"
+PAGE_LIMIT = 16 * MiB  # one page of 100 runs; a run with a big pipeline spec is a few hundred KiB
+OBJECT_LIMIT = 8 * MiB  # one run, experiment or pipeline
+MAX_TEXT = 1000  # a run's name or error as kept for the table (details fetch the whole run)
 
 
 def utcnow() -> datetime:
@@ -59,19 +65,30 @@ class TokenFile:
     """A bearer token read from a file, re-read whenever the file changes."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
+        self.path = os.path.expanduser(path)
         self._stamp: tuple[float, int] | None = None
         self._token = ""
 
     def read(self) -> str:
+        """The token; SourceError (one line) if the file is gone, not a regular file (a FIFO
+        would block the poll), not UTF-8, or not one line of text (it goes into a header)."""
         try:
-            stat = os.stat(self.path)
+            stat = check_regular(self.path)
         except OSError as exc:
             raise SourceError(f"token file {self.path}: {exc.strerror or exc}") from None
         stamp = (stat.st_mtime, stat.st_size)
         if stamp != self._stamp:
-            with open(self.path, encoding="utf-8") as handle:
-                self._token = handle.read().strip()
+            try:
+                data = read_regular(self.path)
+            except OSError as exc:
+                raise SourceError(f"token file {self.path}: {read_problem(exc)}") from None
+            try:
+                token = data.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise SourceError(f"token file {self.path}: not UTF-8 text (byte {exc.start})") from None
+            if not token.isprintable():
+                raise SourceError(f"token file {self.path}: not one line of printable text")
+            self._token = token
             self._stamp = stamp
         return self._token
 
@@ -119,6 +136,9 @@ class KfpSource:
             transport,
         )
         self._token_file = TokenFile(endpoint.token_file) if endpoint.token_file else None
+        remember_secret(endpoint.cookie)
+        if endpoint.header:
+            remember_secret(endpoint.header[1])
         self._multi_user: bool | None = None
         self._experiments: dict[str, tuple[str | None, str | None]] = {}  # id -> (name, namespace)
         self._pipelines: dict[str, str | None] = {}
@@ -131,16 +151,18 @@ class KfpSource:
     def _headers(self) -> dict[str, str]:
         headers = {}
         if self._token_file is not None:
-            headers["Authorization"] = f"Bearer {self._token_file.read()}"
+            token = self._token_file.read()
+            remember_secret(token)  # a server that echoes it must not get it shown
+            headers["Authorization"] = f"Bearer {token}"
         if self.endpoint.cookie:
             headers["Cookie"] = self.endpoint.cookie
         if self.endpoint.header:
             headers[self.endpoint.header[0]] = self.endpoint.header[1]
         return headers
 
-    async def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+    async def _call(self, method: str, path: str, what: str, limit: int = OBJECT_LIMIT, **kwargs: Any) -> Any:
         response = await request(self._client, method, path, what=f"{self.name}: {what}",
-                                 headers=self._headers(), **kwargs)
+                                 headers=self._headers(), limit=limit, **kwargs)
         return decode_json(response, f"{self.name}: {what}")
 
     async def _probe(self) -> bool:
@@ -171,14 +193,19 @@ class KfpSource:
         namespaces: tuple[str | None, ...] = self.endpoint.namespaces if multi_user else (None,)
         batches = await asyncio.gather(*(self._runs_in(ns) for ns in namespaces))
         seen: set[str] = set()
+        skips = Skips()
         runs: list[tuple[dict[str, Any], str | None]] = []
         for ns, batch in zip(namespaces, batches):
             for run in batch:
-                if run.get("run_id") not in seen:
-                    seen.add(run.get("run_id"))
+                problem = unreadable(run)
+                if problem:
+                    skips.add(f"run: {problem}")
+                elif run["run_id"] not in seen:
+                    seen.add(run["run_id"])
                     runs.append((run, ns))
         await self._learn_names(r for r, _ in runs)
-        return SourceData(jobs=tuple(self._job(run, ns) for run, ns in runs))
+        return SourceData(jobs=tuple(self._job(run, ns) for run, ns in runs), skipped=skips.count,
+                          skip_reason=skips.reason)
 
     async def _runs_in(self, namespace: str | None) -> list[dict[str, Any]]:
         active = await self._list_runs(namespace, run_filter(ACTIVE_STATES), "created_at desc", PAGE_SIZE,
@@ -205,11 +232,15 @@ class KfpSource:
                 params.update(sort_by=sort_by, filter=quote(filter_json, safe=""))
             if namespace:
                 params["namespace"] = namespace
-            body = await self._call("GET", f"{API}/runs", f"runs in {namespace or 'all namespaces'}", params=params)
+            what = f"runs in {namespace or 'all namespaces'}"
+            body = await self._call("GET", f"{API}/runs", what, limit=PAGE_LIMIT, params=params)
             if not isinstance(body, dict):
-                raise BadResponse(f"{self.name}: run list is not an object")
-            runs.extend(r for r in body.get("runs") or [] if isinstance(r, dict))
-            token = body.get("next_page_token") or ""
+                raise BadResponse(f"{self.name}: {what}: the run list is not an object")
+            page = body.get("runs")
+            if page is not None and not isinstance(page, list):  # absent means none: proto3 omits empty lists
+                raise BadResponse(f"{self.name}: {what}: 'runs' is not a list")
+            runs.extend(page or [])  # a bad entry is skipped and counted by the caller
+            token = text(body.get("next_page_token")) or ""
             if not token:
                 break
         return runs
@@ -218,35 +249,37 @@ class KfpSource:
         """Experiment and pipeline names, by id, fetched once each."""
         experiments, pipelines = set(), set()
         for run in runs:
-            if run.get("experiment_id") and run["experiment_id"] not in self._experiments:
-                experiments.add(run["experiment_id"])
-            pipeline = (run.get("pipeline_version_reference") or {}).get("pipeline_id")
+            exp = text(run.get("experiment_id"))
+            if exp and exp not in self._experiments:
+                experiments.add(exp)
+            pipeline = text(mapping(run.get("pipeline_version_reference")).get("pipeline_id"))
             if pipeline and pipeline not in self._pipelines:
                 pipelines.add(pipeline)
 
         async def experiment(exp_id: str) -> None:
             try:
-                body = await self._call("GET", f"{API}/experiments/{exp_id}", f"experiment {exp_id}")
-                self._experiments[exp_id] = (body.get("display_name"), body.get("namespace") or None)
+                body = mapping(await self._call("GET", f"{API}/experiments/{segment(exp_id)}", f"experiment {exp_id}"))
+                self._experiments[exp_id] = (_short(body.get("display_name")), _short(body.get("namespace")))
             except SourceError:
                 self._experiments[exp_id] = (None, None)  # shown by id; not worth failing the poll
 
         async def pipeline(pipe_id: str) -> None:
             try:
-                body = await self._call("GET", f"{API}/pipelines/{pipe_id}", f"pipeline {pipe_id}")
-                self._pipelines[pipe_id] = body.get("display_name")
+                body = mapping(await self._call("GET", f"{API}/pipelines/{segment(pipe_id)}", f"pipeline {pipe_id}"))
+                self._pipelines[pipe_id] = _short(body.get("display_name"))
             except SourceError:
                 self._pipelines[pipe_id] = None
 
         await asyncio.gather(*(experiment(e) for e in experiments), *(pipeline(p) for p in pipelines))
 
     def _job(self, run: dict[str, Any], namespace: str | None) -> Job:
-        native = str(run.get("state") or "RUNTIME_STATE_UNSPECIFIED")
-        state = STATE_MAP.get(native, JobState.PENDING)
-        run_id = str(run.get("run_id") or "")
-        exp_name, exp_ns = self._experiments.get(run.get("experiment_id") or "", (None, None))
-        pipeline_id = (run.get("pipeline_version_reference") or {}).get("pipeline_id")
-        history = run.get("state_history") or []
+        """A readable run (see `unreadable`) as a record; other junk fields are unknown."""
+        native = run_state(run)
+        state = STATE_MAP[native]
+        run_id = run["run_id"]
+        exp_name, exp_ns = self._experiments.get(text(run.get("experiment_id")) or "", (None, None))
+        pipeline_id = text(mapping(run.get("pipeline_version_reference")).get("pipeline_id"))
+        history = [h for h in sequence(run.get("state_history")) if isinstance(h, dict)]
         started = next((parse_time(h.get("update_time")) for h in history if h.get("state") == "RUNNING"), None)
         if started is None and state is not JobState.PENDING:
             started = parse_time(run.get("scheduled_at"))
@@ -256,7 +289,7 @@ class KfpSource:
             source=KIND,
             cluster=self.name,
             id=run_id,
-            name=str(run.get("display_name") or run_id),
+            name=_short(run.get("display_name")) or run_id,
             state=state,
             native_state=native,
             gpus=None,  # KFP does not say; the pods it starts are seen by the Kubernetes source
@@ -265,72 +298,120 @@ class KfpSource:
             finished_at=parse_time(run.get("finished_at")) if state.is_terminal else None,
             # In multi-user Kubeflow a namespace is a person's or a team's profile: the owner.
             owner=namespace,
-            message=run_error(run),
+            message=_short(run_error(run)),
             kind="recurring run" if run.get("recurring_run_id") else "run",
             cancellable=native in ("PENDING", "RUNNING", "PAUSED"),
             retryable=native in ("FAILED", "CANCELED"),
             namespace=namespace,
-            experiment=exp_name or run.get("experiment_id"),
+            experiment=exp_name or _short(run.get("experiment_id")),
             pipeline=self._pipelines.get(pipeline_id) if pipeline_id else None,
         )
 
     async def job_detail(self, job_id: str) -> JobDetail:
-        run = await self._call("GET", f"{API}/runs/{job_id}", f"run {job_id}")
-        if not isinstance(run, dict):
-            raise BadResponse(f"{self.name}: run {job_id} is not an object")
+        run = await self._run_by_id(job_id)
         await self._learn_names([run])
         job = self._job(run, None)
         return JobDetail(job=job, sections=run_sections(run))
 
+    async def _run_by_id(self, job_id: str) -> dict[str, Any]:
+        """The run KFP holds under exactly `job_id`, fetched by its encoded id; it must be that run."""
+        run = await self._call("GET", f"{API}/runs/{segment(job_id)}", f"run {job_id}")
+        if not isinstance(run, dict):
+            raise BadResponse(f"{self.name}: run {job_id} is not an object")
+        if run.get("run_id") != job_id:
+            raise Conflict(f"{self.name}: run {job_id}: KFP answered for another run ({str(run.get('run_id'))[:80]!r}); "
+                           "mltop will not act on it")
+        problem = unreadable(run)
+        if problem:
+            raise BadResponse(f"{self.name}: run {job_id}: {problem}")
+        return run
+
     # -- actions --------------------------------------------------------------------------------
 
     async def cancel_job(self, job_id: str) -> ActionOutcome:
-        await self._call("POST", f"{API}/runs/{job_id}:terminate", f"terminate run {job_id}", json={})
+        await self._run_by_id(job_id)  # the confirmed run, read back by its encoded id
+        await self._call("POST", f"{API}/runs/{segment(job_id)}:terminate", f"terminate run {job_id}", json={})
         return ActionOutcome(True, f"KFP accepted the terminate request for run {job_id}")
 
     async def retry_job(self, job_id: str) -> ActionOutcome:
-        await self._call("POST", f"{API}/runs/{job_id}:retry", f"retry run {job_id}", json={})
+        await self._run_by_id(job_id)
+        await self._call("POST", f"{API}/runs/{segment(job_id)}:retry", f"retry run {job_id}", json={})
         return ActionOutcome(True, f"KFP accepted the retry of run {job_id}")
+
+
+def run_state(run: dict[str, Any]) -> str:
+    state = run.get("state")
+    return "RUNTIME_STATE_UNSPECIFIED" if state in (None, "") else state
+
+
+def unreadable(run: Any) -> str | None:
+    """Why a run entry cannot be shown at all (it is then skipped and counted), or None."""
+    if not isinstance(run, dict):
+        return "not an object"
+    if not isinstance(run.get("run_id"), str) or not run["run_id"]:
+        return "no run_id"
+    state = run_state(run)
+    if not isinstance(state, str) or state not in STATE_MAP:
+        return f"unknown state {str(state)[:40]!r}"
+    return None
+
+
+def _short(value: Any) -> str | None:
+    """Backend text as kept in a record: a string, cut to MAX_TEXT characters."""
+    value = text(value)
+    if not value:
+        return None
+    return value if len(value) <= MAX_TEXT else value[: MAX_TEXT - 1] + "…"
 
 
 def run_error(run: dict[str, Any]) -> str | None:
     """Why a run failed: the run's `error`, else the latest state-history entry's (KFP 2.14
     fills only the latter)."""
-    for error in [run.get("error"), *(h.get("error") for h in reversed(run.get("state_history") or []))]:
+    history = [h for h in sequence(run.get("state_history")) if isinstance(h, dict)]
+    for error in [run.get("error"), *(h.get("error") for h in reversed(history))]:
         if isinstance(error, dict) and error.get("message"):
             return str(error["message"])
     return None
 
 
 def run_sections(run: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """What the details view shows under a run's facts: history, tasks, parameters, error."""
+    """What the details view shows under a run's facts: history, tasks, parameters, error.
+
+    Every field is read as it may come: absent, or of another type than the API promises."""
+    def field(obj: Any, key: str, default: str = "-") -> str:
+        value = text(mapping(obj).get(key))
+        return value if value else default
+
     sections = []
     error = run_error(run)
     if error:
         sections.append(("error", error))
-    reference = run.get("pipeline_version_reference") or {}
-    finished = run.get("finished_at") or ""
+    reference = mapping(run.get("pipeline_version_reference"))
+    finished = field(run, "finished_at")
     sections.append(("run", "\n".join([
-        f"created    {run.get('created_at', '-')}",
-        f"scheduled  {run.get('scheduled_at', '-')}",
-        f"finished   {'-' if finished.startswith(EPOCH_PREFIX) else finished or '-'}",
-        f"pipeline   {reference.get('pipeline_id', '-')}  version {reference.get('pipeline_version_id', '-')}",
-        f"experiment {run.get('experiment_id', '-')}",
-        *([f"recurring  {run['recurring_run_id']}"] if run.get("recurring_run_id") else []),
+        f"created    {field(run, 'created_at')}",
+        f"scheduled  {field(run, 'scheduled_at')}",
+        f"finished   {'-' if finished.startswith(EPOCH_PREFIX) else finished}",
+        f"pipeline   {field(reference, 'pipeline_id')}  version {field(reference, 'pipeline_version_id')}",
+        f"experiment {field(run, 'experiment_id')}",
+        *([f"recurring  {field(run, 'recurring_run_id')}"] if run.get("recurring_run_id") else []),
     ])))
-    history = [f"{h.get('update_time', '?')}  {h.get('state', '?')}" for h in run.get("state_history") or []]
+    history = [f"{field(h, 'update_time', '?')}  {field(h, 'state', '?')}" for h in sequence(run.get("state_history"))]
     sections.append(("state history", "\n".join(history) or "(none reported)"))
     tasks = []
-    for task in (run.get("run_details") or {}).get("task_details") or []:
-        pods = [c.get("pod_name") for c in task.get("child_tasks") or [] if c.get("pod_name")]
-        line = f"{task.get('state', '?'):<10} {task.get('display_name') or task.get('task_id')}"
+    for task in sequence(mapping(run.get("run_details")).get("task_details")):
+        task = mapping(task)
+        pods = [field(c, "pod_name") for c in sequence(task.get("child_tasks")) if field(c, "pod_name", "")]
+        line = f"{field(task, 'state', '?'):<10} {field(task, 'display_name', '') or field(task, 'task_id', '?')}"
         if pods:
             line += f"  (pod {', '.join(pods)})"
-        if (task.get("error") or {}).get("message"):
-            line += f"  error: {task['error']['message']}"
+        message = field(task.get("error"), "message", "")
+        if message:
+            line += f"  error: {message}"
         tasks.append(line)
     sections.append(("tasks", "\n".join(tasks) or "(none yet)"))
-    parameters = (run.get("runtime_config") or {}).get("parameters") or {}
+    parameters = mapping(mapping(run.get("runtime_config")).get("parameters"))
     if parameters:
-        sections.append(("runtime parameters", "\n".join(f"{k} = {json.dumps(v)}" for k, v in sorted(parameters.items()))))
+        lines = [f"{k} = {json.dumps(v, default=str)}" for k, v in sorted(parameters.items(), key=lambda kv: str(kv[0]))]
+        sections.append(("runtime parameters", "\n".join(lines)))
     return tuple(sections)

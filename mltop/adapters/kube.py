@@ -1,13 +1,16 @@
 """Kubernetes adapter: GPU nodes, pending GPU pods, node pools, KubeRay worker groups, Cluster API
 MachineDeployments, and scaling the last two. Uses the official `kubernetes` client, configured
 as kubectl is (kubeconfig, contexts, exec plugins, in-cluster). Its calls block, so they run in
-threads: the watch caches in their own, everything else through `asyncio.to_thread`.
+threads: the watch caches in their own, everything else in a daemon thread per call (`blocking.in_thread`)
+with a total deadline, so a server that never answers can neither hang a poll nor delay quitting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,13 +21,17 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from mltop.adapters.kube_cache import WatchCache, wait_synced
+from mltop.adapters.blocking import in_thread
+from mltop.adapters.kube_cache import MiB, WatchCache, read_bounded, wait_synced
 from mltop.adapters.kube_errors import kube_error
 from mltop.adapters.kube_target import KubeTarget
+from mltop.adapters.values import Skips
 from mltop.adapters.kube_parse import (
     KIND,
     NO_MAX,
+    Unreadable,
     gpu_node,
     machine_deployment,
     node_facts,
@@ -33,7 +40,7 @@ from mltop.adapters.kube_parse import (
     pod_facts,
     worker_groups,
 )
-from mltop.errors import Conflict, SourceError
+from mltop.errors import BadResponse, Conflict, OutcomeUnknown, SourceError, Unreachable
 from mltop.model import Pool, SourceData
 from mltop.scaling import ScalePlan
 
@@ -41,24 +48,107 @@ RAY_GROUP, RAY_VERSION, RAY_PLURAL = "ray.io", "v1", "rayclusters"
 CAPI_GROUP, CAPI_VERSION, CAPI_PLURAL = "cluster.x-k8s.io", "v1beta1", "machinedeployments"
 SYNC_TIMEOUT = 15.0
 ACCESS_TTL = 300.0  # seconds an access review answer is trusted
+# (connect, read) seconds for every request the client makes outside the watches, and the total
+# deadline of a poll's or an action's work in its thread.
+REQUEST_TIMEOUT = (5, 30)
+POLL_DEADLINE = 45.0
+ACTION_DEADLINE = 40.0
+CLOSE_DEADLINE = 1.0
+CUSTOM_LIST_LIMIT = 32 * MiB  # all RayClusters or MachineDeployments of a cluster
 
 
 class KubeConfigError(Exception):
     """The kubeconfig or context cannot be used; one line for the user."""
 
 
+def check_kubeconfig(target: KubeTarget) -> str:
+    """Read each kubeconfig file the client would read (every existing path of a colon-separated
+    list, skipping missing ones as kubectl does) and refuse, in one line naming the file, what
+    would block it (a FIFO, here or as the context's user's tokenFile) or crash it (not UTF-8,
+    not YAML, not a mapping). Returns the `config_file` to hand the client: resolved here, not
+    left to the client, whose default is KUBECONFIG as it was when it was imported."""
+    import yaml  # the client's own YAML reader
+
+    from mltop.local_files import check_regular, read_problem, read_regular
+
+    from_env = not target.kubeconfig and bool(os.environ.get("KUBECONFIG"))
+    spec = target.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    docs: list[tuple[str, dict[str, Any]]] = []
+    for part in spec.split(os.pathsep):  # the client splits on ':' (';' on Windows)
+        if not part:
+            continue
+        path = os.path.expanduser(part)
+        label = f"{path} (in KUBECONFIG)" if from_env else path
+        try:
+            data = read_regular(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # the client reports it if no file at all is left
+        except OSError as exc:
+            raise KubeConfigError(f"{label}: {read_problem(exc)}") from None
+        try:
+            doc = yaml.safe_load(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise KubeConfigError(f"{label}: not UTF-8 text (byte {exc.start})") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = " ".join(str(getattr(exc, "problem", None) or "cannot parse").split())
+            raise KubeConfigError(f"{label}: not valid YAML ({problem}{at})") from None
+        if doc is None:
+            raise KubeConfigError(f"{label}: empty, not a kubeconfig")
+        if not isinstance(doc, dict):
+            raise KubeConfigError(f"{label}: not a kubeconfig (a YAML {type(doc).__name__}, not a mapping)")
+        docs.append((path, doc))
+
+    def named(kind: str, name: Any) -> tuple[str, dict[str, Any]] | None:
+        for path, doc in docs:  # the first file that defines a name wins, as the client merges
+            items = doc.get(kind)
+            for item in items if isinstance(items, list) else ():
+                if isinstance(item, dict) and item.get("name") == name:
+                    return path, item
+        return None
+
+    current = next((doc["current-context"] for _, doc in reversed(docs) if "current-context" in doc), None)
+    context = named("contexts", target.context or current)
+    body = context[1].get("context") if context else None
+    user = named("users", body.get("user")) if isinstance(body, dict) else None
+    fields = user[1].get("user") if user else None
+    # The client reads tokenFile (relative to the file that defines the user) unless a token is given.
+    if isinstance(fields, dict) and isinstance(fields.get("tokenFile"), str) and "token" not in fields:
+        token_file = os.path.join(os.path.dirname(os.path.abspath(user[0])), fields["tokenFile"])
+        try:
+            check_regular(token_file)
+        except FileNotFoundError:
+            raise KubeConfigError(f"{user[0]}: users.{user[1]['name']}.tokenFile: no such file "
+                                  f"{fields['tokenFile']!r}") from None
+        except OSError as exc:
+            raise KubeConfigError(f"{user[0]}: users.{user[1]['name']}.tokenFile: {fields['tokenFile']!r}: "
+                                  f"{exc.strerror or exc}") from None
+    return spec
+
+
+# What the client raises on a kubeconfig it cannot use: its own ConfigException, and whatever a
+# malformed entry makes its parsing code trip over.
+_KUBECONFIG_ERRORS = (ConfigException, OSError, ValueError, TypeError, KeyError, AttributeError)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def api_client_for(target: KubeTarget) -> k8s.ApiClient:
-    try:
-        if target.in_cluster:
+    if target.in_cluster:
+        try:
             configuration = k8s.Configuration()
             k8s_config.load_incluster_config(client_configuration=configuration)
             return k8s.ApiClient(configuration)
-        return k8s_config.new_client_from_config(
-            config_file=target.kubeconfig, context=target.context, persist_config=False
-        )
-    except (ConfigException, OSError, ValueError, TypeError) as exc:
-        where = target.kubeconfig or "the kubeconfig"
-        raise KubeConfigError(f"{where}: {str(exc).strip() or type(exc).__name__}") from None
+        except _KUBECONFIG_ERRORS as exc:
+            raise KubeConfigError(f"in-cluster config: {_one_line(exc)}") from None
+    config_file = check_kubeconfig(target)
+    try:
+        return k8s_config.new_client_from_config(config_file=config_file, context=target.context, persist_config=False)
+    except _KUBECONFIG_ERRORS as exc:
+        raise KubeConfigError(f"{config_file}: {_one_line(exc)}") from None
 
 
 def target_name(target: KubeTarget) -> str:
@@ -67,11 +157,12 @@ def target_name(target: KubeTarget) -> str:
         return "in-cluster"
     if target.context:
         return target.context
+    config_file = check_kubeconfig(target)
     try:
-        _, active = k8s_config.list_kube_config_contexts(config_file=target.kubeconfig)
-    except (ConfigException, OSError, ValueError, TypeError) as exc:
-        raise KubeConfigError(f"{target.kubeconfig or 'kubeconfig'}: {str(exc).strip()}") from None
-    return active["name"]
+        _, active = k8s_config.list_kube_config_contexts(config_file=config_file)
+        return active["name"]
+    except _KUBECONFIG_ERRORS as exc:
+        raise KubeConfigError(f"{config_file}: {_one_line(exc)}") from None
 
 
 def utcnow() -> datetime:
@@ -93,6 +184,7 @@ class KubeSource:
         self.name = target_name(target)
         self.clock = clock
         self.sync_timeout = sync_timeout
+        self.action_deadline = ACTION_DEADLINE
         self._api = api_client or api_client_for(target)
         core = k8s.CoreV1Api(self._api)
         self._custom = k8s.CustomObjectsApi(self._api)
@@ -104,10 +196,16 @@ class KubeSource:
     async def aclose(self) -> None:
         self.nodes.stop()
         self.pods.stop()
-        await asyncio.to_thread(self._api.close)
+        try:  # quitting never waits on a connection pool that will not close
+            await in_thread(self._api.close, timeout=CLOSE_DEADLINE, name="mltop-kube-close")
+        except asyncio.TimeoutError:
+            pass
 
     async def fetch(self) -> SourceData:
-        return await asyncio.to_thread(self._collect)
+        try:
+            return await in_thread(self._collect, timeout=POLL_DEADLINE, name=f"mltop-kube-poll-{self.name}")
+        except asyncio.TimeoutError:
+            raise SourceError(f"{self.name}: the API server did not answer within {POLL_DEADLINE:.0f}s") from None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -130,12 +228,23 @@ class KubeSource:
         # Nodes a MachineDeployment owns are its pool, not a cloud node pool's.
         pools: list[Pool] = node_pools([(f, n) for f, n in zip(facts, gpu_nodes) if not n.machine_deployment],
                                        self.name)
+        # Objects that cannot be read are left out and counted; the rest of the cluster still shows.
+        skips = Skips()
         for rc in self._list_custom(RAY_GROUP, RAY_VERSION, RAY_PLURAL):
-            pools.extend(worker_groups(rc, pods, self.name))
+            try:
+                pools.extend(worker_groups(rc, pods, self.name, skips))
+            except Unreadable as exc:
+                skips.add(f"{self.name}: {exc}")
         for md in self._list_custom(CAPI_GROUP, CAPI_VERSION, CAPI_PLURAL):
-            pools.append(machine_deployment(md, self.name, gpu_nodes))
+            try:
+                pools.append(machine_deployment(md, self.name, gpu_nodes))
+            except Unreadable as exc:
+                skips.add(f"{self.name}: {exc}")
         pools = [self._with_permission(p) for p in pools]
-        return SourceData(jobs=jobs, nodes=tuple(gpu_nodes), pools=tuple(pools))
+        parts = [self.nodes.skips(), self.pods.skips(), skips]  # the caches' reasons name the cluster already
+        return SourceData(jobs=jobs, nodes=tuple(gpu_nodes), pools=tuple(pools),
+                          skipped=sum(p.count for p in parts),
+                          skip_reason=next((p.reason for p in parts if p.reason), None))
 
     def _list_custom(self, group: str, version: str, plural: str) -> list[dict[str, Any]]:
         """All objects of a CRD; none when the CRD is not installed (not an error)."""
@@ -149,7 +258,15 @@ class KubeSource:
             raise kube_error(exc, f"{self.name}: {plural}.{group}") from None
         except Exception as exc:
             raise kube_error(exc, f"{self.name}: {plural}.{group}") from None
-        return json.loads(response.data).get("items") or []
+        what = f"{self.name}: {plural}.{group}"
+        try:
+            body = json.loads(read_bounded(response, CUSTOM_LIST_LIMIT, what))
+        except (ValueError, RecursionError):
+            raise BadResponse(f"{what}: the API server did not answer with JSON") from None
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list):  # an answer we cannot read is not "none installed"
+            raise BadResponse(f"{what}: the list answer has no items array")
+        return items
 
     def _with_permission(self, pool: Pool) -> Pool:
         if not pool.scalable:
@@ -188,19 +305,31 @@ class KubeSource:
 
     async def scale(self, plan: ScalePlan) -> str:
         """Carry out a plan the user confirmed. Refuses, with Conflict, to overwrite a change
-        someone else made since the values in the plan were read."""
-        return await asyncio.to_thread(self._scale, plan)
+        someone else made since the values in the plan were read. A call that gets no answer
+        in time is reported as OutcomeUnknown: the change may or may not have been made."""
+        sent = threading.Event()  # set just before the change itself goes out
+        try:
+            return await in_thread(self._scale, plan, sent, timeout=self.action_deadline, name="mltop-kube-scale")
+        except asyncio.TimeoutError:
+            pool = plan.pool
+            what = f"{self.name}: scaling {pool.kind} {pool.namespace}/{pool.name}"
+            if not sent.is_set():
+                raise Unreachable(f"{what}: no answer from the API server within {self.action_deadline:.0f}s while "
+                                  "reading it; nothing was changed") from None
+            raise OutcomeUnknown(
+                f"{what}: the change was sent but no answer came back within {self.action_deadline:.0f}s; the outcome "
+                "is unknown: check the cluster (the next refresh shows what it holds)") from None
 
-    def _scale(self, plan: ScalePlan) -> str:
+    def _scale(self, plan: ScalePlan, sent: threading.Event) -> str:
         if not plan.allowed:
             raise Conflict(plan.refusal or "nothing to change")
         pool = plan.pool
         what = f"{self.name}: {pool.kind} {pool.namespace}/{pool.name}"
         try:
             if pool.kind == "raycluster-workergroup":
-                self._scale_worker_group(plan)
+                self._scale_worker_group(plan, sent)
             elif pool.kind == "machinedeployment":
-                self._scale_machine_deployment(plan)
+                self._scale_machine_deployment(plan, sent)
             else:
                 raise Conflict(f"{what}: cannot be scaled from here")
         except SourceError:
@@ -210,11 +339,15 @@ class KubeSource:
         changed = ", ".join(f"{c.field.rsplit('.', 1)[-1]} {c.old} -> {c.new}" for c in plan.changes)
         return f"{plan.changes[0].obj}: {changed} accepted by the API server"
 
-    def _scale_worker_group(self, plan: ScalePlan) -> None:
+    def _scale_worker_group(self, plan: ScalePlan, sent: threading.Event) -> None:
         pool = plan.pool
         rc_name, group_name = pool.name.split("/", 1)
         namespace = pool.namespace or "default"
-        rc = self._custom.get_namespaced_custom_object(RAY_GROUP, RAY_VERSION, namespace, RAY_PLURAL, rc_name)
+        rc = self._custom.get_namespaced_custom_object(RAY_GROUP, RAY_VERSION, namespace, RAY_PLURAL, rc_name,
+                                                       _request_timeout=REQUEST_TIMEOUT)
+        meta = rc.get("metadata") or {} if isinstance(rc, dict) else {}
+        if meta.get("name") != rc_name or (meta.get("namespace") or "default") != namespace:
+            raise Conflict(f"RayCluster {namespace}/{rc_name}: the API server answered for another object; not changed")
         groups = (rc.get("spec") or {}).get("workerGroupSpecs") or []
         index = next((i for i, g in enumerate(groups) if g.get("groupName") == group_name), None)
         if index is None:
@@ -237,24 +370,30 @@ class KubeSource:
                 ops.append({"op": "replace", "path": f"{base}/{field}", "value": change.new})
             else:
                 ops.append({"op": "add", "path": f"{base}/{field}", "value": change.new})
-        self._api.call_api(
-            f"/apis/{RAY_GROUP}/{RAY_VERSION}/namespaces/{namespace}/{RAY_PLURAL}/{rc_name}",
+        _write(f"RayCluster {namespace}/{rc_name}", sent, lambda: self._api.call_api(
+            # Path parameters are encoded by the client, as one segment each.
+            f"/apis/{RAY_GROUP}/{RAY_VERSION}/namespaces/{{namespace}}/{RAY_PLURAL}/{{name}}",
             "PATCH",
+            path_params={"namespace": namespace, "name": rc_name},
             header_params={"Content-Type": "application/json-patch+json", "Accept": "application/json"},
             body=ops,
             auth_settings=["BearerToken"],
             _preload_content=False,
             _return_http_data_only=True,
-            _request_timeout=(5, 30),
-        )
+            _request_timeout=REQUEST_TIMEOUT,
+        ))
 
-    def _scale_machine_deployment(self, plan: ScalePlan) -> None:
+    def _scale_machine_deployment(self, plan: ScalePlan, sent: threading.Event) -> None:
         pool = plan.pool
         namespace = pool.namespace or "default"
         change = plan.changes[0]
         scale = self._custom.get_namespaced_custom_object_scale(
-            CAPI_GROUP, CAPI_VERSION, namespace, CAPI_PLURAL, pool.name
+            CAPI_GROUP, CAPI_VERSION, namespace, CAPI_PLURAL, pool.name, _request_timeout=REQUEST_TIMEOUT
         )
+        meta = scale.get("metadata") or {} if isinstance(scale, dict) else {}
+        if meta.get("name") not in (None, pool.name):
+            raise Conflict(f"MachineDeployment {namespace}/{pool.name}: the API server answered for another object; "
+                           "not changed")
         current = (scale.get("spec") or {}).get("replicas")
         if current != change.old:
             raise Conflict(
@@ -269,9 +408,21 @@ class KubeSource:
                          "resourceVersion": (scale.get("metadata") or {}).get("resourceVersion")},
             "spec": {"replicas": change.new},
         }
-        self._custom.replace_namespaced_custom_object_scale(
-            CAPI_GROUP, CAPI_VERSION, namespace, CAPI_PLURAL, pool.name, body
-        )
+        _write(f"MachineDeployment {namespace}/{pool.name}", sent, lambda: self._custom.replace_namespaced_custom_object_scale(
+            CAPI_GROUP, CAPI_VERSION, namespace, CAPI_PLURAL, pool.name, body, _request_timeout=REQUEST_TIMEOUT
+        ))
+
+
+def _write(what: str, sent: threading.Event, call: Callable[[], Any]) -> Any:
+    """Send a change. If the request went out but no answer came back (a read timeout, a dropped
+    connection), the API server may have applied it: that is OutcomeUnknown, not a failure."""
+    sent.set()
+    try:
+        return call()
+    except (ReadTimeoutError, ProtocolError) as exc:
+        raise OutcomeUnknown(
+            f"{what}: the change was sent but no answer came back ({type(exc).__name__}); the outcome is unknown: "
+            "check the cluster (the next refresh shows what it holds)") from None
 
 
 def _as_shown(field: str, stored: Any) -> int | None:

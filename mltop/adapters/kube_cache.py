@@ -7,6 +7,11 @@ the object), so 50,000 pods cost 50,000 small tuples at most, and usually far fe
 
 Blocking (the official client is synchronous): it runs in its own daemon thread, never on the
 UI thread. Readers take `snapshot()`, a copy made under a lock.
+
+One object that cannot be read never stops the cache: `to_record` may raise (the parsers raise
+`kube_parse.Unreadable`), and that object is left out and counted per key (`skips()`), so a later
+good MODIFIED or a DELETED clears it. A watch line that is not a JSON object is skipped and
+counted too, until the next list (which object it was about cannot be known).
 """
 
 from __future__ import annotations
@@ -16,31 +21,47 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from kubernetes.client.exceptions import ApiException
-from kubernetes.watch.watch import iter_resp_lines
 
-from mltop.errors import SourceError
+from mltop.errors import BadResponse, SourceError, first_line
 from mltop.adapters.kube_errors import kube_error
+from mltop.adapters.kube_parse import Unreadable, brief
+from mltop.adapters.values import Skips, integer, mapping
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 PAGE_SIZE = 500
+MiB = 1024 * 1024
+# Largest answers read (README, "bad data"): 500 pods with big specs are a few MiB; a single
+# object over 16 MiB is beyond what etcd stores (1.5 MiB by default) many times over.
+PAGE_LIMIT = 64 * MiB
+EVENT_LIMIT = 16 * MiB
 WATCH_SECONDS = 300
 CONNECT_TIMEOUT = 5.0
 MAX_BACKOFF = 30.0
+
+
+BAD_EVENT = "\0watch-event"  # the skip key of unreadable watch lines (no object name can clash with it)
 
 
 class Expired(Exception):
     """The watch's resourceVersion is gone from the server's history: re-list."""
 
 
-def object_key(obj: dict[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
+def _version(obj: Any) -> str | None:
+    version = mapping(mapping(obj).get("metadata")).get("resourceVersion")
+    return version if isinstance(version, str) and version else None
+
+
+def object_key(obj: Any) -> str:
+    """"namespace/name"; total, so that even an object without a name can be counted as skipped."""
+    meta = mapping(mapping(obj).get("metadata"))
+    namespace, name = meta.get("namespace"), meta.get("name")
+    return f"{namespace if isinstance(namespace, str) else ''}/{name if isinstance(name, str) else ''}"
 
 
 class WatchCache(Generic[R]):
@@ -59,6 +80,7 @@ class WatchCache(Generic[R]):
         self.page_size = page_size
         self.watch_seconds = watch_seconds
         self._records: dict[str, R] = {}
+        self._unreadable: dict[str, str] = {}  # key -> why, for objects left out right now
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,6 +118,20 @@ class WatchCache(Generic[R]):
     def __len__(self) -> int:
         return len(self._records)
 
+    def skips(self) -> Skips:
+        """How many objects are left out right now because they could not be read, and the first reason."""
+        with self._lock:
+            return Skips(len(self._unreadable), next(iter(self._unreadable.values()), None))
+
+    def _read(self, obj: Any) -> tuple[R | None, str | None]:
+        """(record, None), or (None, why) when the object cannot be read."""
+        try:
+            return self._to_record(obj), None
+        except Exception as exc:  # the parser's skip signal, or a parser bug: one object, not the cache
+            if not isinstance(exc, Unreadable):
+                log.warning("%s: cannot read %s", self.what, object_key(obj), exc_info=True)
+            return None, first_line(f"{self.what}: {str(exc) or type(exc).__name__}", 120)
+
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -120,6 +156,7 @@ class WatchCache(Generic[R]):
 
     def _list(self) -> None:
         fresh: dict[str, R] = {}
+        unreadable: dict[str, str] = {}
         token = None
         version = None
         while True:
@@ -128,19 +165,26 @@ class WatchCache(Generic[R]):
             if token:
                 kwargs["_continue"] = token
             response = self._list_call(**kwargs)
-            body = json.loads(response.data)
-            for obj in body.get("items") or []:
-                record = self._to_record(obj)
-                if record is not None:
-                    fresh[object_key(obj)] = record
-            meta = body.get("metadata") or {}
-            version = version or meta.get("resourceVersion")
-            token = meta.get("continue")
+            body = json.loads(read_bounded(response, PAGE_LIMIT, self.what))
+            items = body.get("items") if isinstance(body, dict) else None
+            if not isinstance(items, list):  # not a list answer at all: the whole list failed
+                raise BadResponse(f"{self.what}: the list answer has no items array")
+            for obj in items:
+                key = object_key(obj)
+                record, why = self._read(obj)
+                if why is not None:
+                    unreadable[key] = why
+                elif record is not None:
+                    fresh[key] = record
+            meta = mapping(body.get("metadata"))
+            version = version or _version(body)
+            token = meta.get("continue") if isinstance(meta.get("continue"), str) else None
             if not token:
                 break
         with self._lock:
             self._records = fresh
-        self.resource_version = meta.get("resourceVersion") or version
+            self._unreadable = unreadable
+        self.resource_version = _version(body) or version
         self.lists += 1
         self.error = None
         self.synced.set()
@@ -157,11 +201,10 @@ class WatchCache(Generic[R]):
         )
         self._response = response
         try:
-            for line in iter_resp_lines(response):
+            for line in bounded_lines(response, EVENT_LIMIT, self.what):
                 if self._stop.is_set():
                     return
-                event = json.loads(line)
-                self._apply(event)
+                self._apply_line(line)
         except ApiException as exc:
             if exc.status == 410:
                 raise Expired() from None
@@ -171,28 +214,94 @@ class WatchCache(Generic[R]):
             response.release_conn()
         self.error = None  # the server ended the watch normally; reconnect from where we are
 
+    def _apply_line(self, line: str | bytes) -> None:
+        try:
+            event = json.loads(line)
+        except (ValueError, RecursionError):  # not JSON, bad UTF-8, a 5,000-digit integer, nesting too deep
+            event = None
+        if not isinstance(event, dict):
+            self._bad_event(f"a watch event that is not a JSON object: {first_line(str(line), 40)!r}")
+            return
+        self._apply(event)
+
+    def _bad_event(self, why: str) -> None:
+        with self._lock:
+            self._unreadable[BAD_EVENT] = first_line(f"{self.what}: {why}", 120)
+
     def _apply(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
-        obj = event.get("object") or {}
+        obj = event.get("object")
         if kind == "ERROR":
-            if obj.get("code") == 410:
+            status = mapping(obj)
+            code = integer(status.get("code"), minimum=100, maximum=599)
+            if code == 410:
                 raise Expired()
-            raise ApiException(status=obj.get("code") or 500, reason=obj.get("message") or "watch error")
-        version = (obj.get("metadata") or {}).get("resourceVersion")
+            message = status.get("message")
+            if not isinstance(message, str) or not message:
+                message = "watch error"
+            raise ApiException(status=code or 500, reason=message)
+        if kind not in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK") or not isinstance(obj, dict):
+            # Not a change we can place: applying it as a delete (as any unknown type once was) would lose an object.
+            self._bad_event(f"a watch event that cannot be applied (type {brief(kind)})")
+            return
+        version = _version(obj)
         if kind == "BOOKMARK":
             if version:
                 self.resource_version = version
             return
         key = object_key(obj)
-        record = self._to_record(obj) if kind in ("ADDED", "MODIFIED") else None
+        record, why = self._read(obj) if kind != "DELETED" else (None, None)
         with self._lock:
+            if why is not None:
+                self._unreadable[key] = why
+            else:
+                self._unreadable.pop(key, None)  # deleted, or readable again
             if record is None:
-                self._records.pop(key, None)  # deleted, or no longer worth keeping
+                self._records.pop(key, None)  # deleted, unreadable, or no longer worth keeping
             else:
                 self._records[key] = record
         if version:
             self.resource_version = version
         self.error = None
+
+
+def size_text(limit: int) -> str:
+    return f"{limit // MiB} MiB" if limit >= MiB else f"{limit // 1024} KiB"
+
+
+def read_bounded(response: Any, limit: int, what: str) -> bytes:
+    """The body of a urllib3 response, refused past `limit` bytes instead of held in memory."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.stream(256 * 1024, decode_content=True):
+            size += len(chunk)
+            if size > limit:
+                raise BadResponse(f"{what}: answer over mltop's {size_text(limit)} limit; not read")
+            chunks.append(chunk)
+    finally:
+        response.release_conn()
+    return b"".join(chunks)
+
+
+def bounded_lines(response: Any, limit: int, what: str) -> Iterator[bytes]:
+    """The lines of a watch stream; a line (one event) over `limit` bytes ends the watch with an
+    error instead of growing a buffer without end."""
+    buffer = bytearray()
+    for chunk in response.stream(amt=None, decode_content=False):
+        buffer.extend(chunk if isinstance(chunk, bytes) else str(chunk).encode("utf-8"))
+        start = 0
+        while (end := buffer.find(b"\n", start)) != -1:
+            if end - start > limit:
+                break
+            if end > start:
+                yield bytes(buffer[start:end])
+            start = end + 1
+        del buffer[:start]
+        if len(buffer) > limit:
+            raise BadResponse(f"{what}: a watch event over mltop's {size_text(limit)} limit")
+    if buffer.strip():
+        yield bytes(buffer)
 
 
 def wait_synced(caches: list[WatchCache[Any]], timeout: float) -> None:

@@ -6,10 +6,12 @@ collapses to the newest) -> handler on the UI thread -> JobsTable.sync (keyed di
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -21,7 +23,8 @@ from mltop.adapters.base import ActionOutcome, Cancellable, HasJobDetails, Retry
 from mltop import format as fmt
 from mltop.config import Config, cost_policy, cost_prices
 from mltop.cost import CostReport, IdleHistory, IdleWarning, evaluate
-from mltop.errors import SourceError
+from mltop.errors import OutcomeUnknown, SourceError
+from mltop.safe_text import inert
 from mltop.jobs import StopTracker, matches, order_jobs
 from mltop.model import Job, JobState, Pool, RayClusterState, SourceHealth
 from mltop.scaling import ScalePlan
@@ -39,6 +42,10 @@ from mltop.widgets.jobs_table import JobsTable
 from mltop.widgets.source_status import SourceStatus
 
 MUTATING_ACTIONS = {"cancel_job", "retry_job", "scale_pool"}
+# The longest an action may take before its outcome is reported as unknown (adapters have their
+# own, shorter deadlines; this one also covers a backend that ignores them).
+ACTION_DEADLINE = 60.0
+CLOSE_DEADLINE = 1.0  # quitting waits at most this long for each source to close
 MAIN_SCREEN_ACTIONS = {"cancel_job", "retry_job", "scale_pool", "filter", "clear_filter", "refresh"}
 WIDE = 120  # from this many columns the nodes and pools panels sit side by side
 
@@ -88,6 +95,11 @@ class MltopApp(App[int]):
         self.prices = cost_prices(config.cost)
         self.cost: CostReport | None = None
 
+    def say(self, message: str, *, severity: str = "information", timeout: float = 6) -> None:
+        """A notification. It often quotes backend text (ids, names, error bodies): shown inert,
+        never parsed as markup."""
+        self.notify(inert(message), severity=severity, timeout=timeout, markup=False)  # type: ignore[arg-type]
+
     # -- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
@@ -124,8 +136,14 @@ class MltopApp(App[int]):
         self.set_interval(1.0, self._tick)
 
     async def on_unmount(self) -> None:
-        for source in self.sources.values():
-            await source.aclose()  # stops the watch threads and closes connections
+        # Stops the watch threads and closes connections, but never waits on a dead server.
+        async def close(source: Source) -> None:
+            try:
+                await asyncio.wait_for(source.aclose(), CLOSE_DEADLINE)
+            except (asyncio.TimeoutError, Exception):
+                pass
+
+        await asyncio.gather(*(close(s) for s in self.sources.values()))
 
     def on_resize(self) -> None:
         self._relayout()
@@ -171,8 +189,8 @@ class MltopApp(App[int]):
         table.sync(list(self.cost.warnings), pin=table.has_focus)
         total = sum(w.cost_per_hour or 0.0 for w in self.cost.warnings)
         panel = self.query_one("#warnings-panel")
-        panel.border_title = (f"Idle-cost warnings: {len(self.cost.warnings)}, "
-                              f"{self.cost.currency}{total:,.2f}/h" if self.cost.warnings else "Idle-cost warnings: none")
+        panel.border_title = Text(inert(f"Idle-cost warnings: {len(self.cost.warnings)}, {self.cost.currency}{total:,.2f}/h"
+                                        if self.cost.warnings else "Idle-cost warnings: none"))
         panel.border_subtitle = "w: go here, enter: go to target"
         # Its height follows its rows (set here: `height: auto` missed rows added after the first layout).
         self._size_warnings()
@@ -211,7 +229,7 @@ class MltopApp(App[int]):
         jobs = [job for u in self.updates.values() if u.data for job in u.data.jobs]
         jobs, events = self.stops.apply(jobs, now, sources=settled or set())
         for event in events:
-            self.notify(event.message, severity=event.severity, timeout=10)  # type: ignore[arg-type]
+            self.say(event.message, severity=event.severity, timeout=10)  # type: ignore[arg-type]
         self.all_jobs = order_jobs(jobs, self.config.finished_limit)
         shown = [j for j in self.all_jobs if matches(j, self.filter_text)]
         overdue = frozenset(j.key for j in shown if self.stops.is_overdue(j, now))
@@ -245,7 +263,7 @@ class MltopApp(App[int]):
         title = f"Jobs: {waiting} waiting, {running} running"
         if self.filter_text:
             title += f"  [filter: {self.filter_text}, {len(shown)} of {len(self.all_jobs)}]"
-        panel.border_title = title
+        panel.border_title = Text(inert(title))  # the filter is the user's text: never markup
         panel.border_subtitle = "read-only" if self.read_only else ""
 
     def _pool_idle_costs(self, nodes: list, pools: list[Pool]) -> dict[str, float | None]:
@@ -284,7 +302,7 @@ class MltopApp(App[int]):
                 entry[1] += n.gpus_allocatable
             text += "  ·  " + "  ".join(
                 f"{model} {fmt.gpus(a)}/{fmt.gpus(c)}" for model, (a, c) in sorted(by_model.items()))
-        self.query_one("#summary", Static).update(text)
+        self.query_one("#summary", Static).update(Text(inert(text)))  # GPU model names come from node labels
 
     # -- actions --------------------------------------------------------------------------
 
@@ -301,6 +319,8 @@ class MltopApp(App[int]):
             if self.has_infra and not isinstance(self.focused, JobsTable):
                 return False  # the key is for the jobs panel
             job = self.table.selected_job if self.is_mounted else None
+            if job is not None and job.not_cancellable_because:
+                return True  # the key answers with the reason (an id the backend cannot address safely)
             if job is None or not job.cancellable or job.stop_requested_at is not None:
                 return None  # shown dimmed: the key exists, but not for this row
         if action == "retry_job":
@@ -359,7 +379,7 @@ class MltopApp(App[int]):
         reason = ""
         if pool is not None and not self.read_only:
             reason = "s: scale" if pool.scalable else f"not scalable here: {pool.why_not_scalable}"
-        self.query_one("#pools-panel").border_subtitle = reason
+        self.query_one("#pools-panel").border_subtitle = Text(inert(reason))
 
     def on_descendant_focus(self) -> None:
         self.refresh_bindings()
@@ -398,7 +418,7 @@ class MltopApp(App[int]):
             if table.select_key(warning.remedy_target):
                 table.focus()
                 return True
-        self.notify(f"{warning.target_name}: its target is no longer listed", severity="warning")
+        self.say(f"{warning.target_name}: its target is no longer listed", severity="warning")
         return False
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -406,7 +426,7 @@ class MltopApp(App[int]):
         if isinstance(event.data_table, WarningsTable):
             warning = event.data_table.records.get(key) if key else None
             if warning is not None and not self.go_to(warning):
-                self.notify(f"{warning.target_name}: {warning.remedy}", timeout=10)
+                self.say(f"{warning.target_name}: {warning.remedy}", timeout=10)
             return
         if isinstance(event.data_table, (NodesTable, PoolsTable)):
             record = event.data_table.records.get(key) if key else None
@@ -429,10 +449,11 @@ class MltopApp(App[int]):
         if job is None:
             return
         if not job.cancellable:
-            self.notify(f"{job.cluster}/{job.id} is {job.native_state}: nothing to cancel", severity="warning")
+            why = job.not_cancellable_because or f"it is {job.native_state}: nothing to cancel"
+            self.say(f"{job.cluster}/{job.id}: {why}", severity="warning", timeout=10)
             return
         if job.key in self.cancels_in_flight or job.stop_requested_at is not None:
-            self.notify(f"a stop for {job.cluster}/{job.id} is already under way", severity="warning")
+            self.say(f"a stop for {job.cluster}/{job.id} is already under way", severity="warning")
             return
 
         def confirmed(yes: bool | None) -> None:
@@ -448,7 +469,7 @@ class MltopApp(App[int]):
         if job is None or not job.retryable:
             return
         if job.key in self.cancels_in_flight:
-            self.notify(f"an action on {job.cluster}/{job.id} is already under way", severity="warning")
+            self.say(f"an action on {job.cluster}/{job.id} is already under way", severity="warning")
             return
 
         def confirmed(yes: bool | None) -> None:
@@ -458,18 +479,25 @@ class MltopApp(App[int]):
         self.push_screen(ConfirmCancel(job, retry=True), confirmed)
 
     async def _job_action(self, job: Job, capability: type, verb: str) -> ActionOutcome | None:
-        """Call one job action on the job's own source; errors become one line. None if it failed."""
+        """Call one job action on the job's own source; errors become one line. None if it failed
+        or its outcome is unknown."""
         key = f"{job.source}/{job.cluster}"
         source = self.sources.get(key)
-        if not isinstance(source, capability):
-            self.notify(f"{key} cannot {verb} jobs", severity="error")
+        if not isinstance(source, capability) or (source.kind, source.name) != (job.source, job.cluster):
+            self.say(f"{key} cannot {verb} jobs", severity="error")
             return None
         self.cancels_in_flight.add(job.key)
         try:
             call = source.retry_job if verb == "retry" else source.cancel_job  # type: ignore[attr-defined]
-            return await call(job.id)
+            return await asyncio.wait_for(call(job.id), ACTION_DEADLINE)
+        except (OutcomeUnknown, asyncio.TimeoutError) as exc:
+            detail = str(exc) if isinstance(exc, OutcomeUnknown) else (
+                f"{verb} {job.cluster}/{job.id}: no answer within {ACTION_DEADLINE:.0f}s")
+            self.say(f"outcome unknown: {detail}. Check the backend; the next refresh shows the truth.",
+                     severity="warning", timeout=15)
+            return None
         except SourceError as exc:
-            self.notify(str(exc), severity="error", timeout=10)
+            self.say(str(exc), severity="error", timeout=10)
             return None
         finally:
             self.cancels_in_flight.discard(job.key)
@@ -479,14 +507,14 @@ class MltopApp(App[int]):
     async def retry(self, job: Job) -> None:
         outcome = await self._job_action(job, Retryable, "retry")
         if outcome is not None:
-            self.notify(f"{outcome.message}; the table shows its state once the server reports it", timeout=6)
+            self.say(f"{outcome.message}; the table shows its state once the server reports it", timeout=6)
 
     @work(group="actions", description="cancel a job", exit_on_error=False)
     async def cancel(self, job: Job) -> None:
         outcome = await self._job_action(job, Cancellable, "cancel")
         if outcome is not None:
             self.stops.requested(job, self.clock())
-            self.notify(f"{outcome.message}; waiting for it to report the job stopped", timeout=6)
+            self.say(f"{outcome.message}; waiting for it to report the job stopped", timeout=6)
             self._render_all()
 
     def action_scale_pool(self) -> None:
@@ -497,10 +525,10 @@ class MltopApp(App[int]):
         if pool is None:
             return
         if not pool.scalable:
-            self.notify(f"{pool.name}: {pool.why_not_scalable}", severity="warning", timeout=8)
+            self.say(f"{pool.name}: {pool.why_not_scalable}", severity="warning", timeout=8)
             return
         if pool.key in self.scales_in_flight:
-            self.notify(f"a scale of {pool.name} is already under way", severity="warning")
+            self.say(f"a scale of {pool.name} is already under way", severity="warning")
             return
 
         def confirmed(plan: ScalePlan | None) -> None:
@@ -515,15 +543,22 @@ class MltopApp(App[int]):
         key = f"kubernetes/{pool.cluster}"
         source = self.sources.get(key)
         if not isinstance(source, Scalable):
-            self.notify(f"{key} cannot scale pools", severity="error")
+            self.say(f"{key} cannot scale pools", severity="error")
             return
         self.scales_in_flight.add(pool.key)
         try:
-            message = await source.scale(plan)
+            message = await asyncio.wait_for(source.scale(plan), ACTION_DEADLINE)
+        except asyncio.TimeoutError:
+            self.say(f"outcome unknown: scaling {pool.name} got no answer within {ACTION_DEADLINE:.0f}s. Check the "
+                     "cluster; the next refresh shows what it holds.", severity="warning", timeout=15)
+            return
+        except OutcomeUnknown as exc:
+            self.say(str(exc), severity="warning", timeout=15)
+            return
         except SourceError as exc:
-            self.notify(str(exc), severity="error", timeout=12)
+            self.say(str(exc), severity="error", timeout=12)
             return
         finally:
             self.scales_in_flight.discard(pool.key)
             self.loops[key].poke()  # show what the server holds now, success or not
-        self.notify(f"{message}; the pools panel shows the new value once the server reports it", timeout=8)
+        self.say(f"{message}; the pools panel shows the new value once the server reports it", timeout=8)
