@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fail(message: str) -> int:
-    print(f"mltop: {message}", file=sys.stderr)
+    # One line, whatever the message quotes (a library's multi-line error, a value with a newline).
+    print("mltop: " + " ".join(message.splitlines()), file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -61,8 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.json and not args.once:
         return fail("--json goes with --once")
-    if args.fail_on_idle is not None and (not args.once or args.fail_on_idle < 0):
-        return fail("--fail-on-idle goes with --once and takes a number >= 0")
+    if args.fail_on_idle is not None and not args.once:
+        return fail("--fail-on-idle goes with --once")
+    if args.fail_on_idle is not None and not (math.isfinite(args.fail_on_idle) and args.fail_on_idle >= 0):
+        return fail(f"--fail-on-idle: takes a finite number >= 0, not {args.fail_on_idle}")
     try:
         config = load(
             ray_flags=args.ray,
@@ -80,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     platform = None
     if args.demo:
+        import mltop.adapters.kube  # noqa: F401  (slow: imported before the temporary kubeconfig exists)
         from mltop.demo.platform import DemoPlatform
 
         platform = DemoPlatform().start()
@@ -98,6 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if platform is not None:
             platform.stop()
         return fail(str(exc))
+    finally:
+        if platform is not None:
+            # Each source has read the demo's kubeconfig already: removing it now means no kind
+            # of exit, SIGKILL included, leaves the temporary directory behind.
+            platform.remove_files()
     try:
         if args.once:
             return run_once(config, sources, as_json=args.json, fail_on_idle=args.fail_on_idle)
@@ -113,18 +123,31 @@ class SourceConfigError(Exception):
     """A source that cannot even be set up (a broken kubeconfig, an unknown context)."""
 
 
+def _http_source(config: Config, kind: str, make, endpoint):
+    """A source over HTTP. Its TLS context loads `ca_file` (only ever set in the config file) now:
+    a file that is no CA bundle is bad input, one line naming the file and the key."""
+    try:
+        return make(endpoint)
+    except OSError as exc:  # ssl.SSLError included
+        if not endpoint.ca_file:
+            raise
+        raise SourceConfigError(f"{config.path}: {kind}.{endpoint.name}.ca_file: {endpoint.ca_file!r} "
+                                f"is not a usable CA bundle ({exc.strerror or exc})") from None
+
+
 def make_sources(config: Config) -> list:
     from mltop.adapters.ray import RaySource
 
-    sources: list = [RaySource(endpoint) for endpoint in config.ray]
+    sources: list = [_http_source(config, "ray", RaySource, endpoint) for endpoint in config.ray]
     if config.prometheus:
         from mltop.adapters.prometheus import PrometheusSource
 
-        sources += [PrometheusSource(endpoint) for endpoint in config.prometheus]
+        sources += [_http_source(config, "prometheus", PrometheusSource, endpoint) for endpoint in config.prometheus]
     if config.kfp:
         from mltop.adapters.kfp import KfpSource
 
-        sources += [KfpSource(endpoint, finished_limit=config.finished_limit) for endpoint in config.kfp]
+        sources += [_http_source(config, "kfp", lambda e: KfpSource(e, finished_limit=config.finished_limit), endpoint)
+                    for endpoint in config.kfp]
     if config.kubernetes:
         from mltop.adapters.kube import KubeConfigError, KubeSource
 
@@ -141,6 +164,9 @@ def run_once(config: Config, sources: list, *, as_json: bool, fail_on_idle: floa
     from mltop.cost import IdleHistory, evaluate
     from mltop.refresh import poll_all, snapshot_of, utcnow
     from mltop.report import EXIT_IDLE_SPEND, exit_status, render_json, render_text
+    from mltop.safe_text import inert  # error lines quote backend text: shown, never obeyed
+
+    quiet_logging()  # the report says what failed, one line per source; library chatter goes to MLTOP_LOG
 
     async def collect():
         try:
@@ -159,10 +185,10 @@ def run_once(config: Config, sources: list, *, as_json: bool, fail_on_idle: floa
     if not as_json:
         for source in snapshot.sources:
             if not source.ok:
-                print(f"mltop: {source.kind}/{source.name}: {source.error}", file=sys.stderr)
+                print(inert(f"mltop: {source.kind}/{source.name}: {source.error}"), file=sys.stderr)
     status = exit_status(snapshot)
     if status == 0 and fail_on_idle is not None and cost.idle_rate > fail_on_idle:
-        print(f"mltop: idle GPU spend {cost.currency}{cost.idle_rate:,.2f}/h is over {cost.currency}{fail_on_idle:,.2f}/h",
+        print(inert(f"mltop: idle GPU spend {cost.currency}{cost.idle_rate:,.2f}/h is over {cost.currency}{fail_on_idle:,.2f}/h"),
               file=sys.stderr)
         return EXIT_IDLE_SPEND
     return status
@@ -176,9 +202,21 @@ def quiet_logging() -> None:
     import logging
     import os
 
+    from mltop.safe_text import inert
+
+    class InertFormatter(logging.Formatter):
+        """Log lines quote URLs, server bodies and job names: credentials redacted, control
+        characters made visible (a log read with `cat` or `tail -f` is a terminal too)."""
+
+        def format(self, record: logging.LogRecord) -> str:
+            return inert(super().format(record), multiline=True)
+
     path = os.environ.get("MLTOP_LOG")
-    handler: logging.Handler = logging.FileHandler(path) if path else logging.NullHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    try:
+        handler: logging.Handler = logging.FileHandler(path) if path else logging.NullHandler()
+    except OSError as exc:
+        raise SystemExit(fail(f"MLTOP_LOG: cannot write {path!r} ({exc.strerror or exc})")) from None
+    handler.setFormatter(InertFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if path else logging.WARNING, handlers=[handler], force=True)
 
 

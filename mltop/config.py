@@ -6,19 +6,22 @@ it and exits 2. No Textual here.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mltop.adapters.http import Endpoint
 from mltop.adapters.kfp_endpoint import KfpEndpoint
 from mltop.adapters.prometheus_endpoint import PrometheusEndpoint
 from mltop.adapters.kube_target import KubeTarget
+from mltop.local_files import read_problem, read_regular, why_unreadable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,12 +53,72 @@ BINDING_IDS = {
 }
 
 
+# What a key in a binding may be, as Textual names keys (kept here, not imported: this module
+# must not import Textual; tests/test_local_input.py checks these against textual.keys).
+# Modifiers in the order Textual writes them in a key event's name ("ctrl+shift+up"):
+KEY_MODIFIERS = ("alt", "ctrl", "hyper", "meta", "shift", "super")
+NAMED_KEYS = frozenset({
+    "escape", "enter", "return", "tab", "space", "backspace", "delete", "insert", "home", "end",
+    "pageup", "pagedown", "up", "down", "left", "right", *(f"f{n}" for n in range(1, 25)),
+    # Printable ASCII characters, by the name Textual gives them (a lone "?" is also fine; ","
+    # separates keys, so it is only ever written "comma").
+    "ampersand", "apostrophe", "asterisk", "at", "backslash", "circumflex_accent", "colon", "comma",
+    "dollar_sign", "equals_sign", "exclamation_mark", "full_stop", "grave_accent", "greater_than_sign",
+    "left_curly_bracket", "left_parenthesis", "left_square_bracket", "less_than_sign", "minus",
+    "number_sign", "percent_sign", "plus", "question_mark", "quotation_mark", "right_curly_bracket",
+    "right_parenthesis", "right_square_bracket", "semicolon", "slash", "tilde", "underscore",
+    "vertical_line",
+})
+
+
 class ConfigError(Exception):
     """One line for the user: where, which key, and why."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: TOML has nan and inf, and no setting here means either.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def check_key(key: str) -> None:
+    """One key of a binding ("ctrl+k", "question_mark", "?"), as Textual can match it; else ValueError."""
+    if len(key) == 1:  # a lone character; Textual turns "?" into "question_mark" itself
+        if not key.isprintable():
+            raise ValueError(f"{key!r} is not a printable character; name the key (e.g. 'tab')")
+        return
+    *modifiers, name = key.split("+")
+    unknown = [m for m in modifiers if m and m not in KEY_MODIFIERS]
+    if unknown:
+        raise ValueError(f"{key!r}: unknown modifier {unknown[0]!r}; modifiers: {', '.join(KEY_MODIFIERS)}")
+    if "" in modifiers or not name:
+        raise ValueError(f"{key!r}: a key is missing next to a '+' (the '+' key itself is 'plus')")
+    if len(set(modifiers)) != len(modifiers):
+        raise ValueError(f"{key!r}: a modifier is given twice")
+    if not (name in NAMED_KEYS or (len(name) == 1 and name.isprintable() and not name.isspace())):
+        what = f"{key!r}: {name!r}" if modifiers else repr(key)
+        hint = "key names are lower case" if name.lower() in NAMED_KEYS else (
+            "use one character or a key name such as escape, enter, tab, space, up, pageup, f1..f24, slash, "
+            "question_mark")
+        raise ValueError(f"{what} is not a key ({hint})")
+    if modifiers != sorted(modifiers):
+        # Textual names a key event with its modifiers sorted; "shift+ctrl+up" would never match.
+        raise ValueError(f"{key!r}: write the modifiers in this order: {'+'.join([*sorted(modifiers), name])!r}")
+
+
+def _check_keys(value: str) -> str:
+    """A binding's comma-separated keys."""
+    if not value.strip():
+        raise ValueError("needs at least one key")
+    for key in value.split(","):
+        key = key.strip()
+        if not key:
+            raise ValueError(f"{value!r} has an empty key (write ',' as 'comma')")
+        check_key(key)
+    return value
+
+
+Price = Annotated[float, Field(ge=0)]
+Keys = Annotated[str, AfterValidator(_check_keys)]
 
 
 class HttpSourceConfig(_Strict):
@@ -97,9 +160,9 @@ class KubeSourceConfig(_Strict):
 
 
 class PricesConfig(_Strict):
-    pools: dict[str, float] = Field(default_factory=dict)  # pool name -> $/h per node
-    instance_types: dict[str, float] = Field(default_factory=dict)  # instance type -> $/h per node
-    gpu_models: dict[str, float] = Field(default_factory=dict)  # GPU model -> $/h per GPU
+    pools: dict[str, Price] = Field(default_factory=dict)  # pool name -> $/h per node
+    instance_types: dict[str, Price] = Field(default_factory=dict)  # instance type -> $/h per node
+    gpu_models: dict[str, Price] = Field(default_factory=dict)  # GPU model -> $/h per GPU
 
 
 class CostConfig(_Strict):
@@ -130,16 +193,14 @@ class FileConfig(_Strict):
     kfp: list[KfpSourceConfig] = Field(default_factory=list)
     prometheus: list[PrometheusSourceConfig] = Field(default_factory=list)
     cost: CostConfig = Field(default_factory=CostConfig)
-    keys: dict[str, str] = Field(default_factory=dict)
+    keys: dict[str, Keys] = Field(default_factory=dict)
 
     @field_validator("keys")
     @classmethod
     def _known_bindings(cls, value: dict[str, str]) -> dict[str, str]:
-        for binding_id, keys in value.items():
+        for binding_id in value:
             if binding_id not in BINDING_IDS:
                 raise ValueError(f"unknown binding {binding_id!r}; known: {', '.join(sorted(BINDING_IDS))}")
-            if not keys.strip():
-                raise ValueError(f"binding {binding_id!r} needs at least one key")
         return value
 
 
@@ -172,14 +233,20 @@ def default_config_path() -> Path:
 
 
 def read_file(path: Path, explicit: bool) -> FileConfig:
-    if not path.exists():
-        if explicit:
-            raise ConfigError(f"{path}: no such config file")
-        return FileConfig()
+    if str(path) == os.devnull:
+        return FileConfig()  # MLTOP_CONFIG=/dev/null: the usual way to say "no config file"
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = read_regular(path)  # a FIFO or device is refused, never waited on
+    except (FileNotFoundError, NotADirectoryError):
+        if explicit:
+            raise ConfigError(f"{path}: no such config file") from None
+        return FileConfig()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise ConfigError(f"{path}: {read_problem(exc)}") from None
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     try:
@@ -222,17 +289,32 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
+def local_file(value: str | None, where: str) -> str | None:
+    """A file named in the config or a flag: `~` expanded, and it must be a regular file now
+    (a FIFO would block whoever reads it), else ConfigError naming `where`."""
+    if not value:
+        return None
+    path = os.path.expanduser(value)
+    why = why_unreadable(path)
+    if why is not None:
+        raise ConfigError(f"{where}: {why} {value!r}" if why == "no such file" else f"{where}: {value!r}: {why}")
+    return path
+
+
 def kube_targets(
-    contexts: list[str] | None, kubeconfig: str | None, file: FileConfig, env: Mapping[str, str]
+    contexts: list[str] | None, kubeconfig: str | None, file: FileConfig, env: Mapping[str, str], path: Path
 ) -> tuple[KubeTarget, ...]:
-    """Flags, then the file's [[kubernetes]] entries, then what kubectl would use by itself."""
-    if kubeconfig and not Path(kubeconfig).expanduser().is_file():
-        raise ConfigError(f"--kubeconfig: no such file {kubeconfig!r}")
+    """Flags, then the file's [[kubernetes]] entries, then what kubectl would use by itself.
+    Paths in KUBECONFIG, and a colon-separated `kubeconfig`, are checked when the source is made."""
+    local_file(kubeconfig, "--kubeconfig")
     if contexts:
         return tuple(KubeTarget(context=c, kubeconfig=kubeconfig) for c in contexts)
     if kubeconfig:
         return (KubeTarget(kubeconfig=kubeconfig),)
     if file.kubernetes:
+        for i, k in enumerate(file.kubernetes):
+            if k.kubeconfig and os.pathsep not in k.kubeconfig:
+                local_file(k.kubeconfig, f"{path}: kubernetes.{i}.kubeconfig")
         return tuple(KubeTarget(k.context, k.kubeconfig, k.in_cluster) for k in file.kubernetes)
     default = Path(env.get("HOME", "~")).expanduser() / ".kube" / "config"
     if env.get("KUBECONFIG") or default.is_file():
@@ -269,19 +351,20 @@ def kfp_endpoints(
     for name, k in zip(names, file.kfp):
         if (k.header_name is None) != (k.header_value is None):
             raise ConfigError(f"{path}: kfp.{name}: header_name and header_value go together")
-        for f in (k.token_file, k.ca_file):
-            if f and not Path(f).expanduser().is_file():
-                raise ConfigError(f"{path}: kfp.{name}: no such file {f!r}")
+        own_token_file = local_file(k.token_file, f"{path}: kfp.{name}.token_file")
+        ca_file = local_file(k.ca_file, f"{path}: kfp.{name}.ca_file")
         out.append(KfpEndpoint(
             name=name, url=k.url, namespaces=tuple(namespaces or k.namespaces), token=k.token,
-            token_file=k.token_file or (None if k.token else token_file), cookie=k.cookie,
+            token_file=own_token_file or (None if k.token else token_file), cookie=k.cookie,
             header=(k.header_name, k.header_value) if k.header_name and k.header_value else None,
-            ca_file=k.ca_file, verify_tls=k.verify_tls, timeout=k.timeout,
+            ca_file=ca_file, verify_tls=k.verify_tls, timeout=k.timeout,
         ))
     return tuple(out)
 
 
-def prometheus_endpoints(flags: list[str] | None, file: FileConfig, window: float) -> tuple[PrometheusEndpoint, ...]:
+def prometheus_endpoints(
+    flags: list[str] | None, file: FileConfig, window: float, path: Path
+) -> tuple[PrometheusEndpoint, ...]:
     if flags:
         out = []
         for flag in flags:
@@ -292,11 +375,13 @@ def prometheus_endpoints(flags: list[str] | None, file: FileConfig, window: floa
                 raise ConfigError(f"--prometheus: {exc}") from None
             out.append(PrometheusEndpoint(name=name or default_name(url), url=url, window_seconds=int(window * 60)))
         return tuple(out)
-    return tuple(
-        PrometheusEndpoint(name=p.name or default_name(p.url), url=p.url, window_seconds=int(p.window_minutes * 60),
-                           token=p.token, ca_file=p.ca_file, verify_tls=p.verify_tls)
-        for p in file.prometheus
-    )
+    out = []
+    for p in file.prometheus:
+        name = p.name or default_name(p.url)
+        out.append(PrometheusEndpoint(name=name, url=p.url, window_seconds=int(p.window_minutes * 60), token=p.token,
+                                      ca_file=local_file(p.ca_file, f"{path}: prometheus.{name}.ca_file"),
+                                      verify_tls=p.verify_tls))
+    return tuple(out)
 
 
 def load(
@@ -348,23 +433,20 @@ def load(
                     name=name,
                     url=url,
                     token=spec.token or env_token,
-                    ca_file=spec.ca_file,
+                    ca_file=local_file(spec.ca_file, f"{path}: ray.{name}.ca_file"),
                     verify_tls=spec.verify_tls,
                     timeout=spec.timeout,
                 )
             )
-    for ep in endpoints:
-        if ep.ca_file and not Path(ep.ca_file).expanduser().is_file():
-            raise ConfigError(f"{path}: ray.{ep.name}.ca_file: no such file {ep.ca_file!r}")
 
-    if refresh_flag is not None and not (0.2 <= refresh_flag <= 3600):
+    if refresh_flag is not None and not (math.isfinite(refresh_flag) and 0.2 <= refresh_flag <= 3600):
         raise ConfigError("--refresh: must be between 0.2 and 3600 seconds")
     env_read_only = env.get("MLTOP_READ_ONLY", "").lower() in ("1", "true", "yes", "on")
     return Config(
         ray=tuple(endpoints),
-        kubernetes=kube_targets(context_flags, kubeconfig_flag, file, env),
+        kubernetes=kube_targets(context_flags, kubeconfig_flag, file, env, path),
         kfp=kfp_endpoints(kfp_flags, kfp_namespace_flags, file, env, path),
-        prometheus=prometheus_endpoints(prometheus_flags, file, file.cost.low_utilization_window_minutes or 10.0),
+        prometheus=prometheus_endpoints(prometheus_flags, file, file.cost.low_utilization_window_minutes or 10.0, path),
         refresh=refresh_flag if refresh_flag is not None else file.refresh,
         read_only=read_only_flag or env_read_only or file.read_only,
         finished_limit=file.finished_limit,

@@ -61,9 +61,15 @@ class DemoPlatform:
         self.kfp_store = kfp
         self.server.call(lambda: seed_kfp(kfp, clock()))
         self.kfp_url = self.server.serve(make_kfp_app(kfp))
+        # The Kubernetes client takes its settings from a kubeconfig file, read once when each
+        # source is made; the CLI calls remove_files() as soon as its sources exist.
         self._tmp = tempfile.mkdtemp(prefix="mltop-demo-")
         path = Path(self._tmp) / "kubeconfig"
-        path.write_text(json.dumps(kubeconfig(self.kube_url, DEMO_KUBE_TOKEN, DEMO_KUBE_CONTEXT)))
+        try:
+            path.write_text(json.dumps(kubeconfig(self.kube_url, DEMO_KUBE_TOKEN, DEMO_KUBE_CONTEXT)))
+        except BaseException:
+            self.remove_files()
+            raise
         self.kubeconfig_path = str(path)
         if self.moving:
             ray_scenario = RayScenario(self.ray_sim)
@@ -87,10 +93,15 @@ class DemoPlatform:
     def kube_targets(self) -> tuple[KubeTarget, ...]:
         return (KubeTarget(context=DEMO_KUBE_CONTEXT, kubeconfig=self.kubeconfig_path),)
 
-    def stop(self) -> None:
-        self.server.stop()
+    def remove_files(self) -> None:
+        """Remove the temporary kubeconfig (and its directory). Sources made before keep working."""
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = ""
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.remove_files()
 
     def __enter__(self) -> "DemoPlatform":
         return self.start()
