@@ -48,7 +48,6 @@ from mltop.prices import price_book
 from tests.conftest import FIXED_NOW, FIXTURES
 from tests.kube_helpers import start_fake_cluster
 
-SHARED = Path("/work/shared/fixtures")
 DAY = timedelta(days=1)
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -191,7 +190,7 @@ def _load(path: Path) -> Any:
 def _ray_payloads() -> tuple[list[Any], list[Any]]:
     """Real captures: node summaries and cluster statuses of Ray 2.49, 2.60 and an H200 box."""
     nodes, statuses = [], []
-    for root in (FIXTURES, SHARED):
+    for root in (FIXTURES,):  # copies of ../shared/fixtures, plus the H200 capture
         for version in ("ray-2.49", "ray-2.60", "ray-2.60-h200"):
             for name in ("nodes_summary.json", "nodes_summary_burn.json"):
                 if (root / version / name).exists():
