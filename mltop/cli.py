@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from mltop import __version__
 from mltop.config import Config, ConfigError, load
+from mltop.registry import backends
 
 EXIT_USAGE = 2
 
@@ -30,17 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mltop",
         description="A live terminal dashboard for ML platforms: Ray job queues, GPUs, idle cost.",
     )
-    p.add_argument("--ray", action="append", metavar="[NAME=]URL",
-                   help="a Ray dashboard URL (repeatable); default: the config file, or RAY_ADDRESS if http(s)")
-    p.add_argument("--kfp", action="append", metavar="[NAME=]URL",
-                   help="a Kubeflow Pipelines API URL (repeatable); default: the config file, or KF_PIPELINES_ENDPOINT")
-    p.add_argument("--kfp-namespace", action="append", metavar="NS",
-                   help="a namespace to watch on multi-user KFP (repeatable)")
-    p.add_argument("--prometheus", action="append", metavar="[NAME=]URL",
-                   help="a Prometheus with DCGM exporter metrics, for measured GPU utilization (repeatable)")
-    p.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file (default: KUBECONFIG, then ~/.kube/config)")
-    p.add_argument("--context", action="append", metavar="NAME",
-                   help="a kubeconfig context to show (repeatable; default: the current context)")
+    for backend in backends():  # each backend's own flags, as it declares them
+        for flag in backend.flags:
+            p.add_argument(flag.option, dest=flag.dest, action="append" if flag.repeatable else "store",
+                           metavar=flag.metavar, help=flag.help)
     p.add_argument("--config", metavar="PATH", help="config file (default: the user config path, or MLTOP_CONFIG)")
     p.add_argument("--refresh", type=float, metavar="SECONDS", help="seconds between polls of each source (default 2)")
     p.add_argument("--read-only", action="store_true", help="offer no action that changes anything")
@@ -68,17 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.fail_on_idle is not None and not (math.isfinite(args.fail_on_idle) and args.fail_on_idle >= 0):
         return fail(f"--fail-on-idle: takes a finite number >= 0, not {args.fail_on_idle}")
     try:
-        config = load(
-            ray_flags=args.ray,
-            prometheus_flags=args.prometheus,
-            kfp_flags=args.kfp,
-            kfp_namespace_flags=args.kfp_namespace,
-            context_flags=args.context,
-            kubeconfig_flag=args.kubeconfig,
-            config_flag=args.config,
-            refresh_flag=args.refresh,
-            read_only_flag=args.read_only,
-        )
+        config = load(vars(args), config_flag=args.config, refresh_flag=args.refresh, read_only_flag=args.read_only)
     except ConfigError as exc:
         return fail(str(exc))
 
@@ -91,15 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The demo never talks to a real cluster, whatever the config says.
         # Minutes are long in a demo: warn after one, not fifteen.
         demo_cost = config.cost.model_copy(update={"idle_threshold_minutes": 1.0, "low_utilization_window_minutes": 1.0})
-        config = replace(config, ray=platform.ray_endpoints(), kubernetes=platform.kube_targets(),
-                         kfp=platform.kfp_endpoints(), cost=demo_cost)
-    elif not config.ray and not config.kubernetes and not config.kfp:
+        demo = {b.kind: b.demo(platform) for b in backends() if b.demo is not None}
+        config = replace(config, endpoints=demo, cost=demo_cost)
+    elif not _has_work(config):
         where = config.path or "the config file"
         return fail(f"no source configured: pass --ray URL, --kfp URL or --context NAME, set RAY_ADDRESS, "
                     f"or add [[ray]] to {where} (or try mltop --demo)")
     try:
         sources = make_sources(config)
-    except SourceConfigError as exc:
+    except ConfigError as exc:
         if platform is not None:
             platform.stop()
         return fail(str(exc))
@@ -119,50 +103,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             platform.stop()
 
 
-class SourceConfigError(Exception):
-    """A source that cannot even be set up (a broken kubeconfig, an unknown context)."""
-
-
-def _http_source(config: Config, kind: str, make, endpoint):
-    """A source over HTTP. Its TLS context loads `ca_file` (only ever set in the config file) now:
-    a file that is no CA bundle is bad input, one line naming the file and the key."""
-    try:
-        return make(endpoint)
-    except OSError as exc:  # ssl.SSLError included
-        if not endpoint.ca_file:
-            raise
-        raise SourceConfigError(f"{config.path}: {kind}.{endpoint.name}.ca_file: {endpoint.ca_file!r} "
-                                f"is not a usable CA bundle ({exc.strerror or exc})") from None
+def _has_work(config: Config) -> bool:
+    """Something to show besides measurements: a source with jobs, nodes or pools."""
+    return any(config.of(b.kind) for b in backends() if b.actions)
 
 
 def make_sources(config: Config) -> list:
-    from mltop.adapters.ray import RaySource
-
-    sources: list = [_http_source(config, "ray", RaySource, endpoint) for endpoint in config.ray]
-    if config.prometheus:
-        from mltop.adapters.prometheus import PrometheusSource
-
-        sources += [_http_source(config, "prometheus", PrometheusSource, endpoint) for endpoint in config.prometheus]
-    if config.kfp:
-        from mltop.adapters.kfp import KfpSource
-
-        sources += [_http_source(config, "kfp", lambda e: KfpSource(e, finished_limit=config.finished_limit), endpoint)
-                    for endpoint in config.kfp]
-    if config.kubernetes:
-        from mltop.adapters.kube import KubeConfigError, KubeSource
-
-        for target in config.kubernetes:
+    """One source per configured endpoint, each built by its backend (which imports its adapter)."""
+    sources: list = []
+    for backend in backends():
+        for endpoint in config.of(backend.kind):
             try:
-                sources.append(KubeSource(target))
-            except KubeConfigError as exc:
-                raise SourceConfigError(str(exc)) from None
+                sources.append(backend.build(endpoint, config))
+            except OSError as exc:  # ssl.SSLError included: a CA file that is no CA bundle
+                ca_file = getattr(endpoint, "ca_file", None)
+                if not ca_file:
+                    raise
+                raise ConfigError(f"{config.path}: {backend.kind}.{endpoint.name}.ca_file: {ca_file!r} "
+                                  f"is not a usable CA bundle ({exc.strerror or exc})") from None
     return sources
 
 
 def run_once(config: Config, sources: list, *, as_json: bool, fail_on_idle: float | None = None) -> int:
-    from mltop.config import cost_policy, cost_prices
-    from mltop.cost import IdleHistory, evaluate
-    from mltop.refresh import poll_all, snapshot_of, utcnow
+    from mltop.dashboard import dashboard_for
+    from mltop.refresh import poll_all, utcnow
     from mltop.report import EXIT_IDLE_SPEND, exit_status, render_json, render_text
     from mltop.safe_text import inert  # error lines quote backend text: shown, never obeyed
 
@@ -170,24 +134,25 @@ def run_once(config: Config, sources: list, *, as_json: bool, fail_on_idle: floa
 
     async def collect():
         try:
-            updates = await poll_all(sources)
+            return await poll_all(sources)
         finally:
             for source in sources:
                 await source.aclose()
-        return snapshot_of(updates, utcnow())
 
-    snapshot = asyncio.run(collect())
+    dashboard = dashboard_for(sources, config)
+    for update in asyncio.run(collect()):
+        dashboard.update(update)
     # One look has no history: idle times are lower bounds from what the cluster still shows.
-    cost = evaluate(snapshot, cost_prices(config.cost), cost_policy(config.cost), IdleHistory(),
-                    snapshot.generated_at)
+    view = dashboard.view(utcnow())
     render = render_json if as_json else render_text
-    sys.stdout.write(render(snapshot, config.finished_limit, cost))
+    sys.stdout.write(render(view, config.keymap))
     if not as_json:
-        for source in snapshot.sources:
-            if not source.ok:
-                print(inert(f"mltop: {source.kind}/{source.name}: {source.error}"), file=sys.stderr)
-    status = exit_status(snapshot)
-    if status == 0 and fail_on_idle is not None and cost.idle_rate > fail_on_idle:
+        for line in view.sources:
+            if not line.health.ok:
+                print(inert(f"mltop: {line.key}: {line.health.error}"), file=sys.stderr)
+    status = exit_status(view)
+    cost = view.cost
+    if status == 0 and fail_on_idle is not None and cost is not None and cost.idle_rate > fail_on_idle:
         print(inert(f"mltop: idle GPU spend {cost.currency}{cost.idle_rate:,.2f}/h is over {cost.currency}{fail_on_idle:,.2f}/h"),
               file=sys.stderr)
         return EXIT_IDLE_SPEND

@@ -19,7 +19,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults_without_a_file(tmp_path):
     config = load(config_flag=None, environ={"MLTOP_CONFIG": str(write(tmp_path, ""))})
-    assert config.ray == () and config.refresh == 2.0 and not config.read_only
+    assert config.of("ray") == () and config.refresh == 2.0 and not config.read_only
 
 
 def test_file_sources_with_names_tokens_and_tls(tmp_path):
@@ -39,7 +39,7 @@ url = "http://10.0.0.5:8265"
 "jobs.cancel" = "ctrl+k"
 """)
     config = load(config_flag=str(path), environ={"RAY_AUTH_TOKEN": "env-token"})
-    prod, other = config.ray
+    prod, other = config.of("ray")
     assert (prod.name, prod.url, prod.token, prod.ca_file) == ("prod", "https://ray.prod.example:8443", "file-token", str(ca))
     # A cluster's own token wins; entries without one take RAY_AUTH_TOKEN.
     assert (other.name, other.token) == ("10.0.0.5", "env-token")
@@ -49,17 +49,17 @@ url = "http://10.0.0.5:8265"
 def test_precedence_flags_then_env_then_file(tmp_path):
     path = write(tmp_path, 'refresh = 5\n[[ray]]\nname = "file"\nurl = "http://file:8265"\n')
     env = {"MLTOP_CONFIG": str(path), "RAY_ADDRESS": "http://env:8265"}
-    assert [e.name for e in load(environ=env).ray] == ["env"]
-    assert [e.name for e in load(ray_flags=["flag=http://flag:8265"], environ=env).ray] == ["flag"]
+    assert [e.name for e in load(environ=env).of("ray")] == ["env"]
+    assert [e.name for e in load({"ray": ["flag=http://flag:8265"]}, environ=env).of("ray")] == ["flag"]
     assert load(refresh_flag=1.0, environ=env).refresh == 1.0
     # RAY_ADDRESS that is not an http(s) URL (e.g. "auto", "ray://...") is not a dashboard.
     env["RAY_ADDRESS"] = "ray://head:10001"
-    assert [e.name for e in load(environ=env).ray] == ["file"]
+    assert [e.name for e in load(environ=env).of("ray")] == ["file"]
 
 
 def test_same_host_twice_gets_distinct_names():
-    config = load(ray_flags=["http://h:8265", "http://h:8265"], environ={"MLTOP_CONFIG": "/dev/null"})
-    assert [e.name for e in config.ray] == ["h", "h-2"]
+    config = load({"ray": ["http://h:8265", "http://h:8265"]}, environ={"MLTOP_CONFIG": "/dev/null"})
+    assert [e.name for e in config.of("ray")] == ["h", "h-2"]
 
 
 @pytest.mark.parametrize(
