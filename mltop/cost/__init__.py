@@ -1,0 +1,76 @@
+"""The idle-cost engine: which GPUs are paid for and doing nothing, since when, what it costs,
+and what to do about it. Pure: records, prices, a policy, the idle history and a time in;
+warnings and rates out. No I/O, no Textual.
+
+Idle comes in two kinds (as OpenCost defines idle: capacity cost minus what workloads use):
+- unallocated: GPUs on a node that no running pod requests; logical Ray GPUs no task holds;
+- allocated but unused: GPUs a job holds while its measured utilization stays below a threshold
+  for longer than a window.
+
+How each total is computed is said once, on CostReport (mltop/cost/rates.py).
+
+Modules: policy (KINDS, CostPolicy), history (IdleHistory), rates (prices, CostReport),
+context (one look at the platform, shared by the kinds), kinds (one function per warning kind).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from mltop.cost.context import CostContext, Finding, observe, with_measurements
+from mltop.cost.history import IdleHistory
+from mltop.cost.kinds import CHECKS
+from mltop.cost.policy import KINDS, CostPolicy
+from mltop.cost.rates import CostReport, full_sum, known_sum, share
+from mltop.model import Snapshot
+from mltop.prices import PriceBook
+
+__all__ = ["KINDS", "CostPolicy", "CostReport", "IdleHistory", "evaluate"]
+
+
+def evaluate(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history: IdleHistory, now: datetime) -> CostReport:
+    """Every warning the policy asks for, and the totals (see CostReport), as of `now`."""
+    snapshot = with_measurements(snapshot)
+    ctx = observe(snapshot, prices, policy, history, now)
+    findings = [f for check in CHECKS for f in check(snapshot, ctx) if f.warning.kind in policy.kinds]
+    findings.sort(key=lambda f: (-(f.warning.cost_per_hour or 0.0), f.warning.kind, f.warning.target))
+    idle_rate = ctx.cost_of(ctx.idle) or 0.0
+    history.add_waste(now, idle_rate, [(f.key, f.warning.idle_since, f.warning.cost_per_hour)
+                                       for f in findings if f.warning.idle_since_is_lower_bound])
+    node_idle = {n.key: share(ctx.node_prices[n.key], n.gpus_free, n.gpus_total) for n in snapshot.nodes}
+    pool_nodes = _pool_nodes(snapshot)
+    return CostReport(
+        warnings=tuple(f.warning for f in findings),
+        node_prices=ctx.node_prices,
+        burn_rate=_burn(snapshot, ctx),
+        idle_rate=idle_rate,
+        warned_rate=ctx.cost_of(_about(findings)) or 0.0,
+        wasted_today=history.wasted_today,
+        unpriced_nodes=sum(1 for p in ctx.node_prices.values() if p.per_hour is None) + sum(
+            1 for name, c in snapshot.ray_clusters for n in c.nodes
+            if n.alive and n.gpus_total and ctx.ray_prices[(name, n.node_id)].per_hour is None),
+        node_idle_costs=node_idle,
+        pool_idle_costs={p: full_sum(node_idle[n] for n in nodes) for p, nodes in pool_nodes.items()},
+        pool_prices={p: full_sum(ctx.node_prices[n].per_hour for n in nodes) for p, nodes in pool_nodes.items()},
+        currency=prices.currency,
+    )
+
+
+def _about(findings: Iterable[Finding]) -> set[str]:
+    return {key for f in findings for key in f.about}
+
+
+def _burn(snapshot: Snapshot, ctx: CostContext) -> float:
+    """$/h of every priced GPU node: Kubernetes nodes, and live Ray nodes with GPUs."""
+    kube = sum(p.per_hour for p in ctx.node_prices.values() if p.per_hour is not None)
+    ray = known_sum(ctx.ray_prices[(name, n.node_id)].per_hour
+                    for name, c in snapshot.ray_clusters for n in c.nodes if n.alive and n.gpus_total)
+    return kube + (ray or 0.0)
+
+
+def _pool_nodes(snapshot: Snapshot) -> Mapping[str, tuple[str, ...]]:
+    """Pool key -> the keys of its member nodes that the snapshot holds (any pool kind, by node name)."""
+    by_name = {(n.cluster, n.name): n.key for n in snapshot.nodes}
+    return {p.key: tuple(by_name[(p.cluster, m)] for m in p.members if (p.cluster, m) in by_name)
+            for p in snapshot.pools}

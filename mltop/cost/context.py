@@ -1,0 +1,196 @@
+"""One look at the platform, shared by every warning kind: prices, pools, what is idle and since when.
+
+`observe` is the only step that reads and updates the idle history; the kinds are pure functions of
+the snapshot and the context it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from mltop.cost.history import IdleHistory
+from mltop.cost.policy import CostPolicy
+from mltop.cost.rates import IdleGpus, known_sum, ray_node_price, share
+from mltop.model import GpuNode, GpuPod, IdleWarning, Job, JobState, Pool, Snapshot
+from mltop.prices import Price, PriceBook
+
+SCALED_POOL_KINDS = ("nodepool", "machinedeployment")  # pools whose members are Kubernetes nodes
+
+
+def unallocated_key(node: GpuNode) -> str:
+    return f"unallocated/{node.key}"
+
+
+def ray_free_key(cluster: str, node_id: str) -> str:
+    return f"ray-free/{cluster}/{node_id}"
+
+
+def job_util_key(job: Job) -> str:
+    return f"util/{job.key}"
+
+
+def pod_util_key(node: GpuNode, pod: GpuPod) -> str:
+    return f"util/{node.cluster}/{pod.namespace}/{pod.name}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A warning with what it is about: keys of CostContext.idle, and the history key it was observed under."""
+
+    warning: IdleWarning
+    about: frozenset[str] = frozenset()
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class CostContext:
+    now: datetime
+    policy: CostPolicy
+    node_prices: Mapping[str, Price]  # node key -> price of the whole node
+    ray_prices: Mapping[tuple[str, str], Price]  # (cluster, node id) of Ray GPU nodes -> price
+    pool_of_node: Mapping[str, Pool]  # node key -> its node pool or MachineDeployment
+    pool_members: Mapping[str, tuple[GpuNode, ...]]  # pool key -> its nodes
+    since: Mapping[str, tuple[datetime | None, bool]]  # observed key -> (idle since, lower bound)
+    idle: Mapping[str, IdleGpus]  # every GPU idle now, each in one group (see CostReport)
+    ray_free: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # Ray cluster -> its idle group keys
+    ray_hosts: frozenset[str] = frozenset()  # hostnames of live Ray nodes (KubeRay: their pod names)
+
+    def idle_long_enough(self, key: str) -> tuple[datetime, bool] | None:
+        """(since, lower bound) when `key` has been idle for the policy's threshold."""
+        return self._for(key, self.policy.idle_threshold)
+
+    def low_for_the_window(self, key: str) -> tuple[datetime, bool] | None:
+        """(since, lower bound) when `key` has stayed under the utilization threshold for the window."""
+        return self._for(key, self.policy.low_utilization_window)
+
+    def _for(self, key: str, long: timedelta) -> tuple[datetime, bool] | None:
+        since, lower = self.since.get(key, (None, False))
+        return (since, lower) if since is not None and self.now - since >= long else None
+
+    def cost_of(self, about: Iterable[str]) -> float | None:
+        return known_sum(self.idle[k].cost_per_hour for k in about if k in self.idle)
+
+    def gpus_of(self, about: Iterable[str]) -> float:
+        return sum(self.idle[k].gpus for k in about if k in self.idle)
+
+
+def with_measurements(snapshot: Snapshot) -> Snapshot:
+    """Join DCGM samples (from Prometheus) to the pods holding the GPUs, by namespace and pod."""
+    if not snapshot.gpu_samples:
+        return snapshot
+    by_pod: dict[tuple[str, str], list[float]] = {}
+    for s in snapshot.gpu_samples:
+        if s.namespace and s.pod:
+            by_pod.setdefault((s.namespace, s.pod), []).append(s.utilization)
+    nodes = []
+    for node in snapshot.nodes:
+        pods = tuple(
+            replace(p, utilization=sum(v) / len(v)) if (v := by_pod.get((p.namespace, p.name))) else p
+            for p in node.pods
+        )
+        nodes.append(replace(node, pods=pods))
+    return replace(snapshot, nodes=tuple(nodes))
+
+
+def observe(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history: IdleHistory, now: datetime) -> CostContext:
+    """Price everything, record in `history` what is idle now, and forget what is gone."""
+    node_prices = {n.key: prices.price(pool=n.pool, instance_type=n.instance_type, gpu_model=n.gpu_model,
+                                       gpus=n.gpus_total, spot=n.capacity_type == "spot") for n in snapshot.nodes}
+    ray_prices = {(name, n.node_id): ray_node_price(n, prices)
+                  for name, c in snapshot.ray_clusters for n in c.nodes if n.gpus_total}
+    pool_of_node, pool_members = _pools(snapshot)
+    idle = _unallocated(snapshot, node_prices) | _ray_free(snapshot, ray_prices)
+    ray_free = {name: tuple(ray_free_key(name, n.node_id) for n in c.nodes if ray_free_key(name, n.node_id) in idle)
+                for name, c in snapshot.ray_clusters}
+    ray_hosts = frozenset(n.hostname for _, c in snapshot.ray_clusters for n in c.nodes if n.alive)
+    since = _observe_nodes(snapshot, pool_members, history, now)
+    since |= {f"ray/{name}": history.observe(f"ray/{name}", bool(keys), now) for name, keys in ray_free.items()}
+    low = {k: history.observe(k, u < policy.low_utilization_percent, now)
+           for k, u in _measured(snapshot, ray_hosts).items()}
+    history.forget_except(set(since) | set(low))
+    ctx = CostContext(now=now, policy=policy, node_prices=node_prices, ray_prices=ray_prices,
+                      pool_of_node=pool_of_node, pool_members=pool_members, since=since | low, idle=idle,
+                      ray_free=ray_free, ray_hosts=ray_hosts)
+    return replace(ctx, idle=idle | _allocated_unused(snapshot, ctx))
+
+
+def _pools(snapshot: Snapshot) -> tuple[dict[str, Pool], dict[str, tuple[GpuNode, ...]]]:
+    by_name = {(n.cluster, n.name): n for n in snapshot.nodes}
+    pool_of_node: dict[str, Pool] = {}
+    for pool in snapshot.pools:
+        if pool.kind in SCALED_POOL_KINDS:
+            for member in pool.members:
+                if (node := by_name.get((pool.cluster, member))) is not None:
+                    pool_of_node[node.key] = pool
+    members: dict[str, list[GpuNode]] = {}
+    for node in snapshot.nodes:
+        if (pool := pool_of_node.get(node.key)) is not None:
+            members.setdefault(pool.key, []).append(node)
+    return pool_of_node, {key: tuple(nodes) for key, nodes in members.items()}
+
+
+def _unallocated(snapshot: Snapshot, node_prices: Mapping[str, Price]) -> dict[str, IdleGpus]:
+    return {unallocated_key(n): IdleGpus(n.gpus_free, share(node_prices[n.key], n.gpus_free, n.gpus_total))
+            for n in snapshot.nodes if n.gpus_free > 0}
+
+
+def _ray_free(snapshot: Snapshot, ray_prices: Mapping[tuple[str, str], Price]) -> dict[str, IdleGpus]:
+    idle = {}
+    for name, cluster in snapshot.ray_clusters:
+        for node in cluster.nodes:
+            if not node.alive or not node.gpus_total or node.gpus_used is None:
+                continue  # Ray did not say what is held: not counted as idle
+            free = max(0.0, node.gpus_total - node.gpus_used)
+            if free > 0:
+                idle[ray_free_key(name, node.node_id)] = IdleGpus(
+                    free, share(ray_prices[(name, node.node_id)], free, node.gpus_total))
+    return idle
+
+
+def _observe_nodes(snapshot: Snapshot, pool_members: Mapping[str, tuple[GpuNode, ...]], history: IdleHistory,
+                   now: datetime) -> dict[str, tuple[datetime | None, bool]]:
+    since = {n.key: history.observe(n.key, n.gpus_free > 0 and n.ready, now, n.last_gpu_pod_end or n.created_at)
+             for n in snapshot.nodes}
+    for pool_key, members in pool_members.items():
+        all_idle = all(n.gpus_allocated == 0 and n.ready for n in members)
+        estimate = max((s for n in members if (s := since[n.key][0]) is not None), default=None)
+        since[pool_key] = history.observe(pool_key, all_idle, now, estimate)
+    return since
+
+
+def _measured(snapshot: Snapshot, ray_hosts: frozenset[str]) -> dict[str, float]:
+    """Measured utilization of running GPU jobs and of GPU pods, by history key.
+
+    A pod that is itself a Ray node (KubeRay) is left out: Ray accounts for its GPUs, and counting
+    them twice would overstate what is idle."""
+    util = {job_util_key(j): u for j in snapshot.jobs
+            if j.state is JobState.RUNNING and j.gpus and (u := j.gpu_utilization) is not None}
+    util |= {pod_util_key(n, p): u for n in snapshot.nodes for p in n.pods
+             if (u := p.utilization) is not None and p.gpus and p.name not in ray_hosts}
+    return util
+
+
+def _allocated_unused(snapshot: Snapshot, ctx: CostContext) -> dict[str, IdleGpus]:
+    """GPUs held by a job or pod under the utilization threshold for the whole window."""
+    idle = {}
+    for job in snapshot.jobs:
+        if ctx.low_for_the_window(key := job_util_key(job)) is not None:
+            idle[key] = IdleGpus(job.gpus or 0.0, _ray_job_rate(job, snapshot, ctx))
+    for node in snapshot.nodes:
+        for pod in node.pods:
+            if ctx.low_for_the_window(key := pod_util_key(node, pod)) is not None:
+                idle[key] = IdleGpus(pod.gpus, share(ctx.node_prices[node.key], pod.gpus, node.gpus_total))
+    return idle
+
+
+def _ray_job_rate(job: Job, snapshot: Snapshot, ctx: CostContext) -> float | None:
+    """A Ray job's GPUs at the per-GPU price of its cluster's first GPU node (Ray does not say which nodes)."""
+    in_ray = ctx.policy.wait_model(job.source) == "ray-cluster"
+    cluster = dict(snapshot.ray_clusters).get(job.cluster) if in_ray else None
+    node = next((n for n in cluster.nodes if n.gpus_total), None) if cluster else None
+    if node is None:
+        return None
+    price = ctx.ray_prices.get((job.cluster, node.node_id)) or Price(None, "")
+    return share(price, job.gpus or 0.0, node.gpus_total)

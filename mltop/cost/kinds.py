@@ -1,0 +1,231 @@
+"""One function per warning kind: (snapshot, context) in, findings out. Pure.
+
+Remedies are said in words ("scale it down", "stop it"); the action that carries one out is named
+by its binding id (mltop.keys), never by a key, so each screen shows the user's own key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from mltop.cost.context import CostContext, Finding, job_util_key, pod_util_key, unallocated_key
+from mltop.cost.history import hours
+from mltop.format import gpus as g
+from mltop.model import GpuNode, IdleWarning, Job, JobState, Pool, Snapshot
+
+CANCEL_JOB = "jobs.cancel"
+SCALE_POOL = "pools.scale"
+
+
+def finding(kind: str, ctx: CostContext, *, key: str, target: str, name: str, cluster: str, gpus: float,
+            since: tuple[datetime | None, bool], about: Iterable[str], remedy: str, message: str,
+            action: str | None = None, action_target: str | None = None) -> Finding:
+    """A warning about the idle GPU groups `about`, priced from the context."""
+    about = frozenset(about)
+    rate = ctx.cost_of(about)
+    return Finding(IdleWarning(
+        kind=kind, target=target, target_name=name, cluster=cluster, idle_gpus=gpus,
+        idle_since=since[0], idle_since_is_lower_bound=since[1], cost_per_hour=rate,
+        wasted=None if rate is None else rate * hours(since[0], ctx.now), remedy=remedy, message=message,
+        remedy_action=action, remedy_target=action_target if action else None,
+    ), about, key)
+
+
+def pool_warned(pool: Pool, ctx: CostContext) -> bool:
+    """A fully idle pool is one idle-pool warning, instead of one idle-node warning per node."""
+    return "idle-pool" in ctx.policy.kinds and ctx.idle_long_enough(pool.key) is not None
+
+
+def idle_pools(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
+    out = []
+    for pool in snapshot.pools:
+        members = ctx.pool_members.get(pool.key, ())
+        since = ctx.idle_long_enough(pool.key)
+        if not members or since is None:
+            continue
+        gpus = sum(n.gpus_allocatable for n in members)
+        if pool.scalable:
+            floor = f" (its autoscaler minimum is {pool.min}: lower that annotation to go further)" if pool.min else ""
+            remedy, action = f"scale {pool.name} down{floor}", SCALE_POOL
+        else:
+            remedy, action = f"resize it where it is managed: {pool.why_not_scalable or 'outside Kubernetes'}", None
+        out.append(finding(
+            "idle-pool", ctx, key=pool.key, target=pool.key, name=pool.name, cluster=pool.cluster, gpus=gpus,
+            since=since, about=[unallocated_key(n) for n in members], remedy=remedy,
+            message=f"all {g(gpus)} GPUs of {pool.kind} {pool.name} idle ({len(members)} nodes)"
+                    + (f"; its minimum of {pool.min} keeps them alive" if pool.min else ""),
+            action=action, action_target=pool.key))
+    return out
+
+
+def idle_nodes(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
+    out = []
+    for node in snapshot.nodes:
+        pool = ctx.pool_of_node.get(node.key)
+        since = ctx.idle_long_enough(node.key)
+        if node.gpus_free <= 0 or since is None or (pool is not None and pool_warned(pool, ctx)):
+            continue
+        price = ctx.node_prices[node.key]
+        drain = f"drain {node.name} (kubectl drain {node.name} --ignore-daemonsets)"
+        if pool is not None and pool.scalable:
+            remedy, action = f"scale {pool.name} down, or drain {node.name}", SCALE_POOL
+        elif pool is not None and pool.why_not_scalable:
+            remedy, action = f"{drain}; {pool.why_not_scalable}", None
+        else:
+            remedy, action = f"{drain} and remove it", None
+        out.append(finding(
+            "idle-node", ctx, key=node.key, target=node.key, name=node.name, cluster=node.cluster,
+            gpus=node.gpus_free, since=since, about=[unallocated_key(node)], remedy=remedy,
+            message=f"{node.name} has {g(node.gpus_free)} of {g(node.gpus_total)} GPUs unallocated"
+                    + ("" if price.per_hour is not None else f" ({price.basis})"),
+            action=action, action_target=pool.key if pool is not None else None))
+    return out
+
+
+def ray_idle(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
+    out = []
+    for name, _ in snapshot.ray_clusters:
+        about = ctx.ray_free.get(name, ())
+        since = ctx.idle_long_enough(f"ray/{name}")
+        if not about or since is None:
+            continue
+        gpus = ctx.gpus_of(about)
+        out.append(finding(
+            "ray-idle", ctx, key=f"ray/{name}", target=f"ray/{name}", name=name, cluster=name, gpus=gpus,
+            since=since, about=about,
+            # The Ray autoscaler judges idleness by logical resources: a minimum is what keeps these.
+            remedy="the Ray autoscaler releases idle workers after idleTimeoutSeconds; if it keeps them, "
+                   "lower the worker group's minReplicas or stop the cluster",
+            message=f"Ray cluster {name} holds {g(gpus)} GPUs that no task or actor uses"))
+    return out
+
+
+def low_utilization_jobs(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
+    out = []
+    for job in snapshot.jobs:
+        key = job_util_key(job)
+        since = ctx.low_for_the_window(key)
+        if since is None or key not in ctx.idle:
+            continue
+        out.append(finding(
+            "low-utilization", ctx, key=key, target=job.key, name=job.name, cluster=job.cluster,
+            gpus=job.gpus or 0.0, since=since, about=[key],
+            remedy="ask its owner, or stop it" if job.cancellable else "ask its owner to release the GPUs",
+            message=f"{job.name} holds {g(job.gpus)} GPUs at {job.gpu_utilization or 0:.0f}% utilization"
+                    + (f" ({job.owner})" if job.owner else ""),
+            action=CANCEL_JOB if job.cancellable else None, action_target=job.key))
+    return out
+
+
+def low_utilization_pods(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
+    out = []
+    for node in snapshot.nodes:
+        for pod in node.pods:
+            key = pod_util_key(node, pod)
+            since = ctx.low_for_the_window(key)
+            if since is None or key not in ctx.idle:
+                continue
+            out.append(finding(
+                "low-utilization", ctx, key=key, target=node.key, name=f"{pod.namespace}/{pod.name}",
+                cluster=node.cluster, gpus=pod.gpus, since=since, about=[key],
+                remedy=f"ask the owner ({pod.owner or 'unknown'}) to release the GPUs or stop the pod",
+                message=f"pod {pod.namespace}/{pod.name} on {node.name} holds {g(pod.gpus)} GPUs at "
+                        f"{pod.utilization or 0:.0f}% utilization"))
+    return out
+
+
+def waiting_jobs(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
+    """GPUs idle while a GPU job waits for a minute or more (idle-while-waiting), or demand that no
+    node can take with nothing scaling up (no-capacity-coming)."""
+    out = []
+    for job in snapshot.jobs:
+        if job.state is not JobState.PENDING or not job.gpus or (job.queued_seconds(ctx.now) or 0) < 60:
+            continue
+        model = ctx.policy.wait_model(job.source)
+        if model == "nodes":
+            found = _why_pod_waits(job, snapshot, ctx)
+        elif model == "ray-cluster":
+            found = _why_ray_job_waits(job, snapshot, ctx)
+        else:
+            found = None
+        if found is not None:
+            out.append(found)
+    return out
+
+
+CHECKS = (idle_pools, idle_nodes, ray_idle, low_utilization_jobs, low_utilization_pods, waiting_jobs)
+
+
+def _waiting(kind: str, job: Job, ctx: CostContext, about: Iterable[str], gpus: float, message: str,
+             remedy: str) -> Finding:
+    return finding(kind, ctx, key=job.key, target=job.key, name=job.name, cluster=job.cluster, gpus=gpus,
+                   since=(job.submitted_at, False), about=about, remedy=remedy, message=message)
+
+
+def _fits(job: Job, node: GpuNode) -> str | None:
+    """Why `job` cannot run on `node` as it is; None when it could."""
+    labels = dict(node.labels)
+    for key, value in job.placement:
+        if labels.get(key) != value:
+            return f"it requires {key}={value}, which {node.name} does not have"
+    if "*" not in job.tolerates:
+        for taint in node.taints:
+            key = taint.split("=", 1)[0].split(":", 1)[0]
+            if taint.endswith((":NoSchedule", ":NoExecute")) and key not in job.tolerates:
+                return f"{node.name} has the taint {taint}, which it does not tolerate"
+    if not node.ready or not node.schedulable:
+        return f"{node.name} is {'not Ready' if not node.ready else 'cordoned'}"
+    return None
+
+
+def _why_pod_waits(job: Job, snapshot: Snapshot, ctx: CostContext) -> Finding | None:
+    wanted = job.gpus or 0
+    nodes = [n for n in snapshot.nodes if n.cluster == job.cluster]
+    idle = sorted((n for n in nodes if n.gpus_free > 0), key=lambda n: (-n.gpus_free, n.name))
+    if not idle:
+        if any(n.gpus_allocatable >= wanted and _fits(job, n) is None for n in nodes) or any(not n.ready for n in nodes):
+            return None  # it fits once something finishes (an ordinary queue), or a node is coming up
+        return _waiting("no-capacity-coming", job, ctx, (), 0.0,
+                        f"{job.name} waits for {g(wanted)} GPUs and no node can take it; nothing is scaling up",
+                        "add capacity: scale a pool that has this GPU, or check the autoscaler")
+    reasons = []
+    for node in idle:
+        why = _fits(job, node)
+        if why is None and node.gpus_free < wanted:
+            why = f"{node.name} has only {g(node.gpus_free)} free"
+        if why is None:
+            return None  # the scheduler will place it: nothing to explain
+        reasons.append(why)
+    idle_gpus = sum(n.gpus_free for n in idle)
+    if idle_gpus >= wanted and all("only" in r for r in reasons):
+        reason = f"{g(idle_gpus)} GPUs are free but scattered across {len(idle)} nodes (fragmentation)"
+    else:
+        reason = reasons[0] + (f" (and {len(reasons) - 1} more nodes with free GPUs)" if len(reasons) > 1 else "")
+    return _waiting("idle-while-waiting", job, ctx, [unallocated_key(n) for n in idle], idle_gpus,
+                    f"{g(idle_gpus)} GPUs idle while {job.name} waits for {g(wanted)}: {reason}",
+                    "fix the job's placement (selector, tolerations, GPU count) or move the idle capacity")
+
+
+def _why_ray_job_waits(job: Job, snapshot: Snapshot, ctx: CostContext) -> Finding | None:
+    wanted = job.gpus or 0
+    cluster = dict(snapshot.ray_clusters).get(job.cluster)
+    if cluster is None:
+        return None
+    alive = [n for n in cluster.nodes if n.alive]
+    largest = max((n.gpus_total for n in alive), default=0)
+    if wanted > largest:
+        return _waiting("no-capacity-coming", job, ctx, (), 0.0,
+                        f"{job.name} waits for {g(wanted)} GPUs on one node; the largest node of {job.cluster} "
+                        f"has {g(largest)} and Ray will fail it at its start timeout",
+                        "ask for fewer GPUs per job (spread the work over tasks), or add bigger nodes")
+    about = ctx.ray_free.get(job.cluster, ())
+    idle = ctx.gpus_of(about)
+    best = max((n.gpus_total - (n.gpus_used or 0) for n in alive), default=0)
+    if idle <= 0 or best >= wanted:
+        return None  # nothing idle, or Ray will place it
+    why = (f"{g(idle)} GPUs are free but no node has {g(wanted)} (the most free on one node is {g(best)})"
+           if idle >= wanted else f"only {g(idle)} GPUs are free")
+    return _waiting("idle-while-waiting", job, ctx, about, idle,
+                    f"{g(idle)} Ray GPUs idle while {job.name} waits for {g(wanted)}: {why}",
+                    "ask for GPUs per task rather than per job, or add a node that fits it")

@@ -1,0 +1,91 @@
+"""Prices of idle GPUs, and the report that carries every total (defined once, on CostReport)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from mltop.model import IdleWarning, RayNode
+from mltop.prices import Price, PriceBook
+
+
+@dataclass(frozen=True)
+class IdleGpus:
+    """One group of GPUs idle right now; groups never share a GPU."""
+
+    gpus: float
+    cost_per_hour: float | None  # None: no known price
+
+
+def share(price: Price, gpus: float, total: float) -> float | None:
+    """The $/h of `gpus` of a node's `total`, at the node's price."""
+    if price.per_hour is None or not total:
+        return None
+    return price.per_hour * gpus / total
+
+
+def known_sum(values: Iterable[float | None]) -> float | None:
+    """The sum of the known values; None when none is known (unknown is never zero)."""
+    total, any_known = 0.0, False
+    for value in values:
+        if value is not None:
+            total, any_known = total + value, True
+    return total if any_known else None
+
+
+def full_sum(values: Iterable[float | None]) -> float | None:
+    """The sum when every value is known (and there is one); otherwise None."""
+    listed = list(values)
+    if not listed or any(v is None for v in listed):
+        return None
+    return sum(v for v in listed if v is not None)
+
+
+def ray_node_price(node: RayNode, prices: PriceBook) -> Price:
+    model = node.devices[0].name if node.devices else None  # logical GPUs have no model, hence no price
+    return prices.price(pool=None, instance_type=None, gpu_model=model, gpus=node.gpus_total)
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """Everything the screens and the report show about cost. Screens never add warnings up themselves:
+
+    - idle_rate: the $/h of every GPU idle right now, each GPU counted once. Idle GPUs are
+      (1) unallocated GPUs of Kubernetes nodes (allocatable minus what pods request), at the node's
+      price x idle/total GPUs; (2) logical GPUs of live Ray nodes that no task or actor holds, at
+      the node's per-GPU model price; (3) GPUs held by a running Ray job, or by a pod measured
+      through Prometheus, whose utilization has stayed under `low_utilization_percent` for the
+      whole `low_utilization_window` (whether or not that warning kind is on). No GPU is in two:
+      (1) is unallocated where (3) is allocated, (2) is free in Ray where (3) is held, and a pod
+      that is itself a Ray node (KubeRay) is left to Ray's accounting. GPUs with no known price
+      add nothing; `unpriced_nodes` counts the nodes that leaves out.
+    - warned_rate: the $/h of the union of the GPUs the warnings are about, each GPU counted once
+      (an idle-while-waiting warning about GPUs an idle-node warning covers adds nothing). Every
+      warning is about idle GPUs of (1)-(3), so warned_rate <= idle_rate.
+    - a warning's cost_per_hour: the $/h of the GPUs that warning is about (None when none of them
+      has a known price). Two warnings may be about the same GPUs: these do not add up to a total.
+    - node_idle(node): its unallocated GPUs, (1); pool_idle(pool): its member nodes' node_idle
+      added up, pool_price(pool): their prices added up; either is None when a member has no
+      price or the snapshot holds none of its members.
+    """
+
+    warnings: tuple[IdleWarning, ...]  # most expensive first
+    node_prices: Mapping[str, Price]  # node key -> price of the whole node
+    burn_rate: float  # $/h of every priced GPU node
+    idle_rate: float  # $/h of the GPUs idle now, each once
+    warned_rate: float  # $/h of the GPUs the warnings are about, each once; <= idle_rate
+    wasted_today: float
+    unpriced_nodes: int
+    node_idle_costs: Mapping[str, float | None]  # node key -> $/h of its unallocated GPUs (None: no price)
+    pool_idle_costs: Mapping[str, float | None]  # pool key -> its member nodes' idle $/h (None: any unpriced)
+    pool_prices: Mapping[str, float | None]  # pool key -> its member nodes' prices (None: any unpriced)
+    currency: str = "$"
+
+    def node_idle(self, node_key: str) -> float | None:
+        return self.node_idle_costs.get(node_key)
+
+    def pool_idle(self, pool_key: str) -> float | None:
+        return self.pool_idle_costs.get(pool_key)
+
+    def pool_price(self, pool_key: str) -> float | None:
+        return self.pool_prices.get(pool_key)
