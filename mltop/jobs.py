@@ -78,8 +78,9 @@ class StopTracker:
     def __contains__(self, key: str) -> bool:
         return key in self._requests
 
-    def requested(self, job: Job, at: datetime) -> None:
-        self._requests[job.key] = StopRequest(job.key, f"{job.source}/{job.cluster}", job.id, job.cluster, at)
+    def requested(self, job: Job, at: datetime, source_key: str) -> None:
+        """The backend accepted a stop of `job`, which came from the source `source_key`."""
+        self._requests[job.key] = StopRequest(job.key, source_key, job.id, job.cluster, at)
 
     def apply(self, jobs: Iterable[Job], now: datetime, sources: set[str] | None = None) -> tuple[list[Job], list[StopEvent]]:
         """Overlay pending stop requests on fresh jobs, and report how each request ended.

@@ -76,6 +76,26 @@ class Job:
 
 
 @dataclass(frozen=True)
+class JobDetail:
+    """A job as its backend describes it in full, for the details view."""
+
+    job: Job
+    sections: tuple[tuple[str, str], ...] = ()  # (title, text): a log tail, a state history, tasks...
+
+    def section(self, title: str) -> str:
+        return next((text for t, text in self.sections if t == title), "")
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """What a backend said to an action. `accepted` says the backend took the request; it says
+    nothing yet about the target's state (the next refresh shows that)."""
+
+    accepted: bool
+    message: str
+
+
+@dataclass(frozen=True)
 class GpuDevice:
     """One physical GPU as the Ray dashboard's telemetry reports it (empty for logical GPUs)."""
 
@@ -267,3 +287,26 @@ class Snapshot:
     nodes: tuple[GpuNode, ...] = ()
     pools: tuple[Pool, ...] = ()
     gpu_samples: tuple[GpuSample, ...] = ()
+
+
+@dataclass(frozen=True)
+class IdleWarning:
+    """GPUs paid for and doing nothing (or idle while work waits), what they cost, and the remedy.
+
+    The remedy is said in words; `remedy_action` names the binding id (see mltop.keys) of the
+    action that carries it out on `remedy_target`, so each screen shows the user's own key for it.
+    """
+
+    kind: str  # one of mltop.cost.KINDS
+    target: str  # the key of the node, pool, job or cluster it is about
+    target_name: str
+    cluster: str
+    idle_gpus: float
+    idle_since: datetime | None
+    idle_since_is_lower_bound: bool
+    cost_per_hour: float | None  # of the GPUs it is about; None: no known price (never counted as free)
+    wasted: float | None  # so far, since idle_since
+    remedy: str
+    message: str
+    remedy_action: str | None = None  # "jobs.cancel", "pools.scale"; None: nothing mltop can do
+    remedy_target: str | None = None

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from mltop.adapters.base import Source
+from mltop.actions import Source
 from mltop.errors import SourceError
 from mltop.model import SourceData, SourceHealth, Snapshot
 
@@ -29,7 +29,7 @@ def utcnow() -> datetime:
 
 
 def source_key(source: Source) -> str:
-    return f"{source.kind}/{source.name}"
+    return source.key
 
 
 @dataclass(frozen=True)

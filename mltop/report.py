@@ -1,4 +1,7 @@
-"""`mltop --once`: one snapshot as a plain-text table or as JSON, for scripts. No Textual here."""
+"""`mltop --once`: the dashboard's view as a plain-text table or as JSON, for scripts. No Textual here.
+
+It renders the same `dashboard.View` the screen does, so the figures can never disagree.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,13 @@ import json
 from datetime import datetime
 from typing import Any
 
+from collections.abc import Mapping
+
 from mltop import format as fmt
-from mltop.jobs import order_jobs
-from mltop.cost import CostReport, IdleWarning
-from mltop.model import GpuNode, Job, Pool, RayClusterState, Snapshot, SourceHealth
+from mltop.cost import CostReport
+from mltop.dashboard import SourceLine, View
+from mltop.keys import key_label
+from mltop.model import GpuNode, IdleWarning, Job, Pool, RayClusterState
 from mltop.safe_text import inert
 
 EXIT_OK = 0
@@ -17,9 +23,9 @@ EXIT_NO_SOURCE = 2
 EXIT_IDLE_SPEND = 3
 
 
-def exit_status(snapshot: Snapshot) -> int:
+def exit_status(view: View) -> int:
     """0 when at least one source answered, 2 when none did (or none is configured)."""
-    return EXIT_OK if any(s.ok for s in snapshot.sources) else EXIT_NO_SOURCE
+    return EXIT_OK if any(line.health.ok for line in view.sources) else EXIT_NO_SOURCE
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -54,7 +60,7 @@ def job_json(job: Job, now: datetime) -> dict[str, Any]:
     }
 
 
-def warning_json(w: IdleWarning) -> dict[str, Any]:
+def warning_json(w: IdleWarning, keymap: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {
         "kind": w.kind,
         "target": w.target,
@@ -66,7 +72,8 @@ def warning_json(w: IdleWarning) -> dict[str, Any]:
         "cost_per_hour": None if w.cost_per_hour is None else round(w.cost_per_hour, 4),
         "wasted": None if w.wasted is None else round(w.wasted, 2),
         "remedy": w.remedy,
-        "remedy_key": w.remedy_key,
+        "remedy_action": w.remedy_action,  # a binding id: "jobs.cancel", "pools.scale"
+        "remedy_key": key_label(w.remedy_action, keymap),  # the user's key for it now
         "message": w.message,
     }
 
@@ -99,12 +106,9 @@ def node_json(node: GpuNode, cost: CostReport | None = None) -> dict[str, Any]:
     }
 
 
-def pool_json(pool: Pool, nodes: dict[str, GpuNode], cost: CostReport | None = None) -> dict[str, Any]:
-    members = [nodes[f"{pool.cluster}/{m}"] for m in pool.members if f"{pool.cluster}/{m}" in nodes]
-    prices = [cost.node_prices[n.key].per_hour for n in members] if cost else []
-    price = None if not prices or any(p is None for p in prices) else sum(p for p in prices if p is not None)
+def pool_json(pool: Pool, cost: CostReport | None = None) -> dict[str, Any]:
     return {
-        "price_per_hour": price,
+        "price_per_hour": cost.pool_price(pool.key) if cost else None,
         "idle_gpus": pool.gpus_idle,
         "key": pool.key,
         "cluster": pool.cluster,
@@ -157,9 +161,10 @@ def cluster_json(cluster: RayClusterState) -> dict[str, Any]:
     }
 
 
-def source_json(health: SourceHealth, cluster: RayClusterState | None, now: datetime) -> dict[str, Any]:
+def source_json(line: SourceLine, now: datetime) -> dict[str, Any]:
+    health = line.health
     age = health.age_seconds(now)
-    out: dict[str, Any] = {
+    return {
         "kind": health.kind,
         "name": health.name,
         "ok": health.ok,
@@ -169,35 +174,39 @@ def source_json(health: SourceHealth, cluster: RayClusterState | None, now: date
         "age_seconds": round(age, 1) if age is not None else None,
         "skipped": health.skipped,
         "skip_reason": health.skip_reason,
+        # A Ray source's GPUs; null for a source that has no cluster to report (or failed).
+        "cluster": cluster_json(line.cluster) if line.cluster is not None and health.ok else None,
     }
-    if health.kind == "ray":
-        out["cluster"] = cluster_json(cluster) if cluster is not None else None
-    return out
 
 
-def to_json(snapshot: Snapshot, finished_limit: int, cost: CostReport | None = None) -> dict[str, Any]:
-    now = snapshot.generated_at
-    clusters = dict(snapshot.ray_clusters)
-    by_name = {f"{n.cluster}/{n.name}": n for n in snapshot.nodes}
+def cost_json(cost: CostReport | None) -> dict[str, Any] | None:
+    if cost is None:
+        return None
+    return {
+        "currency": cost.currency,
+        "burn_rate_per_hour": round(cost.burn_rate, 2),
+        "idle_per_hour": round(cost.idle_rate, 2),
+        "warned_per_hour": round(cost.warned_rate, 2),
+        "wasted_today": round(cost.wasted_today, 2),
+        "unpriced_nodes": cost.unpriced_nodes,
+    }
+
+
+def to_json(view: View, keymap: Mapping[str, str] | None = None) -> dict[str, Any]:
+    now, cost = view.now, view.cost
     return {
         "generated_at": _iso(now),
-        "sources": [source_json(s, clusters.get(s.name) if s.ok else None, now) for s in snapshot.sources],
-        "jobs": [job_json(j, now) for j in order_jobs(snapshot.jobs, finished_limit)],
-        "nodes": [node_json(n, cost) for n in snapshot.nodes],
-        "pools": [pool_json(p, by_name, cost) for p in snapshot.pools],
-        "warnings": [warning_json(w) for w in cost.warnings] if cost else [],
-        "cost": None if cost is None else {
-            "currency": cost.currency,
-            "burn_rate_per_hour": round(cost.burn_rate, 2),
-            "idle_per_hour": round(cost.idle_rate, 2),
-            "wasted_today": round(cost.wasted_today, 2),
-            "unpriced_nodes": cost.unpriced_nodes,
-        },
+        "sources": [source_json(line, now) for line in view.sources],
+        "jobs": [job_json(j, now) for j in view.jobs],
+        "nodes": [node_json(n, cost) for n in view.nodes],
+        "pools": [pool_json(p, cost) for p in view.pools],
+        "warnings": [warning_json(w, keymap) for w in cost.warnings] if cost else [],
+        "cost": cost_json(cost),
     }
 
 
-def render_json(snapshot: Snapshot, finished_limit: int, cost: CostReport | None = None) -> str:
-    return json.dumps(to_json(snapshot, finished_limit, cost), indent=2)
+def render_json(view: View, keymap: Mapping[str, str] | None = None) -> str:
+    return json.dumps(to_json(view, keymap), indent=2)
 
 
 def cost_line(cost: CostReport) -> str:
@@ -213,58 +222,75 @@ def cost_line(cost: CostReport) -> str:
 COLUMNS = (("CLUSTER", 12), ("ID", 24), ("NAME", 28), ("STATE", 10), ("GPUS", 4), ("WAIT/RUN", 8), ("OWNER", 10))
 
 
-def render_text(snapshot: Snapshot, finished_limit: int, cost: CostReport | None = None) -> str:
+def render_text(view: View, keymap: Mapping[str, str] | None = None) -> str:
     """Every line built from backend text is inert: this goes to a terminal (or a log that will)."""
-    now = snapshot.generated_at
     lines = []
-    if cost is not None and (snapshot.nodes or snapshot.ray_clusters):
-        lines.append(cost_line(cost))
-    for s in snapshot.sources:
+    if view.cost is not None and (view.nodes or view.summary.has_ray):
+        lines.append(cost_line(view.cost))
+    lines += _source_lines(view)
+    lines += ["", *_table(COLUMNS, [_job_cells(job, view.now) for job in view.jobs])]
+    if not view.jobs:
+        lines.append("(no jobs)")
+    if view.nodes:
+        lines += ["", *_table(NODE_COLUMNS, [_node_cells(n) for n in view.nodes])]
+    if view.pools:
+        lines += ["", *_table(POOL_COLUMNS, [_pool_cells(p) for p in view.pools])]
+    if view.cost is not None and view.cost.warnings:
+        lines += ["", "IDLE-COST WARNINGS (most expensive first)"]
+        lines += [_warning_line(w, view, keymap) for w in view.cost.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def _source_lines(view: View) -> list[str]:
+    lines = []
+    for line in view.sources:
+        s = line.health
         status = "ok" if s.ok else f"ERROR: {inert(s.error or 'failed')}"
         latency = f" ({s.latency_ms:.0f} ms)" if s.latency_ms is not None else ""
         skipped = f", {fmt.skipped_note(s.skipped, s.skip_reason)}" if s.ok and s.skipped > 0 else ""
         lines.append(f"{inert(s.kind)}/{inert(s.name)}: {status}{latency}{skipped}")
-    for name, cluster in snapshot.ray_clusters:
-        used = fmt.gpus(cluster.gpus_used)
-        lines.append(
-            f"ray/{inert(name)}: GPUs {used}/{fmt.gpus(cluster.gpus_total)} in use, "
-            f"{fmt.gpus(cluster.gpus_waiting)} wanted by work that waits"
-        )
-    lines.append("")
-    lines.append("  ".join(title.ljust(width) for title, width in COLUMNS).rstrip())
-    jobs = order_jobs(snapshot.jobs, finished_limit)
-    for job in jobs:
-        waited = job.queued_seconds(now)
-        when = fmt.short_duration(waited if waited is not None else job.run_seconds(now))
-        cells = (job.cluster, job.id, job.name, job.state.value, fmt.gpus(job.gpus), when, job.owner or "-")
-        lines.append("  ".join(fmt.clip(c, w).ljust(w) for c, (_, w) in zip(cells, COLUMNS)).rstrip())
-    if not jobs:
-        lines.append("(no jobs)")
-    if snapshot.nodes:
-        lines += ["", "  ".join(t.ljust(w) for t, w in NODE_COLUMNS).rstrip()]
-        for n in snapshot.nodes:
-            state = "Ready" if n.ready else "NotReady"
-            if not n.schedulable:
-                state += ",cordoned"
-            cells = (n.cluster, n.name, n.pool or "-", n.gpu_model or "-", fmt.gpus(n.gpus_total),
-                     fmt.gpus(n.gpus_allocated), fmt.gpus(n.gpus_free), state)
-            lines.append("  ".join(fmt.clip(c, w).ljust(w) for c, (_, w) in zip(cells, NODE_COLUMNS)).rstrip())
-    if snapshot.pools:
-        lines += ["", "  ".join(t.ljust(w) for t, w in POOL_COLUMNS).rstrip()]
-        for p in snapshot.pools:
-            cells = (p.cluster, p.kind, p.name, fmt.count(p.replicas), fmt.count(p.ready),
-                     "-" if p.kind == "nodepool" else f"{fmt.count(p.min, '0')}..{fmt.count(p.max, '∞')}",
-                     fmt.gpus(p.gpus_per_replica),
-                     "yes" if p.scalable else "no")
-            lines.append("  ".join(fmt.clip(c, w).ljust(w) for c, (_, w) in zip(cells, POOL_COLUMNS)).rstrip())
-    if cost is not None and cost.warnings:
-        lines += ["", "IDLE-COST WARNINGS (most expensive first)"]
-        for w in cost.warnings:
-            rate = "price unknown" if w.cost_per_hour is None else f"{inert(cost.currency)}{w.cost_per_hour:,.2f}/h"
-            since = fmt.short_duration((now - w.idle_since).total_seconds()) if w.idle_since else "?"
-            lines.append(f"- [{inert(w.kind)}] {inert(w.cluster)}: {inert(w.message)}; "
-                         f"idle {'>= ' if w.idle_since_is_lower_bound else ''}{since}, {rate}; fix: {inert(w.remedy)}")
-    return "\n".join(lines) + "\n"
+    for line in view.sources:
+        if line.cluster is not None:
+            c = line.cluster
+            lines.append(f"{inert(line.key)}: GPUs {fmt.gpus(c.gpus_used)}/{fmt.gpus(c.gpus_total)} in use, "
+                         f"{fmt.gpus(c.gpus_waiting)} wanted by work that waits")
+    return lines
+
+
+def _table(columns: tuple[tuple[str, int], ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """A header and rows, each cell cut to its column (inert: fmt.clip)."""
+    out = ["  ".join(title.ljust(width) for title, width in columns).rstrip()]
+    for cells in rows:
+        out.append("  ".join(fmt.clip(c, w).ljust(w) for c, (_, w) in zip(cells, columns)).rstrip())
+    return out
+
+
+def _job_cells(job: Job, now: datetime) -> tuple[str, ...]:
+    waited = job.queued_seconds(now)
+    when = fmt.short_duration(waited if waited is not None else job.run_seconds(now))
+    return (job.cluster, job.id, job.name, job.state.value, fmt.gpus(job.gpus), when, job.owner or "-")
+
+
+def _node_cells(n: GpuNode) -> tuple[str, ...]:
+    state = ("Ready" if n.ready else "NotReady") + ("" if n.schedulable else ",cordoned")
+    return (n.cluster, n.name, n.pool or "-", n.gpu_model or "-", fmt.gpus(n.gpus_total),
+            fmt.gpus(n.gpus_allocated), fmt.gpus(n.gpus_free), state)
+
+
+def _pool_cells(p: Pool) -> tuple[str, ...]:
+    bounds = "-" if p.kind == "nodepool" else f"{fmt.count(p.min, '0')}..{fmt.count(p.max, '∞')}"
+    return (p.cluster, p.kind, p.name, fmt.count(p.replicas), fmt.count(p.ready), bounds,
+            fmt.gpus(p.gpus_per_replica), "yes" if p.scalable else "no")
+
+
+def _warning_line(w: IdleWarning, view: View, keymap: Mapping[str, str] | None) -> str:
+    currency = inert(view.cost.currency) if view.cost else "$"
+    rate = "price unknown" if w.cost_per_hour is None else f"{currency}{w.cost_per_hour:,.2f}/h"
+    since = fmt.short_duration((view.now - w.idle_since).total_seconds()) if w.idle_since else "?"
+    key = key_label(w.remedy_action, keymap)
+    fix = f"{inert(w.remedy)} ({inert(key)} in mltop)" if key else inert(w.remedy)
+    return (f"- [{inert(w.kind)}] {inert(w.cluster)}: {inert(w.message)}; "
+            f"idle {'>= ' if w.idle_since_is_lower_bound else ''}{since}, {rate}; fix: {fix}")
 
 
 NODE_COLUMNS = (("CLUSTER", 12), ("NODE", 28), ("POOL", 16), ("MODEL", 22), ("GPUS", 4), ("ALLOC", 5),

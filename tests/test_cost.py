@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from mltop.registry import wait_models
 from mltop.cost import CostPolicy, IdleHistory, evaluate
 from mltop.model import GpuDevice, GpuNode, GpuPod, JobState, Pool, RayClusterState, RayNode, Snapshot
 from mltop.prices import canonical_model, price_book
@@ -40,7 +41,7 @@ def snap(nodes=(), pools=(), jobs=(), ray=()):
 
 
 BOOK = price_book()
-POLICY = CostPolicy()
+POLICY = CostPolicy(waits_on=wait_models())
 
 
 def kinds(report):
@@ -89,14 +90,14 @@ def test_below_the_threshold_no_warning_and_a_transition_seen_is_exact():
     assert report.warnings[0].idle_since_is_lower_bound
 
 
-def test_a_fully_idle_pool_is_one_warning_not_one_per_node_and_a_scalable_one_offers_s():
+def test_a_fully_idle_pool_is_one_warning_not_one_per_node_and_a_scalable_one_offers_scaling():
     nodes = [gpu_node(f"n{i}", free=8, md="capi/gpu-md-0") for i in range(2)]
     md = Pool(key="kubernetes/c/machinedeployment/capi/gpu-md-0", cluster="c", kind="machinedeployment",
               name="gpu-md-0", namespace="capi", replicas=2, ready=2, min=1, max=4, gpus_per_replica=8,
               scalable=True, members=("n0", "n1"))
     report = evaluate(snap(nodes, [md]), BOOK, POLICY, IdleHistory(), NOW)
     (w,) = report.warnings
-    assert w.kind == "idle-pool" and w.idle_gpus == 16 and w.remedy_key == "s" and w.remedy_target == md.key
+    assert w.kind == "idle-pool" and w.idle_gpus == 16 and w.remedy_action == "pools.scale" and w.remedy_target == md.key
     assert "minimum of 1 keeps them alive" in w.message and w.cost_per_hour == pytest.approx(2 * 55.04)
 
 
@@ -145,7 +146,7 @@ def test_a_job_hogging_gpus_at_low_utilization_after_the_window():
     assert "low-utilization" not in kinds(report)
     report = evaluate(snap(jobs=[hog, busy], ray=[("prod", cluster)]), BOOK, POLICY, history, NOW + 11 * MIN)
     (w,) = [w for w in report.warnings if w.kind == "low-utilization"]
-    assert w.target == hog.key and w.remedy_key == "ctrl+d" and "3% utilization" in w.message
+    assert w.target == hog.key and w.remedy_action == "jobs.cancel" and "3% utilization" in w.message
     assert w.cost_per_hour == pytest.approx(3.67 * 6)
     # Back to work: the warning clears.
     report = evaluate(snap(jobs=[replace(hog, gpu_utilization=90.0), busy], ray=[("prod", cluster)]), BOOK, POLICY,
@@ -223,3 +224,223 @@ def test_waste_before_start_is_counted_once_whichever_source_answers_first():
     assert report.wasted_today == pytest.approx(55.04 * (12 + 1 / 60))  # since midnight, counted once
     report = evaluate(snap([node]), BOOK, POLICY, history, NOW + 2 * MIN)
     assert report.wasted_today == pytest.approx(55.04 * (12 + 2 / 60))
+
+
+# -- one definition of idle $/h ------------------------------------------------------------------
+
+H100_NODE = 55.04  # p5.48xlarge, 8 GPUs, from the shipped table
+A100_GPU = 3.67  # per GPU, from the shipped table
+
+
+def test_a_waiting_job_and_the_idle_node_it_cannot_use_count_those_gpus_once():
+    node = gpu_node("h100", free=8, labels=[("nvidia.com/gpu.product", "NVIDIA-H100-80GB-HBM3")])
+    stuck = waiting("a100-job", 8, placement=[("nvidia.com/gpu.product", "A100")])
+    report = evaluate(snap([node], jobs=[stuck]), BOOK, POLICY, IdleHistory(), NOW)
+    assert sorted(kinds(report)) == ["idle-node", "idle-while-waiting"]
+    assert all(w.cost_per_hour == pytest.approx(H100_NODE) for w in report.warnings)  # each says what it is about
+    assert report.warned_rate == pytest.approx(H100_NODE)  # ... but the same 8 GPUs count once
+    assert report.idle_rate == pytest.approx(H100_NODE)
+
+
+def test_a_waiting_ray_job_and_its_idle_cluster_count_those_gpus_once():
+    device = GpuDevice(0, "NVIDIA A100-SXM4-80GB", 0.0, 0.0, 81920.0)
+    nodes = tuple(RayNode(f"n{i}", "x", f"w{i}", False, True, 4, 2, (device,) * 4) for i in range(2))
+    cluster = RayClusterState(nodes=nodes, demands=())
+    big = job("big", JobState.PENDING, gpus=4, cluster="prod")
+    history = IdleHistory()
+    evaluate(snap(jobs=[big], ray=[("prod", cluster)]), BOOK, POLICY, history, NOW)
+    report = evaluate(snap(jobs=[big], ray=[("prod", cluster)]), BOOK, POLICY, history, NOW + 16 * MIN)
+    assert sorted(kinds(report)) == ["idle-while-waiting", "ray-idle"]
+    assert report.warned_rate == pytest.approx(4 * A100_GPU) == report.idle_rate
+
+
+def test_idle_rate_adds_allocated_but_unused_gpus_to_unallocated_ones():
+    history = IdleHistory()
+    device = GpuDevice(0, "NVIDIA A100-SXM4-80GB", 3.0, 0.0, 81920.0)
+    cluster = RayClusterState(nodes=(RayNode("a", "x", "w1", False, True, 8, 6, (device,) * 8),), demands=())
+    hog = replace(job("hog", JobState.RUNNING, gpus=6, cluster="prod"), gpu_utilization=3.0)
+    node = gpu_node("n", free=2)
+    look = snap([node], jobs=[hog], ray=[("prod", cluster)])
+    evaluate(look, BOOK, POLICY, history, NOW)
+    unallocated = H100_NODE * 2 / 8 + A100_GPU * 2
+    assert evaluate(look, BOOK, POLICY, history, NOW + 5 * MIN).idle_rate == pytest.approx(unallocated)
+    report = evaluate(look, BOOK, POLICY, history, NOW + 11 * MIN)  # low for the whole window now
+    assert report.idle_rate == pytest.approx(unallocated + A100_GPU * 6)
+    # The Ray cluster's 2 free GPUs are not yet warned about (first seen idle 11 minutes ago).
+    assert report.warned_rate == pytest.approx(H100_NODE * 2 / 8 + A100_GPU * 6)
+    # With the kind turned off the GPUs are still idle: only the warning goes.
+    quiet = evaluate(look, BOOK, replace(POLICY, kinds=frozenset()), history, NOW + 12 * MIN)
+    assert quiet.warnings == () and quiet.warned_rate == 0 and quiet.idle_rate == pytest.approx(report.idle_rate)
+
+
+def test_a_pod_that_is_a_ray_node_is_counted_by_ray_only():
+    from mltop.model import GpuSample
+
+    device = GpuDevice(0, "NVIDIA A100-SXM4-80GB", 0.0, 0.0, 81920.0)
+    ray = RayClusterState(nodes=(RayNode("a", "x", "ray-worker-abc", False, True, 8, 0, (device,) * 8),), demands=())
+    node = replace(gpu_node("n", free=0), pods=(GpuPod("ray", "ray-worker-abc", 8, "Running", "RayCluster/r"),))
+    samples = tuple(GpuSample("n", str(i), f"u{i}", "A100", 0.0, "ray", "ray-worker-abc") for i in range(8))
+    look = replace(snap([node], ray=[("r", ray)]), gpu_samples=samples)
+    history = IdleHistory()
+    evaluate(look, BOOK, POLICY, history, NOW)
+    report = evaluate(look, BOOK, POLICY, history, NOW + 16 * MIN)
+    assert kinds(report) == ["ray-idle"] and report.idle_rate == pytest.approx(8 * A100_GPU)
+
+
+def test_node_and_pool_idle_costs_and_pool_prices():
+    priced = [gpu_node("a", free=2), gpu_node("b", free=0)]
+    odd = gpu_node("odd", free=4, total=4, model="FooGPU", itype="weird.type", pool="mixed")
+    pools = [nodepool("pool-a", priced), nodepool("mixed", [priced[0], odd]), nodepool("empty", [])]
+    report = evaluate(snap([*priced, odd], pools), BOOK, POLICY, IdleHistory(), NOW)
+    assert report.node_idle(priced[0].key) == pytest.approx(H100_NODE / 4)
+    assert report.node_idle(priced[1].key) == 0.0 and report.node_idle(odd.key) is None
+    assert report.pool_idle(pools[0].key) == pytest.approx(H100_NODE / 4)
+    assert report.pool_price(pools[0].key) == pytest.approx(2 * H100_NODE)
+    # Unknown is never zero: one unpriced member makes the pool's figures unknown.
+    assert report.pool_idle(pools[1].key) is None and report.pool_price(pools[1].key) is None
+    assert report.pool_idle(pools[2].key) is None and report.pool_price(pools[2].key) is None
+
+
+# -- warned_rate <= idle_rate, over generated clusters ---------------------------------------------
+
+def _cluster(draw):
+    from hypothesis import strategies as st
+
+    from mltop.model import GpuSample
+
+    nodes, samples = [], []
+    for i in range(draw(st.integers(0, 4))):
+        total = draw(st.sampled_from([1, 2, 4, 8]))
+        free = draw(st.integers(0, total))
+        priced = draw(st.booleans())
+        node = gpu_node(f"n{i}", free=free, total=total, pool=draw(st.sampled_from(["pa", "pb"])),
+                        model="NVIDIA-H100-80GB-HBM3" if priced else "FooGPU", itype="p5.48xlarge" if priced else "x",
+                        ready=draw(st.booleans()), labels=[("gpu", draw(st.sampled_from(["h100", "a100"])))])
+        node = replace(node, pods=tuple(replace(p, name=f"p{i}") for p in node.pods))
+        if node.pods and draw(st.booleans()):
+            samples.append(GpuSample(node.name, "0", f"u{i}", None, draw(st.sampled_from([1.0, 50.0])), "ml", f"p{i}"))
+        nodes.append(node)
+    pools = [nodepool(p, [n for n in nodes if n.pool == p]) for p in ("pa", "pb")]
+    device = GpuDevice(0, "NVIDIA A100-SXM4-80GB", 0.0, 0.0, 81920.0)
+    ray_nodes = []
+    for i in range(draw(st.integers(0, 3))):
+        total = draw(st.sampled_from([0, 1, 4, 8]))
+        used = draw(st.one_of(st.none(), st.integers(0, total)))
+        ray_nodes.append(RayNode(f"r{i}", "x", f"h{i}", False, draw(st.booleans()), total, used,
+                                 (device,) * total if draw(st.booleans()) else ()))
+    ray = [("prod", RayClusterState(nodes=tuple(ray_nodes), demands=()))] if ray_nodes else []
+    jobs = [replace(job(f"j{i}", JobState.RUNNING, gpus=draw(st.integers(1, 4))),
+                    gpu_utilization=draw(st.sampled_from([None, 2.0, 80.0]))) for i in range(draw(st.integers(0, 2)))]
+    jobs += [job(f"w{i}", JobState.PENDING, gpus=draw(st.integers(1, 16))) for i in range(draw(st.integers(0, 2)))]
+    jobs += [waiting(f"k{i}", draw(st.integers(1, 16)), placement=[("gpu", draw(st.sampled_from(["h100", "a100"])))])
+             for i in range(draw(st.integers(0, 2)))]
+    return replace(snap(nodes, pools, jobs, ray), gpu_samples=tuple(samples))
+
+
+def test_warned_rate_never_exceeds_idle_rate():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.data())
+    def check(data):
+        look = _cluster(data.draw)
+        history = IdleHistory()
+        evaluate(look, BOOK, POLICY, history, NOW)
+        report = evaluate(look, BOOK, POLICY, history, NOW + 20 * MIN)  # past every threshold and window
+        assert report.warned_rate <= report.idle_rate + 1e-9
+        assert all((w.cost_per_hour or 0.0) <= report.warned_rate + 1e-9 for w in report.warnings)
+        unallocated = sum(c for n in look.nodes if (c := report.node_idle(n.key)) is not None)
+        assert report.idle_rate >= unallocated - 1e-9
+
+    check()
+
+
+# -- each kind on its own ----------------------------------------------------------------------
+
+KEY_WORDS = ("ctrl+", " s ", "(s", "with s", "panel")
+
+
+def look_at(snapshot, history=None, now=NOW, policy=POLICY):
+    """The context the kinds see, after a first look 20 minutes earlier (past every threshold)."""
+    from mltop.cost.context import observe
+
+    history = history or IdleHistory()
+    observe(snapshot, BOOK, policy, history, now - 20 * MIN)
+    return observe(snapshot, BOOK, policy, history, now)
+
+
+def test_idle_pools_kind():
+    from mltop.cost.kinds import idle_pools
+
+    nodes = [gpu_node(f"n{i}", free=8, created_min_ago=5) for i in range(2)]
+    pool = replace(nodepool("pool-a", nodes), scalable=True, min=1)
+    (f,) = idle_pools(snap(nodes, [pool]), look_at(snap(nodes, [pool])))
+    assert f.warning.kind == "idle-pool" and f.warning.remedy_action == "pools.scale"
+    assert f.warning.remedy_target == pool.key and f.about == {f"unallocated/{n.key}" for n in nodes}
+    assert "scale pool-a down" in f.warning.remedy and not any(k in f.warning.remedy for k in KEY_WORDS)
+    busy = [nodes[0], gpu_node("n1", free=4)]
+    assert idle_pools(snap(busy, [pool]), look_at(snap(busy, [pool]))) == []
+
+
+def test_idle_nodes_kind_defers_to_a_pool_warning():
+    from mltop.cost.kinds import idle_nodes
+
+    nodes = [gpu_node(f"n{i}", free=8) for i in range(2)]
+    pool = replace(nodepool("pool-a", nodes), scalable=True)
+    assert idle_nodes(snap(nodes, [pool]), look_at(snap(nodes, [pool]))) == []  # the pool speaks for them
+    no_pools = replace(POLICY, kinds=frozenset({"idle-node"}))
+    found = idle_nodes(snap(nodes, [pool]), look_at(snap(nodes, [pool]), policy=no_pools))
+    assert [f.warning.remedy_action for f in found] == ["pools.scale", "pools.scale"]
+    assert all(not any(k in f.warning.remedy for k in KEY_WORDS) for f in found)
+    (alone,) = idle_nodes(snap([nodes[0]]), look_at(snap([nodes[0]])))
+    assert alone.warning.remedy_action is None and "drain n0" in alone.warning.remedy
+
+
+def test_ray_idle_kind():
+    from mltop.cost.kinds import ray_idle
+
+    device = GpuDevice(0, "NVIDIA A100-SXM4-80GB", 0.0, 0.0, 81920.0)
+    cluster = RayClusterState(nodes=(RayNode("a", "x", "w", False, True, 8, 2, (device,) * 8),
+                                     RayNode("b", "x", "v", False, False, 8, 0, ())), demands=())
+    look = snap(ray=[("prod", cluster)])
+    (f,) = ray_idle(look, look_at(look))
+    assert f.warning.idle_gpus == 6 and f.about == {"ray-free/prod/a"}  # the dead node is not idle
+    assert "minReplicas" in f.warning.remedy and not any(k in f.warning.remedy for k in KEY_WORDS)
+
+
+def test_low_utilization_kinds_for_jobs_and_pods():
+    from mltop.cost.kinds import low_utilization_jobs, low_utilization_pods
+    from mltop.model import GpuSample
+
+    hog = replace(job("hog", JobState.RUNNING, gpus=2), gpu_utilization=1.0, cancellable=True)
+    node = replace(gpu_node("n", free=0), pods=(GpuPod("ml", "trainer", 8, "Running", "Job/t"),))
+    look = replace(snap([node], jobs=[hog]), gpu_samples=(GpuSample("n", "0", "u", None, 2.0, "ml", "trainer"),))
+    from mltop.cost.context import with_measurements
+
+    look = with_measurements(look)
+    ctx = look_at(look)
+    (j,) = low_utilization_jobs(look, ctx)
+    assert j.warning.remedy_action == "jobs.cancel" and j.warning.remedy_target == hog.key
+    assert j.warning.remedy == "ask its owner, or stop it"
+    (p,) = low_utilization_pods(look, ctx)
+    assert p.warning.target == node.key and p.warning.cost_per_hour == pytest.approx(H100_NODE)
+    assert p.warning.remedy_action is None
+
+
+def test_waiting_jobs_kind_and_a_dead_ray_node_does_not_hide_the_wait():
+    from mltop.cost.kinds import waiting_jobs
+
+    device = GpuDevice(0, "NVIDIA A100-SXM4-80GB", 0.0, 0.0, 81920.0)
+    cluster = RayClusterState(nodes=(RayNode("a", "x", "w", False, True, 8, 6, (device,) * 8),
+                                     RayNode("b", "x", "v", False, True, 8, 6, (device,) * 8),
+                                     RayNode("dead", "x", "d", False, False, 8, None, ())), demands=())
+    big = job("big", JobState.PENDING, gpus=4, cluster="prod")
+    look = snap(jobs=[big], ray=[("prod", cluster)])
+    (f,) = waiting_jobs(look, look_at(look))
+    assert f.warning.kind == "idle-while-waiting" and f.about == {"ray-free/prod/a", "ray-free/prod/b"}
+    assert f.warning.cost_per_hour == pytest.approx(4 * A100_GPU) and "most free on one node is 2" in f.warning.message
+    full = gpu_node("full", free=0, total=4)
+    look = snap([full], jobs=[waiting("huge", 8)])
+    (f,) = waiting_jobs(look, look_at(look))
+    assert f.warning.kind == "no-capacity-coming" and f.about == frozenset() and f.warning.cost_per_hour is None

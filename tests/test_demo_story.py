@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from mltop.registry import wait_models
 from mltop.cost import CostPolicy, IdleHistory, evaluate
 from mltop.demo.kube_scenario import KubeScenario
 from mltop.prices import price_book
@@ -11,7 +12,8 @@ from mltop.refresh import poll_all, snapshot_of
 from tests.conftest import FIXED_NOW
 from tests.kube_helpers import start_fake_cluster
 
-POLICY = CostPolicy(idle_threshold=timedelta(minutes=1), low_utilization_window=timedelta(minutes=1))
+POLICY = CostPolicy(idle_threshold=timedelta(minutes=1), low_utilization_window=timedelta(minutes=1),
+                    waits_on=wait_models())
 
 
 class Clock:

@@ -27,15 +27,15 @@ from mltop.adapters.kfp import KfpSource
 from mltop.adapters.kube import KubeSource
 from mltop.adapters.ray import RaySource
 from mltop.cli import main
-from mltop.config import Config, cost_policy, cost_prices
-from mltop.cost import IdleHistory, evaluate
+from mltop.config import Config
+from mltop.dashboard import dashboard_for
 from mltop.demo import kube_objects as k
 from mltop.demo.ray_dashboard import Faults
 from mltop.demo.ray_dashboard import make_app as make_ray_dashboard
 from mltop.demo.scenario import new_ray_sim
 from mltop.demo.server import LoopbackServer
 from mltop.model import SourceHealth
-from mltop.refresh import poll_all, snapshot_of
+from mltop.refresh import poll_all
 from mltop.report import render_json, render_text
 from mltop.safe_text import inert
 from mltop.tui.app import MltopApp
@@ -228,11 +228,11 @@ BROKEN_NAME = "broken\x1b]0;cfg\x07"  # a source name from a config file is text
 
 def make_app(platform, broken_url):
     broken = Endpoint(name=BROKEN_NAME, url=broken_url, timeout=5)
-    config = replace(Config(), ray=(*platform.ray_endpoints(), broken), kubernetes=platform.kube_targets(),
-                     kfp=platform.kfp_endpoints())
-    sources = [RaySource(e, clock=fixed_clock) for e in config.ray]
-    sources += [KubeSource(t, clock=fixed_clock) for t in config.kubernetes]
-    sources += [KfpSource(e, clock=fixed_clock) for e in config.kfp]
+    config = Config(endpoints={"ray": (*platform.ray_endpoints(), broken), "kubernetes": platform.kube_targets(),
+                               "kfp": platform.kfp_endpoints()})
+    sources = [RaySource(e, clock=fixed_clock) for e in config.of("ray")]
+    sources += [KubeSource(t, clock=fixed_clock) for t in config.of("kubernetes")]
+    sources += [KfpSource(e, clock=fixed_clock) for e in config.of("kfp")]
     return MltopApp(config, sources, clock=fixed_clock, start_polling=False)
 
 
@@ -307,8 +307,8 @@ def select(table, key_part: str) -> None:
 
 async def test_the_screen_reader_sees_ordinary_text(frozen_demo):
     """The extraction the other tests rely on sees cell text: without it they could not fail."""
-    config = replace(Config(), ray=frozen_demo.ray_endpoints())
-    app = MltopApp(config, [RaySource(e, clock=fixed_clock) for e in config.ray], clock=fixed_clock,
+    config = Config(endpoints={"ray": frozen_demo.ray_endpoints()})
+    app = MltopApp(config, [RaySource(e, clock=fixed_clock) for e in config.of("ray")], clock=fixed_clock,
                    start_polling=False)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(app, pilot)
@@ -484,23 +484,29 @@ async def hostile_snapshot(platform, broken_url):
     finally:
         for source in sources:
             await source.aclose()
-    return snapshot_of(updates, FIXED_NOW)
+    dashboard = dashboard_for(sources, replace(Config(), finished_limit=200))
+    for update in updates:
+        dashboard.update(update)
+    return dashboard.view(FIXED_NOW)
+
+
+def with_skips(view, skipped, reason):
+    lines = tuple(replace(line, health=replace(line.health, skipped=skipped, skip_reason=reason))
+                  if line.health.ok else line for line in view.sources)
+    return replace(view, sources=lines)
 
 
 async def test_text_report_is_inert(hostile):
     platform, broken_url, _ = hostile
     snapshot = await hostile_snapshot(platform, broken_url)
-    cost = evaluate(snapshot, cost_prices(Config().cost), cost_policy(Config().cost), IdleHistory(), FIXED_NOW)
-    assert cost.warnings
-    text = render_text(snapshot, 200, cost)
+    assert snapshot.cost.warnings
+    text = render_text(snapshot)
     assert unsafe(text) == set(), unsafe(text)
     assert r"ray/broken\x1b]0;cfg\x07: ERROR: " in text and r"\x1b]52;c;ZXJy\x07\x1b[2J[/]" in text
     for tag in ("osc52", "osc0", "clear", "csi8", "rlo", "close", "path", "surrogate"):
         assert f"{tag}:{VISIBLE[tag]}"[:28] in text, tag  # names, clipped to their column
     # With skipped items, the source's line says so; the JSON carries the count and the reason.
-    skipped = replace(snapshot, sources=tuple(replace(s, skipped=2, skip_reason="node: " + CORPUS["osc0"])
-                                              if s.ok else s for s in snapshot.sources))
-    text = render_text(skipped, 200, cost)
+    text = render_text(with_skips(snapshot, 2, "node: " + CORPUS["osc0"]))
     assert r"ray/demo: ok" in text and r"2 items skipped (bad data: node: \x1b]0;pwned\x07)" in text
     assert unsafe(text) == set()
 
@@ -508,9 +514,7 @@ async def test_text_report_is_inert(hostile):
 async def test_json_report_carries_skipped_items_and_escapes_control_characters(hostile):
     platform, broken_url, _ = hostile
     snapshot = await hostile_snapshot(platform, broken_url)
-    snapshot = replace(snapshot, sources=tuple(replace(s, skipped=4, skip_reason="bad \x1b[2J") if s.ok else s
-                                               for s in snapshot.sources))
-    out = render_json(snapshot, 200)
+    out = render_json(with_skips(snapshot, 4, "bad \x1b[2J"))
     assert unsafe(out) == set()  # json.dumps escapes every control character itself
     sources = json.loads(out)["sources"]
     assert all("skipped" in s and "skip_reason" in s for s in sources)

@@ -53,7 +53,7 @@ def test_filter_matches_every_word_anywhere_case_insensitively():
 def test_stop_is_shown_until_the_backend_reports_a_terminal_state():
     tracker = StopTracker(patience_seconds=30)
     running = job("j1", R)
-    tracker.requested(running, FIXED_NOW)
+    tracker.requested(running, FIXED_NOW, "ray/prod")
     shown, events = tracker.apply([running], FIXED_NOW + timedelta(seconds=5), sources={"ray/prod"})
     assert shown[0].state is R  # the backend's state, never a made-up one
     assert shown[0].stop_requested_at == FIXED_NOW
@@ -68,7 +68,7 @@ def test_stop_is_shown_until_the_backend_reports_a_terminal_state():
 def test_a_stop_that_ends_in_success_or_failure_is_a_warning():
     tracker = StopTracker()
     running = job("j1", R)
-    tracker.requested(running, FIXED_NOW)
+    tracker.requested(running, FIXED_NOW, "ray/prod")
     _, events = tracker.apply([replace(running, state=S, native_state="SUCCEEDED")], FIXED_NOW, sources=set())
     assert events[0].severity == "warning" and "SUCCEEDED" in events[0].message
 
@@ -76,7 +76,7 @@ def test_a_stop_that_ends_in_success_or_failure_is_a_warning():
 def test_a_stop_that_does_not_take_is_told_once():
     tracker = StopTracker(patience_seconds=30)
     waiting = job("j2", P)
-    tracker.requested(waiting, FIXED_NOW)
+    tracker.requested(waiting, FIXED_NOW, "ray/prod")
     _, events = tracker.apply([waiting], FIXED_NOW + timedelta(seconds=29), sources={"ray/prod"})
     assert events == []
     shown, events = tracker.apply([waiting], FIXED_NOW + timedelta(seconds=31), sources={"ray/prod"})
@@ -90,7 +90,7 @@ def test_a_stop_that_does_not_take_is_told_once():
 def test_a_job_that_vanishes_is_unknown_not_stopped_and_only_its_source_decides():
     tracker = StopTracker()
     running = job("j3", R)
-    tracker.requested(running, FIXED_NOW)
+    tracker.requested(running, FIXED_NOW, "ray/prod")
     # Another source's refresh says nothing about this job.
     _, events = tracker.apply([], FIXED_NOW, sources={"ray/other"})
     assert events == [] and "ray/prod/j3" in tracker

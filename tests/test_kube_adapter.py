@@ -51,7 +51,7 @@ async def test_nodes_pending_pods_and_pools(source):
 
 async def test_scale_a_worker_group_without_the_autoscaler_changes_replicas(cluster, source):
     pool = pools_by_name(await source.fetch())["train-cluster/gpu-workers"]
-    message = await source.scale(plan(pool, 3))
+    message = (await source.scale(plan(pool, 3))).message
     assert "replicas 2 -> 3" in message
     rc = cluster.call(lambda: cluster.store.get(*RAY, "train-cluster", "ml"))
     assert rc["spec"]["workerGroupSpecs"][0]["replicas"] == 3

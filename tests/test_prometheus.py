@@ -17,6 +17,7 @@ from aiohttp import web
 
 from mltop.adapters.prometheus import PrometheusSource
 from mltop.adapters.prometheus_endpoint import PrometheusEndpoint
+from mltop.registry import wait_models
 from mltop.cost import CostPolicy, IdleHistory, evaluate
 from mltop.demo.server import LoopbackServer
 from mltop.errors import BadResponse, Unreachable
@@ -115,7 +116,7 @@ async def test_a_pod_at_low_measured_utilization_is_warned_about(prometheus):
                    schedulable=True, instance_type="p5.48xlarge",
                    pods=(GpuPod("ml", "train-0", 2, "Running", "Job/train"), GpuPod("ml", "busy-0", 1, "Running", None)))
     snap = Snapshot(generated_at=FIXED_NOW, sources=(), jobs=(), nodes=(node,), gpu_samples=samples)
-    policy = CostPolicy(low_utilization_window=timedelta(minutes=10))
+    policy = CostPolicy(low_utilization_window=timedelta(minutes=10), waits_on=wait_models())
     history = IdleHistory()
     evaluate(snap, price_book(), policy, history, FIXED_NOW)
     report = evaluate(snap, price_book(), policy, history, FIXED_NOW + timedelta(minutes=11))

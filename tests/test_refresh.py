@@ -23,6 +23,10 @@ class FakeSource:
         self.in_flight = 0
         self.max_in_flight = 0
 
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.name}"
+
     async def fetch(self) -> SourceData:
         self.calls += 1
         self.in_flight += 1

@@ -9,7 +9,9 @@ import sys
 
 from mltop.adapters.http import Endpoint
 from mltop.adapters.ray import RaySource
-from mltop.refresh import poll_all, snapshot_of
+from mltop.config import Config
+from mltop.dashboard import dashboard_for
+from mltop.refresh import poll_all
 from mltop.report import exit_status, render_text, to_json
 from tests.conftest import FIXED_NOW, fixed_clock
 
@@ -19,19 +21,24 @@ SOURCE_KEYS = {"kind", "name", "ok", "error", "latency_ms"}
 
 
 async def snapshot_for(endpoints):
+    """The dashboard's view after one poll of each source, as --once renders it."""
     sources = [RaySource(e, clock=fixed_clock) for e in endpoints]
     updates = await poll_all(sources, clock=fixed_clock)
     for s in sources:
         await s.aclose()
-    return snapshot_of(updates, FIXED_NOW)
+    dashboard = dashboard_for(sources, Config())
+    for update in updates:
+        dashboard.update(update)
+    return dashboard.view(FIXED_NOW)
 
 
 async def test_json_schema_against_the_demo(frozen_demo):
     snap = await snapshot_for(frozen_demo.ray_endpoints())
-    report = to_json(snap, finished_limit=50)
+    report = to_json(snap)
     assert set(report) == {"generated_at", "sources", "jobs", "nodes", "pools", "warnings", "cost"}
     assert report["generated_at"] == "2026-11-28T12:00:00Z"
-    assert report["nodes"] == report["pools"] == report["warnings"] == []
+    assert report["nodes"] == report["pools"] == []
+    assert all(w["cluster"] == "demo" for w in report["warnings"])
     assert SOURCE_KEYS <= set(report["sources"][0]) and report["sources"][0]["ok"]
     for j in report["jobs"]:
         assert JOB_KEYS <= set(j)
@@ -49,7 +56,7 @@ async def test_json_schema_against_the_demo(frozen_demo):
 async def test_text_table_and_exit_2_when_nothing_answers(frozen_demo):
     dead = Endpoint(name="dead", url="http://127.0.0.1:9", timeout=2)
     snap = await snapshot_for((*frozen_demo.ray_endpoints(), dead))
-    text = render_text(snap, 50)
+    text = render_text(snap)
     assert "ray/demo: ok" in text and "ray/dead: ERROR: " in text
     assert "raysubmit_pretrain13b" in text and "23m" in text
     assert exit_status(snap) == 0  # one source answered

@@ -65,9 +65,9 @@ def make_full_app(platform):
     from mltop.tui.app import MltopApp
     from tests.conftest import fixed_clock
 
-    config = _replace(Config(), ray=platform.ray_endpoints(), kubernetes=platform.kube_targets())
-    sources = [RaySource(e, clock=fixed_clock) for e in config.ray]
-    sources += [KubeSource(t, clock=fixed_clock) for t in config.kubernetes]
+    config = Config(endpoints={"ray": platform.ray_endpoints(), "kubernetes": platform.kube_targets()})
+    sources = [RaySource(e, clock=fixed_clock) for e in config.of("ray")]
+    sources += [KubeSource(t, clock=fixed_clock) for t in config.of("kubernetes")]
     return MltopApp(config, sources, clock=fixed_clock, start_polling=False)
 
 

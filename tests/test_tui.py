@@ -21,8 +21,8 @@ from tests.conftest import fixed_clock
 
 
 def make_app(platform, *, clock=fixed_clock, extra=(), **config) -> MltopApp:
-    cfg = replace(Config(ray=platform.ray_endpoints() + tuple(extra)), **config)
-    sources = [RaySource(e, clock=clock) for e in cfg.ray]
+    cfg = replace(Config(endpoints={"ray": platform.ray_endpoints() + tuple(extra)}), **config)
+    sources = [RaySource(e, clock=clock) for e in cfg.of("ray")]
     return MltopApp(cfg, sources, clock=clock, start_polling=False)
 
 

@@ -18,10 +18,10 @@ MD = ("cluster.x-k8s.io/v1beta1", "MachineDeployment")
 
 
 def make_app(platform, **cost):
-    config = replace(Config(), ray=platform.ray_endpoints(), kubernetes=platform.kube_targets())
+    config = Config(endpoints={"ray": platform.ray_endpoints(), "kubernetes": platform.kube_targets()})
     config = replace(config, cost=config.cost.model_copy(update=cost))
-    sources = [RaySource(e, clock=fixed_clock) for e in config.ray]
-    sources += [KubeSource(t, clock=fixed_clock) for t in config.kubernetes]
+    sources = [RaySource(e, clock=fixed_clock) for e in config.of("ray")]
+    sources += [KubeSource(t, clock=fixed_clock) for t in config.of("kubernetes")]
     return MltopApp(config, sources, clock=fixed_clock, start_polling=False)
 
 
@@ -84,9 +84,9 @@ async def test_w_enter_goes_to_the_target_and_s_scales_the_idle_pool_down(frozen
 async def test_a_low_utilization_job_is_stopped_from_its_warning(live_demo):
     from mltop.refresh import utcnow
 
-    config = replace(Config(), ray=live_demo.ray_endpoints())
+    config = Config(endpoints={"ray": live_demo.ray_endpoints()})
     config = replace(config, cost=config.cost.model_copy(update={"low_utilization_window_minutes": 0.0}))
-    app = MltopApp(config, [RaySource(e) for e in config.ray], clock=utcnow, start_polling=False)
+    app = MltopApp(config, [RaySource(e) for e in config.of("ray")], clock=utcnow, start_polling=False)
     sim = live_demo.ray_sim
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(app, pilot)

@@ -96,11 +96,11 @@ async def test_ray_jobs_pending_pods_and_kfp_runs_form_one_queue(frozen_demo):
     from mltop.adapters.ray import RaySource
     from tests.conftest import fixed_clock
 
-    config = replace(Config(), ray=frozen_demo.ray_endpoints(), kubernetes=frozen_demo.kube_targets(),
-                     kfp=frozen_demo.kfp_endpoints())
-    sources = [RaySource(e, clock=fixed_clock) for e in config.ray]
-    sources += [KubeSource(t, clock=fixed_clock) for t in config.kubernetes]
-    sources += [KfpSource(e) for e in config.kfp]
+    config = Config(endpoints={"ray": frozen_demo.ray_endpoints(), "kubernetes": frozen_demo.kube_targets(),
+                               "kfp": frozen_demo.kfp_endpoints()})
+    sources = [RaySource(e, clock=fixed_clock) for e in config.of("ray")]
+    sources += [KubeSource(t, clock=fixed_clock) for t in config.of("kubernetes")]
+    sources += [KfpSource(e) for e in config.of("kfp")]
     app = MltopApp(config, sources, clock=fixed_clock, start_polling=False)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(app, pilot)

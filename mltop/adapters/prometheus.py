@@ -29,6 +29,11 @@ METRIC = "DCGM_FI_DEV_GPU_UTIL"
 class PrometheusSource:
     kind = KIND
 
+    @property
+    def key(self) -> str:
+        """The source's key ("kind/name"): its records, updates and actions are filed under it."""
+        return f"{KIND}/{self.name}"
+
     def __init__(self, endpoint: PrometheusEndpoint, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.endpoint = endpoint
         self.name = endpoint.name

@@ -12,11 +12,11 @@ from textual.widgets import Button, Label, Static
 
 from mltop import format as fmt
 from mltop.model import Job
+from mltop.registry import display_name
 from mltop.safe_text import inert
 from mltop.widgets.facts import facts_grid
 
 
-SOURCE_NAMES = {"ray": "Ray", "kfp": "Kubeflow Pipelines", "kubernetes": "Kubernetes"}
 
 
 def describe(job: Job) -> Table:
@@ -41,15 +41,16 @@ class ConfirmCancel(ModalScreen[bool]):
         Binding("n,escape", "dismiss_no", "Keep it"),
     ]
 
-    def __init__(self, job: Job, *, retry: bool = False) -> None:
+    def __init__(self, job: Job, *, retry: bool = False, noun: str = "job") -> None:
         super().__init__()
         self.job = job
         self.retry = retry
+        self.noun = noun  # the backend's word for its jobs: "run" for KFP
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            backend = SOURCE_NAMES.get(self.job.source) or inert(self.job.source)
-            noun = "run" if self.job.source == "kfp" else "job"
+            backend = inert(display_name(self.job.source))
+            noun = inert(self.noun)
             verb = "Retry" if self.retry else "Stop"
             yield Label(Text(f"{verb} this {backend} {noun}?", style="bold"))
             yield Static(describe(self.job))

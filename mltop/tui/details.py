@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from mltop import format as fmt
-from mltop.adapters.base import HasJobDetails
+from mltop.actions import HasJobDetails
 from mltop.errors import SourceError
 from mltop.model import Job
 from mltop.safe_text import inert

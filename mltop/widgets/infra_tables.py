@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 
 from mltop import format as fmt
-from mltop.cost import IdleWarning
-from mltop.model import GpuNode, Pool
+from mltop.keys import key_label
+from mltop.model import GpuNode, IdleWarning, Pool
 from mltop.safe_text import inert
 from mltop.widgets.keyed_table import KeyedTable
 
@@ -127,6 +127,7 @@ class WarningsTable(KeyedTable[IdleWarning]):
     )
     currency = "$"
     now = None
+    keymap: dict[str, str] = {}  # the user's remapped keys: the FIX column shows the key in force
 
     def key_of(self, record: IdleWarning) -> str:
         return f"{record.kind}|{record.target}"
@@ -140,6 +141,6 @@ class WarningsTable(KeyedTable[IdleWarning]):
             Text(KIND_LABELS.get(w.kind) or fmt.clip(w.kind, widths["kind"]), style="dim"),
             Text(fmt.clip(f"{w.cluster}: {w.message}", widths["message"])),
             Text(since),
-            Text(inert(w.remedy_key or "-"), style="cyan" if w.remedy_key else "dim"),
+            Text(inert(key_label(w.remedy_action, self.keymap) or "-"), style="cyan" if w.remedy_action else "dim"),
         )
 

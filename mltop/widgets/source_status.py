@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from rich.text import Text
 from textual.widgets import Static
 
 from mltop import format as fmt
+from mltop.dashboard import SourceLine
 from mltop.model import RayClusterState, SourceHealth
 from mltop.safe_text import inert
 
@@ -47,22 +48,20 @@ def source_line(
     return line
 
 
+def extra_of(line: SourceLine) -> str:
+    """What a source with GPU nodes adds to its line (a Kubernetes cluster, today)."""
+    if not line.nodes:
+        return ""
+    return (f"{line.nodes} GPU nodes, {fmt.gpus(line.gpus_allocated)}/{fmt.gpus(line.gpus_allocatable)} GPUs "
+            f"allocated, {line.waiting} {line.job_noun}s wait for GPUs")
+
+
 class SourceStatus(Static):
     """The per-source status lines under the jobs panel."""
 
-    def sync(
-        self,
-        healths: Sequence[SourceHealth],
-        clusters: Mapping[str, RayClusterState],
-        now: datetime,
-        stale_after: float,
-        extras: Mapping[str, str] | None = None,
-    ) -> None:
-        extras = extras or {}
-        text = Text("\n").join(
-            source_line(h, clusters.get(f"{h.kind}/{h.name}"), now, stale_after, extras.get(f"{h.kind}/{h.name}", ""))
-            for h in healths
-        )
+    def sync(self, lines: Sequence[SourceLine], now: datetime, stale_after: float) -> None:
+        text = Text("\n").join(source_line(line.health, line.cluster, now, stale_after, extra_of(line))
+                               for line in lines)
         text.no_wrap = True
         text.overflow = "ellipsis"
         self.update(text)

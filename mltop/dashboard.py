@@ -1,0 +1,207 @@
+"""One headless dashboard: source updates and the clock in, one frozen view of everything a screen
+or a report shows out. No Textual here.
+
+The TUI and `--once` (text and JSON) both render a `View` made here, so they can never disagree:
+the same queue order, stop state, nodes, pools, cost figures and summary.
+
+Flow of one refresh: a source's loop polls its adapter -> `SourceUpdate` -> `Dashboard.update()`
+-> `Dashboard.view(now)` -> each panel `sync(view)` (or the report renders it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from mltop.cost import CostPolicy, CostReport, IdleHistory, evaluate
+from mltop.jobs import StopEvent, StopTracker, matches, order_jobs
+from mltop.model import GpuNode, Job, JobState, Pool, RayClusterState, SourceHealth
+from mltop.prices import PriceBook
+from mltop.refresh import SourceUpdate, snapshot_of
+from mltop.registry import job_noun
+
+POOL_ORDER = {"raycluster-workergroup": 0, "machinedeployment": 1, "nodepool": 2}
+
+
+@dataclass(frozen=True)
+class SourceLine:
+    """One source as its status line shows it."""
+
+    key: str
+    health: SourceHealth
+    cluster: RayClusterState | None = None  # a Ray source's GPUs, when it reported them
+    nodes: int = 0  # GPU nodes it reported (a Kubernetes source)
+    gpus_allocated: float = 0.0
+    gpus_allocatable: float = 0.0
+    waiting: int = 0  # of its jobs, how many wait
+    job_noun: str = "job"
+
+
+@dataclass(frozen=True)
+class ModelUse:
+    model: str | None
+    allocated: float
+    allocatable: float
+
+
+@dataclass(frozen=True)
+class Summary:
+    sources_up: int
+    sources_total: int
+    ray_gpus_used: float | None  # None: some cluster did not say
+    ray_gpus_total: float
+    has_ray: bool
+    has_nodes: bool
+    gpus_allocated: float  # Kubernetes GPU nodes, all clusters
+    gpus_allocatable: float
+    by_model: tuple[ModelUse, ...] = ()
+
+
+@dataclass(frozen=True)
+class View:
+    now: datetime
+    sources: tuple[SourceLine, ...]
+    jobs: tuple[Job, ...]  # queue, running, the most recent finished; stop requests applied
+    shown: tuple[Job, ...]  # the jobs the filter keeps
+    overdue: frozenset[str]  # keys of jobs whose stop did not take within the patience
+    nodes: tuple[GpuNode, ...]  # free GPUs first: that is where money idles
+    pools: tuple[Pool, ...]
+    cost: CostReport | None
+    summary: Summary
+    filter_text: str = ""
+    events: tuple[StopEvent, ...] = ()  # what the user must be told about stops, once
+    stale_after: float = 10.0
+    owners: dict[str, str] = field(default_factory=dict)  # record key -> the key of the source it came from
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for j in self.jobs if j.state is JobState.PENDING)
+
+    @property
+    def running(self) -> int:
+        return sum(1 for j in self.jobs if j.state in (JobState.RUNNING, JobState.CANCELLING))
+
+    def source_of(self, record_key: str) -> str | None:
+        """The key of the source a job, node or pool came from (set by the adapters' sources)."""
+        return self.owners.get(record_key)
+
+    def node_idle_cost(self, node: GpuNode) -> float | None:
+        return self.cost.node_idle(node.key) if self.cost else None
+
+    def pool_idle_cost(self, pool: Pool) -> float | None:
+        return self.cost.pool_idle(pool.key) if self.cost else None
+
+
+class Dashboard:
+    """Holds the latest update of every source, the stop requests and the idle history."""
+
+    def __init__(self, source_keys: Sequence[str], *, prices: PriceBook, policy: CostPolicy,
+                 finished_limit: int = 50, stop_patience: float = 30.0, refresh: float = 2.0,
+                 names: dict[str, tuple[str, str]] | None = None) -> None:
+        self.source_keys = list(source_keys)
+        self.names = names or {}  # source key -> (kind, name), for sources that never answered
+        self.updates: dict[str, SourceUpdate] = {}
+        self.stops = StopTracker(stop_patience)
+        self.history = IdleHistory()
+        self.prices, self.policy = prices, policy
+        self.finished_limit = finished_limit
+        self.stale_after = max(10.0, 3 * refresh)
+        self.filter_text = ""
+        self.cost: CostReport | None = None
+        self._settled: set[str] = set()
+
+    def update(self, update: SourceUpdate) -> None:
+        """A source's newest poll. A good one settles that source's stop requests."""
+        self.updates[update.key] = update
+        if update.health.ok:
+            self._settled.add(update.key)
+
+    def stop_requested(self, job: Job, at: datetime, source_key: str) -> None:
+        self.stops.requested(job, at, source_key)
+
+    def view(self, now: datetime, *, with_cost: bool = True) -> View:
+        """Everything a screen shows now. `with_cost` evaluates the idle-cost engine (it keeps
+        history: do it once per source update, not on every clock tick)."""
+        owners = self._owners()
+        jobs = [job for u in self._updates() if u.data for job in u.data.jobs]
+        jobs, events = self.stops.apply(jobs, now, sources=self._settled)
+        self._settled = set()
+        ordered = tuple(order_jobs(jobs, self.finished_limit))
+        if with_cost:
+            snapshot = replace(snapshot_of(self._updates(), now), jobs=ordered)
+            self.cost = evaluate(snapshot, self.prices, self.policy, self.history, now)
+        shown = tuple(j for j in ordered if matches(j, self.filter_text))
+        nodes = sorted((n for u in self._updates() if u.data for n in u.data.nodes),
+                       key=lambda n: (-n.gpus_free, n.cluster, n.name))
+        pools = sorted((p for u in self._updates() if u.data for p in u.data.pools),
+                       key=lambda p: (POOL_ORDER.get(p.kind, 9), p.cluster, p.name))
+        return View(
+            now=now, sources=tuple(self._lines()), jobs=ordered, shown=shown,
+            overdue=frozenset(j.key for j in shown if self.stops.is_overdue(j, now)),
+            nodes=tuple(nodes), pools=tuple(pools), cost=self.cost, summary=self._summary(nodes),
+            filter_text=self.filter_text, events=tuple(events), stale_after=self.stale_after, owners=owners,
+        )
+
+    # -- parts of the view -------------------------------------------------------------------------
+
+    def _updates(self) -> list[SourceUpdate]:
+        return [self.updates[k] for k in self.source_keys if k in self.updates]
+
+    def _owners(self) -> dict[str, str]:
+        owners: dict[str, str] = {}
+        for u in self._updates():
+            if u.data:
+                for record in (*u.data.jobs, *u.data.nodes, *u.data.pools):
+                    owners[record.key] = u.key
+        return owners
+
+    def _lines(self) -> Iterable[SourceLine]:
+        for key in self.source_keys:
+            update = self.updates.get(key)
+            if update is None:
+                kind, name = self.names.get(key, tuple(key.split("/", 1)) if "/" in key else (key, key))
+                yield SourceLine(key, SourceHealth(kind, name, False, None, None, None, None))
+                continue
+            data = update.data
+            nodes = data.nodes if data else ()
+            yield SourceLine(
+                key, update.health, cluster=data.ray_cluster if data else None, nodes=len(nodes),
+                gpus_allocated=sum(n.gpus_allocated for n in nodes),
+                gpus_allocatable=sum(n.gpus_allocatable for n in nodes),
+                waiting=sum(1 for j in data.jobs if j.state is JobState.PENDING) if data else 0,
+                job_noun=job_noun(update.health.kind),
+            )
+
+    def _summary(self, nodes: list[GpuNode]) -> Summary:
+        clusters = [u.data.ray_cluster for u in self._updates() if u.data and u.data.ray_cluster]
+        used = [c.gpus_used for c in clusters]
+        by_model: dict[str | None, list[float]] = {}
+        for n in nodes:
+            entry = by_model.setdefault(n.gpu_model, [0.0, 0.0])
+            entry[0] += n.gpus_allocated
+            entry[1] += n.gpus_allocatable
+        return Summary(
+            sources_up=sum(1 for k in self.source_keys if (u := self.updates.get(k)) is not None and u.health.ok),
+            sources_total=len(self.source_keys),
+            ray_gpus_used=None if any(u is None for u in used) else sum(u for u in used if u is not None),
+            ray_gpus_total=sum(c.gpus_total for c in clusters),
+            has_ray=bool(clusters),
+            has_nodes=bool(nodes),
+            gpus_allocated=sum(n.gpus_allocated for n in nodes),
+            gpus_allocatable=sum(n.gpus_allocatable for n in nodes),
+            by_model=tuple(ModelUse(m, a, c) for m, (a, c) in by_model.items()),
+        )
+
+
+def dashboard_for(sources: Sequence[object], config: object) -> Dashboard:
+    """A dashboard for these sources, with the config's prices, policy and limits."""
+    from mltop.config import cost_policy, cost_prices
+
+    return Dashboard(
+        [s.key for s in sources],  # type: ignore[attr-defined]
+        prices=cost_prices(config.cost), policy=cost_policy(config.cost),  # type: ignore[attr-defined]
+        finished_limit=config.finished_limit, stop_patience=config.stop_patience,  # type: ignore[attr-defined]
+        refresh=config.refresh,  # type: ignore[attr-defined]
+        names={s.key: (s.kind, s.name) for s in sources},  # type: ignore[attr-defined]
+    )

@@ -1,0 +1,201 @@
+"""The main screen: the summary line, the jobs, warnings, nodes and pools panels, the source lines.
+
+It draws one `dashboard.View` at a time: `show(view)` hands it to every panel (`sync`), and a
+panel whose data is absent (no Kubernetes source yet: no nodes, no pools) is not shown. It holds
+no state of its own beyond what is on screen; the app owns the dashboard and the actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from mltop import format as fmt
+from mltop.dashboard import View
+from mltop.keys import key_label
+from mltop.model import IdleWarning, Pool
+from mltop.report import cost_line
+from mltop.safe_text import inert
+from mltop.widgets.infra_tables import NodesTable, PoolsTable, WarningsTable, short_model
+from mltop.widgets.jobs_table import JobsTable
+from mltop.widgets.keyed_table import KeyedTable
+from mltop.widgets.source_status import SourceStatus
+
+WIDE = 120  # from this many columns the nodes and pools panels sit side by side
+
+
+class DashboardScreen(Screen[None]):
+    def __init__(self, *, several_sources: bool, read_only: bool, keymap: Mapping[str, str]) -> None:
+        super().__init__()
+        self.several_sources = several_sources
+        self.read_only = read_only
+        self.keymap = keymap
+        self.view: View | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="summary")
+        with Vertical(id="jobs-panel", classes="panel"):
+            yield JobsTable(several_clusters=self.several_sources, id="jobs")
+        with Vertical(id="warnings-panel", classes="panel"):
+            yield WarningsTable(id="warnings")
+        with Horizontal(id="infra"):
+            with Vertical(id="nodes-panel", classes="panel"):
+                yield NodesTable(id="nodes")
+            with Vertical(id="pools-panel", classes="panel"):
+                yield PoolsTable(id="pools")
+        yield Input(placeholder="filter jobs: words to match, Enter keeps, Esc clears", id="filter")
+        yield SourceStatus(id="sources")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one("#infra").display = False
+        self.relayout()
+        self.jobs.focus()
+
+    @property
+    def jobs(self) -> JobsTable:
+        return self.query_one(JobsTable)
+
+    @property
+    def has_infra(self) -> bool:
+        """The nodes and pools panels are shown: some source reported nodes or pools."""
+        return bool(self.query_one("#infra").display)
+
+    def tables(self) -> list[KeyedTable]:
+        return [self.jobs, self.query_one(WarningsTable), self.query_one(NodesTable), self.query_one(PoolsTable)]
+
+    # -- layout -----------------------------------------------------------------------------------
+
+    def on_resize(self) -> None:
+        self.relayout()
+
+    def relayout(self) -> None:
+        width = self.app.size.width
+        self.jobs.relayout(width - 2)  # inside the panel's border
+        self.query_one(WarningsTable).relayout(width - 2)
+        wide = width >= WIDE
+        self.query_one("#infra").set_class(not wide, "stacked")
+        half = width // 2 - 2 if wide else width - 2
+        self.query_one(NodesTable).relayout(half)
+        self.query_one(PoolsTable).relayout(half)
+
+    # -- drawing a view ---------------------------------------------------------------------------
+
+    def show(self, view: View, *, cost_changed: bool = True) -> None:
+        """Draw `view`. The warnings, nodes and pools only change with new data (`cost_changed`);
+        the clock's tick redraws the jobs and the source lines."""
+        self.view = view
+        self.jobs.sync(list(view.shown), view.now, view.overdue)
+        self._jobs_title(view)
+        self.query_one(SourceStatus).sync(view.sources, view.now, view.stale_after)
+        if cost_changed:
+            self._warnings(view)
+            self._infra(view)
+        self._summary(view)
+
+    def _jobs_title(self, view: View) -> None:
+        panel = self.query_one("#jobs-panel")
+        title = f"Jobs: {view.waiting} waiting, {view.running} running"
+        if view.filter_text:
+            title += f"  [filter: {view.filter_text}, {len(view.shown)} of {len(view.jobs)}]"
+        panel.border_title = Text(inert(title))  # the filter is the user's text: never markup
+        panel.border_subtitle = "read-only" if self.read_only else ""
+
+    def _warnings(self, view: View) -> None:
+        cost = view.cost
+        if cost is None:
+            return
+        table = self.query_one(WarningsTable)
+        table.now, table.currency = view.now, cost.currency
+        table.keymap = dict(self.keymap)
+        # Unless the user is in the panel, its cursor stays on the most expensive warning.
+        table.sync(list(cost.warnings), pin=table.has_focus)
+        currency = cost.currency
+        title = (f"Idle-cost warnings: {len(cost.warnings)}, {currency}{cost.warned_rate:,.2f}/h of the "
+                 f"{currency}{cost.idle_rate:,.2f}/h idle" if cost.warnings else "Idle-cost warnings: none")
+        panel = self.query_one("#warnings-panel")
+        panel.border_title = Text(inert(title))
+        panel.border_subtitle = "w: go here, enter: go to target"
+        self.size_warnings()
+
+    def _infra(self, view: View) -> None:
+        infra = self.query_one("#infra")
+        present = bool(view.nodes or view.pools)
+        if present != infra.display:
+            infra.display = present  # a panel appears when its data is present
+            self.relayout()
+        if not present:
+            return
+        nodes_table, pools_table = self.query_one(NodesTable), self.query_one(PoolsTable)
+        nodes_table.idle_costs = {n.key: view.node_idle_cost(n) for n in view.nodes}
+        nodes_table.sync(list(view.nodes))
+        pools_table.idle_costs = {p.key: view.pool_idle_cost(p) for p in view.pools}
+        pools_table.sync(list(view.pools))
+        self.explain_pool(pools_table.selected)
+        s = view.summary
+        self.query_one("#nodes-panel").border_title = (
+            f"GPU nodes: {len(view.nodes)}, {fmt.gpus(s.gpus_allocated)}/{fmt.gpus(s.gpus_allocatable)} GPUs allocated")
+        scalable = sum(1 for p in view.pools if p.scalable)
+        self.query_one("#pools-panel").border_title = f"Pools: {len(view.pools)}, {scalable} scalable"
+
+    def _summary(self, view: View) -> None:
+        s, cost = view.summary, view.cost
+        text = " mltop"
+        # The cost comes first so that it stays visible on an 80-column terminal.
+        if cost is not None and (cost.node_prices or s.has_ray):
+            text += f"  {cost_line(cost)}"
+        text += f"  ·  {s.sources_up}/{s.sources_total} sources up"
+        if s.has_ray:
+            text += f"  ·  Ray GPUs {fmt.gpus(s.ray_gpus_used)}/{fmt.gpus(s.ray_gpus_total)} in use"
+        if s.has_nodes:
+            idle = s.gpus_allocatable - s.gpus_allocated
+            text += (f"  ·  K8s GPUs {fmt.gpus(s.gpus_allocated)}/{fmt.gpus(s.gpus_allocatable)} allocated, "
+                     f"{fmt.gpus(idle)} idle")
+            models: dict[str, list[float]] = {}
+            for use in s.by_model:
+                entry = models.setdefault(short_model(use.model), [0.0, 0.0])
+                entry[0] += use.allocated
+                entry[1] += use.allocatable
+            text += "  ·  " + "  ".join(f"{m} {fmt.gpus(a)}/{fmt.gpus(c)}" for m, (a, c) in sorted(models.items()))
+        self.query_one("#summary", Static).update(Text(inert(text)))  # GPU model names come from node labels
+
+    # -- focus and the panels' own words ---------------------------------------------------------
+
+    def explain_pool(self, pool: Pool | None) -> None:
+        """Where scaling is dimmed, the panel says why, under the pool the cursor is on."""
+        reason = ""
+        if pool is not None and not self.read_only:
+            key = key_label("pools.scale", self.keymap) or "s"
+            reason = f"{key}: scale" if pool.scalable else f"not scalable here: {pool.why_not_scalable}"
+        self.query_one("#pools-panel").border_subtitle = Text(inert(reason))
+
+    def size_warnings(self) -> None:
+        """The warnings panel is as tall as its rows (up to 4), and takes room when it has the focus."""
+        if self.view is None or self.view.cost is None:
+            return
+        panel = self.query_one("#warnings-panel")
+        focused = isinstance(self.focused, WarningsTable)
+        panel.styles.max_height = None if focused else min(7, len(self.view.cost.warnings) + 3)
+
+    def on_descendant_focus(self) -> None:
+        self.size_warnings()
+
+    def go_to(self, target: str, tables: list[KeyedTable] | None = None) -> bool:
+        """Put the cursor on `target` in its own panel; False when no panel lists it."""
+        infra = (NodesTable, PoolsTable)
+        for table in tables or [t for t in self.tables() if not isinstance(t, WarningsTable)]:
+            if isinstance(table, infra) and not self.has_infra:
+                continue
+            if table.select_key(target):
+                table.focus()
+                return True
+        return False
+
+    def warning_target(self, warning: IdleWarning) -> bool:
+        return self.go_to(warning.target)
