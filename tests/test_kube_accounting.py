@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from mltop.adapters.kube_pools import machine_deployment, node_pools, worker_groups
+from mltop.adapters.kube_nodes import gpu_node, node_facts
 from mltop.adapters.kube_parse import (
     effective_requests,
-    gpu_node,
-    machine_deployment,
-    node_facts,
-    node_pools,
     pending_job,
     pod_facts,
-    worker_groups,
 )
 from mltop.demo import kube_objects as k
 from mltop.model import JobState

@@ -9,7 +9,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from mltop.adapters.kube_cache import WatchCache, wait_synced
-from mltop.adapters.kube_parse import node_facts, pod_facts
+from mltop.adapters.kube_nodes import node_facts
+from mltop.adapters.kube_parse import pod_facts
 from mltop.demo import kube_objects as k
 from tests.conftest import FIXED_NOW
 from tests.kube_helpers import start_fake_cluster

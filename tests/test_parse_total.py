@@ -26,20 +26,18 @@ from hypothesis import strategies as st
 
 from mltop import format as fmt
 from mltop.adapters.kube_cache import WatchCache
+from mltop.adapters.kube_pools import machine_deployment, node_pools, worker_groups
+from mltop.adapters.kube_nodes import gpu_node, node_facts
 from mltop.adapters.kube_parse import (
     Unreadable,
-    gpu_node,
-    machine_deployment,
-    node_facts,
-    node_pools,
     pending_job,
     pod_facts,
     quantity,
-    worker_groups,
 )
 from mltop.adapters.prometheus import BadSeries, parse_vector, sample
-from mltop.adapters.ray import parse_cluster, with_utilization
+from mltop.adapters.ray_cluster import parse_cluster, with_utilization
 from mltop.adapters.values import Skips
+from mltop.registry import wait_models
 from mltop.cost import CostPolicy, IdleHistory, evaluate
 from mltop.demo import kube_objects as k
 from mltop.errors import BadResponse
@@ -295,7 +293,7 @@ def check_kubernetes(nodes: list[Any], pods: list[Any], rcs: list[Any], mds: lis
         assert_pool_sane(pool)
     snapshot = Snapshot(generated_at=FIXED_NOW, sources=(), jobs=tuple(jobs), nodes=tuple(gpu_nodes),
                         pools=tuple(pools))
-    report = evaluate(snapshot, PRICES, CostPolicy(), IdleHistory(), FIXED_NOW)
+    report = evaluate(snapshot, PRICES, CostPolicy(waits_on=wait_models()), IdleHistory(), FIXED_NOW)
     assert_finite(report.warnings)
     assert math.isfinite(report.burn_rate) and math.isfinite(report.idle_rate)
 
@@ -390,7 +388,7 @@ def test_almost_right_ray_cluster_payloads(nodes_raw, status_raw):
                     {"driver_node_id": node.node_id, "driver_info": ["junk"]}, {"driver_node_id": [1]}):
             assert_finite(with_utilization(job, raw, cluster, sole=True))
     snapshot = Snapshot(generated_at=FIXED_NOW, sources=(), jobs=(), ray_clusters=(("c", cluster),))
-    report = evaluate(snapshot, PRICES, CostPolicy(), IdleHistory(), FIXED_NOW)
+    report = evaluate(snapshot, PRICES, CostPolicy(waits_on=wait_models()), IdleHistory(), FIXED_NOW)
     assert_finite(report.warnings)
 
 

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from mltop.adapters.http import Endpoint
-from mltop.adapters.ray import RaySource, parse_cluster
+from mltop.adapters.ray import RaySource
+from mltop.adapters.ray_cluster import parse_cluster
 from mltop.demo.ray_dashboard import Faults, make_app
 from mltop.demo.ray_sim import RaySim, SimNode
 from mltop.demo.server import LoopbackServer

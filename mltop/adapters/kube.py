@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,30 +17,26 @@ from datetime import datetime, timezone
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from mltop.adapters.blocking import in_thread
+from mltop.adapters.kube_config import api_client_for, target_name
 from mltop.adapters.kube_cache import MiB, WatchCache, read_bounded, wait_synced
 from mltop.adapters.kube_errors import kube_error
 from mltop.adapters.kube_target import KubeTarget
 from mltop.adapters.values import Skips
+from mltop.adapters.kube_pools import machine_deployment, node_pools, worker_groups
+from mltop.adapters.kube_nodes import gpu_node, node_facts
 from mltop.adapters.kube_parse import (
     KIND,
     NO_MAX,
     Unreadable,
-    gpu_node,
-    machine_deployment,
-    node_facts,
-    node_pools,
     pending_job,
     pod_facts,
-    worker_groups,
 )
 from mltop.errors import BadResponse, Conflict, OutcomeUnknown, SourceError, Unreachable
-from mltop.model import Pool, SourceData
+from mltop.model import ActionOutcome, Pool, SourceData
 from mltop.scaling import ScalePlan
 
 RAY_GROUP, RAY_VERSION, RAY_PLURAL = "ray.io", "v1", "rayclusters"
@@ -57,120 +52,17 @@ CLOSE_DEADLINE = 1.0
 CUSTOM_LIST_LIMIT = 32 * MiB  # all RayClusters or MachineDeployments of a cluster
 
 
-class KubeConfigError(Exception):
-    """The kubeconfig or context cannot be used; one line for the user."""
-
-
-def check_kubeconfig(target: KubeTarget) -> str:
-    """Read each kubeconfig file the client would read (every existing path of a colon-separated
-    list, skipping missing ones as kubectl does) and refuse, in one line naming the file, what
-    would block it (a FIFO, here or as the context's user's tokenFile) or crash it (not UTF-8,
-    not YAML, not a mapping). Returns the `config_file` to hand the client: resolved here, not
-    left to the client, whose default is KUBECONFIG as it was when it was imported."""
-    import yaml  # the client's own YAML reader
-
-    from mltop.local_files import check_regular, read_problem, read_regular
-
-    from_env = not target.kubeconfig and bool(os.environ.get("KUBECONFIG"))
-    spec = target.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    docs: list[tuple[str, dict[str, Any]]] = []
-    for part in spec.split(os.pathsep):  # the client splits on ':' (';' on Windows)
-        if not part:
-            continue
-        path = os.path.expanduser(part)
-        label = f"{path} (in KUBECONFIG)" if from_env else path
-        try:
-            data = read_regular(path)
-        except (FileNotFoundError, NotADirectoryError):
-            continue  # the client reports it if no file at all is left
-        except OSError as exc:
-            raise KubeConfigError(f"{label}: {read_problem(exc)}") from None
-        try:
-            doc = yaml.safe_load(data.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise KubeConfigError(f"{label}: not UTF-8 text (byte {exc.start})") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = " ".join(str(getattr(exc, "problem", None) or "cannot parse").split())
-            raise KubeConfigError(f"{label}: not valid YAML ({problem}{at})") from None
-        if doc is None:
-            raise KubeConfigError(f"{label}: empty, not a kubeconfig")
-        if not isinstance(doc, dict):
-            raise KubeConfigError(f"{label}: not a kubeconfig (a YAML {type(doc).__name__}, not a mapping)")
-        docs.append((path, doc))
-
-    def named(kind: str, name: Any) -> tuple[str, dict[str, Any]] | None:
-        for path, doc in docs:  # the first file that defines a name wins, as the client merges
-            items = doc.get(kind)
-            for item in items if isinstance(items, list) else ():
-                if isinstance(item, dict) and item.get("name") == name:
-                    return path, item
-        return None
-
-    current = next((doc["current-context"] for _, doc in reversed(docs) if "current-context" in doc), None)
-    context = named("contexts", target.context or current)
-    body = context[1].get("context") if context else None
-    user = named("users", body.get("user")) if isinstance(body, dict) else None
-    fields = user[1].get("user") if user else None
-    # The client reads tokenFile (relative to the file that defines the user) unless a token is given.
-    if isinstance(fields, dict) and isinstance(fields.get("tokenFile"), str) and "token" not in fields:
-        token_file = os.path.join(os.path.dirname(os.path.abspath(user[0])), fields["tokenFile"])
-        try:
-            check_regular(token_file)
-        except FileNotFoundError:
-            raise KubeConfigError(f"{user[0]}: users.{user[1]['name']}.tokenFile: no such file "
-                                  f"{fields['tokenFile']!r}") from None
-        except OSError as exc:
-            raise KubeConfigError(f"{user[0]}: users.{user[1]['name']}.tokenFile: {fields['tokenFile']!r}: "
-                                  f"{exc.strerror or exc}") from None
-    return spec
-
-
-# What the client raises on a kubeconfig it cannot use: its own ConfigException, and whatever a
-# malformed entry makes its parsing code trip over.
-_KUBECONFIG_ERRORS = (ConfigException, OSError, ValueError, TypeError, KeyError, AttributeError)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def api_client_for(target: KubeTarget) -> k8s.ApiClient:
-    if target.in_cluster:
-        try:
-            configuration = k8s.Configuration()
-            k8s_config.load_incluster_config(client_configuration=configuration)
-            return k8s.ApiClient(configuration)
-        except _KUBECONFIG_ERRORS as exc:
-            raise KubeConfigError(f"in-cluster config: {_one_line(exc)}") from None
-    config_file = check_kubeconfig(target)
-    try:
-        return k8s_config.new_client_from_config(config_file=config_file, context=target.context, persist_config=False)
-    except _KUBECONFIG_ERRORS as exc:
-        raise KubeConfigError(f"{config_file}: {_one_line(exc)}") from None
-
-
-def target_name(target: KubeTarget) -> str:
-    """What the tables call this cluster: its kubeconfig context."""
-    if target.in_cluster:
-        return "in-cluster"
-    if target.context:
-        return target.context
-    config_file = check_kubeconfig(target)
-    try:
-        _, active = k8s_config.list_kube_config_contexts(config_file=config_file)
-        return active["name"]
-    except _KUBECONFIG_ERRORS as exc:
-        raise KubeConfigError(f"{config_file}: {_one_line(exc)}") from None
-
-
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
 class KubeSource:
     kind = KIND
+
+    @property
+    def key(self) -> str:
+        """The source's key ("kind/name"): its records, updates and actions are filed under it."""
+        return f"{KIND}/{self.name}"
 
     def __init__(
         self,
@@ -303,7 +195,7 @@ class KubeSource:
 
     # -- scaling ------------------------------------------------------------------------------
 
-    async def scale(self, plan: ScalePlan) -> str:
+    async def scale(self, plan: ScalePlan) -> ActionOutcome:
         """Carry out a plan the user confirmed. Refuses, with Conflict, to overwrite a change
         someone else made since the values in the plan were read. A call that gets no answer
         in time is reported as OutcomeUnknown: the change may or may not have been made."""
@@ -320,7 +212,7 @@ class KubeSource:
                 f"{what}: the change was sent but no answer came back within {self.action_deadline:.0f}s; the outcome "
                 "is unknown: check the cluster (the next refresh shows what it holds)") from None
 
-    def _scale(self, plan: ScalePlan, sent: threading.Event) -> str:
+    def _scale(self, plan: ScalePlan, sent: threading.Event) -> ActionOutcome:
         if not plan.allowed:
             raise Conflict(plan.refusal or "nothing to change")
         pool = plan.pool
@@ -337,7 +229,7 @@ class KubeSource:
         except Exception as exc:
             raise kube_error(exc, what) from None
         changed = ", ".join(f"{c.field.rsplit('.', 1)[-1]} {c.old} -> {c.new}" for c in plan.changes)
-        return f"{plan.changes[0].obj}: {changed} accepted by the API server"
+        return ActionOutcome(True, f"{plan.changes[0].obj}: {changed} accepted by the API server")
 
     def _scale_worker_group(self, plan: ScalePlan, sent: threading.Event) -> None:
         pool = plan.pool
