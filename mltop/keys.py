@@ -19,7 +19,7 @@ class KeySpec:
 
 
 BINDINGS: dict[str, KeySpec] = {
-    "quit": KeySpec("q", "Quit", "quit mltop"),
+    "quit": KeySpec("q,ctrl+c", "Quit", "quit mltop (ctrl+c too, as in top and k9s)"),
     "help": KeySpec("question_mark", "Keys", "show every key"),
     "filter": KeySpec("slash", "Filter", "filter the jobs"),
     "filter.clear": KeySpec("escape", "Clear filter", "clear the filter"),
@@ -33,6 +33,8 @@ BINDINGS: dict[str, KeySpec] = {
     "panel.next": KeySpec("right", "Next panel", "go to the next panel"),
     "cursor.down": KeySpec("j,down", "Down", "move down"),
     "cursor.up": KeySpec("k,up", "Up", "move up"),
+    "cursor.first": KeySpec("home,g", "First", "go to the first row"),
+    "cursor.last": KeySpec("end,G", "Last", "go to the last row"),
     "refresh": KeySpec("r", "Refresh", "refresh every source now"),
 }
 

@@ -153,15 +153,18 @@ async def test_no_means_nothing_is_cancelled(frozen_demo):
         assert frozen_demo.server.call(lambda: [j for j in sim.jobs.values() if j.stop_at_ms or j.stop_on_start]) == []
 
 
-async def test_cancel_is_not_offered_on_a_finished_job(frozen_demo):
+async def test_cancel_on_a_finished_job_says_why_instead_of_doing_nothing(frozen_demo):
     app = make_app(frozen_demo)
     async with app.run_test(size=(100, 30)) as pilot:
         await refreshed(app, pilot)
         select(app, "raysubmit_tokenize")
         await pilot.pause()
-        assert app.check_action("cancel_job", ()) is None  # dimmed
+        assert app.check_action("cancel_job", ()) is True  # live: pressing it explains
         await pilot.press("ctrl+d")
         assert not isinstance(app.screen, ConfirmCancel)
+        assert any("SUCCEEDED: nothing to cancel" in n.message for n in app._notifications)
+        await pilot.press("r")
+        assert any("refreshing 1 sources now" in n.message for n in app._notifications)
 
 
 async def test_read_only_removes_cancel_from_keys_help_and_palette(frozen_demo):

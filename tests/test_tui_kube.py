@@ -147,10 +147,11 @@ async def test_scale_is_not_offered_where_it_cannot_work(cluster):
         await loaded(app, pilot)
         select_pool(app, "h100-ng")
         await pilot.pause()
-        assert app.check_action("scale_pool", ()) is None  # dimmed: EKS resizes it, not Kubernetes
+        assert app.check_action("scale_pool", ()) is True  # live: pressing it says why (EKS resizes it)
         await pilot.press("s")
         assert not isinstance(app.screen, ScaleDialog)
         assert "eksctl" in app.query_one("#pools-panel").border_subtitle  # the panel says why
+        assert any("eksctl" in n.message for n in app._notifications)  # and so does the key
         select_pool(app, "train-cluster/gpu-workers")
         await pilot.pause()
         await pilot.press("s")

@@ -9,6 +9,8 @@ each panel syncs (a keyed diff).
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -94,6 +96,7 @@ class MltopApp(App[int]):
     def on_mount(self) -> None:
         if self.config.keymap:
             self.set_keymap(dict(self.config.keymap))
+        self._catch_signals()
         # The main screen's panels exist once it has been composed: start from there.
         self.call_after_refresh(self._start)
 
@@ -104,6 +107,25 @@ class MltopApp(App[int]):
                 self.run_worker(loop.run(), group="refresh", description=f"poll {key}", exit_on_error=False)
         # Ages and the stop watchdog advance even when no source answers.
         self.set_interval(1.0, self._tick)
+
+    def _catch_signals(self) -> None:
+        """SIGTERM, SIGHUP (the SSH session dropped) and SIGINT end mltop as `q` does: the terminal
+        is given back (main screen, mouse off, cursor on) and every source closed, not left behind."""
+        loop = asyncio.get_running_loop()
+        for sig, code in ((signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGHUP, 128 + signal.SIGHUP),
+                          (signal.SIGINT, 128 + signal.SIGINT)):
+            try:
+                loop.add_signal_handler(sig, lambda code=code: self.exit(return_code=code))
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal
+                pass
+
+    async def action_quit(self) -> None:
+        """q and ctrl+c quit at once; only while an action is in flight is a second press asked for."""
+        if self.runner.in_flight and time.monotonic() - getattr(self, "_quit_asked", 0.0) > 3.0:
+            self._quit_asked = time.monotonic()
+            self.say("an action is still waiting for its answer: press again to quit anyway", severity="warning")
+            return
+        self.exit()
 
     async def on_unmount(self) -> None:
         # Stops the watch threads and closes connections, but never waits on a dead server.
@@ -159,24 +181,19 @@ class MltopApp(App[int]):
         if action == "scale_pool":
             if not self.main.has_infra or not isinstance(self.focused, PoolsTable):
                 return False
-            pool = self.focused.selected
-            if pool is None or not pool.scalable or self.runner.busy(pool.key):
-                return None
+            # A pool that cannot be scaled keeps the key: pressing it says why (not a silent key).
+            return None if self.focused.selected is None else True
         return True
 
     def _job_action_state(self, action: str) -> bool | None:
+        """The key is for the jobs panel. On a row it cannot apply to, it stays live and says why
+        when pressed (not a silent key); with no row at all it is shown dimmed."""
         if self.main.has_infra and not isinstance(self.focused, JobsTable):
-            return False  # the key is for the jobs panel
+            return False
+        if action == "retry_job" and not any(can(s, "jobs.retry") for s in self.sources.values()):
+            return False  # no source here can retry anything: not offered at all
         job = self.table.selected_job if self.is_mounted else None
-        if action == "cancel_job":
-            if job is not None and job.not_cancellable_because:
-                return True  # the key answers with the reason (an id the backend cannot address safely)
-            if job is None or not job.cancellable or job.stop_requested_at is not None:
-                return None  # shown dimmed: the key exists, but not for this row
-            return True
-        if job is None or not job.retryable:
-            return False if not any(can(s, "jobs.retry") for s in self.sources.values()) else None
-        return True
+        return None if job is None else True
 
     # -- keys ---------------------------------------------------------------------------------------
 
@@ -211,6 +228,7 @@ class MltopApp(App[int]):
     def action_refresh(self) -> None:
         for loop in self.loops.values():
             loop.poke()
+        self.say(f"refreshing {len(self.loops)} sources now", timeout=2)  # r is never a silent key
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.refresh_bindings()  # cancel and scale depend on the row under the cursor

@@ -13,7 +13,7 @@ from textual.widgets import Static
 from mltop.safe_text import inert
 
 EXTRA_KEYS = (
-    ("pgup/pgdn, home/end", "scroll the jobs table"),
+    ("pgup/pgdn", "a page up or down in the focused panel"),
     ("ctrl+p", "command palette"),
 )
 

@@ -40,6 +40,8 @@ class KeyedTable(DataTable, Generic[R]):
         Binding("enter", "select_cursor", "Details", id="panel.details"),
         Binding("j,down", "cursor_down", "Down", show=False, id="cursor.down"),
         Binding("k,up", "cursor_up", "Up", show=False, id="cursor.up"),
+        Binding("home,g", "first_row", "First row", show=False, id="cursor.first"),
+        Binding("end,G", "last_row", "Last row", show=False, id="cursor.last"),
         Binding("left", "app.focus_previous", "Previous panel", show=False, id="panel.previous"),
         Binding("right", "app.focus_next", "Next panel", show=False, id="panel.next"),
     ]
@@ -50,6 +52,10 @@ class KeyedTable(DataTable, Generic[R]):
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._order: list[str] = []
         self._widths: dict[str, int] = self.widths(80)
+        # Until the user moves the cursor, it stays on the first row: rows arrive source by
+        # source, and the one that came first is not the one to start on.
+        self.touched = False
+        self._syncing = False
 
     # -- for subclasses ---------------------------------------------------------------------
 
@@ -69,6 +75,25 @@ class KeyedTable(DataTable, Generic[R]):
         raise NotImplementedError
 
     # -- moving between panels --------------------------------------------------------------
+
+    def on_key(self) -> None:
+        self.touched = True  # any key in the table: the user is driving the cursor now
+
+    def on_click(self) -> None:
+        self.touched = True
+
+    def move_cursor(self, *args: Any, **kwargs: Any) -> None:
+        if not self._syncing:
+            self.touched = True  # moved on purpose (a key, a jump to a warning's target)
+        super().move_cursor(*args, **kwargs)
+
+    def action_first_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0, animate=False)
+
+    def action_last_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False)
 
     def action_cursor_up(self) -> None:
         if self.cursor_row <= 0 and self._neighbour(-1):
@@ -125,6 +150,7 @@ class KeyedTable(DataTable, Generic[R]):
     def select_key(self, key: str) -> bool:
         if key not in self.records:
             return False
+        self.touched = True
         self.move_cursor(row=self.get_row_index(key), animate=False)
         return True
 
@@ -137,7 +163,15 @@ class KeyedTable(DataTable, Generic[R]):
         """
         if not self.columns:
             self.relayout(self.size.width or 80)
+        pin = pin and self.touched
         selected = keep or (self.selected_key if pin else None)
+        self._syncing = True
+        try:
+            self._apply(records, selected, pin)
+        finally:
+            self._syncing = False
+
+    def _apply(self, records: Sequence[R], selected: str | None, pin: bool) -> None:
         old_index = self.cursor_row
         wanted = [self.key_of(r) for r in records]
         wanted_set = set(wanted)

@@ -1,0 +1,138 @@
+"""mltop as a terminal program over SSH: signals and ctrl+c give the terminal back."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from mltop.config import Config
+from mltop.tui.app import MltopApp
+from tests.pty_app import PtyApp
+
+LEAVE_ALT_SCREEN = b"\x1b[?1049l"
+MOUSE_OFF = b"\x1b[?1000l"
+CURSOR_ON = b"\x1b[?25h"
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
+def test_a_signal_restores_the_terminal_and_ends_the_process(sig, tmp_path):
+    app = PtyApp(["--demo"], env={"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)})
+    try:
+        assert app.wait_for(b"demo-k8s", 30), app.output[-2000:]
+        assert b"\x1b[?1049h" in app.output  # it took the alternate screen
+        drawn = len(app.output)
+        app.proc.send_signal(sig)
+        elapsed = app.exited_within(10.0)
+        assert elapsed is not None, "mltop did not exit"
+        restore = app.output[drawn:]
+        for sequence in (LEAVE_ALT_SCREEN, MOUSE_OFF, CURSOR_ON):
+            assert sequence in restore, (sequence, restore[-500:])
+        assert app.proc.returncode == 128 + sig
+    finally:
+        app.close()
+
+
+async def test_ctrl_c_quits_like_q():
+    app = MltopApp(Config(), [], start_polling=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+    assert app.return_code == 0 and not app.is_running
+
+
+async def test_quitting_asks_again_only_while_an_action_is_in_flight():
+    app = MltopApp(Config(), [], start_polling=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.runner.in_flight.add("ray/prod/raysubmit_1")
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.is_running
+        assert any("press again to quit" in n.message for n in app._notifications)
+        await pilot.press("q")
+        await pilot.pause()
+    assert not app.is_running
+
+
+async def test_every_size_and_a_resize_sequence_keep_columns_and_selection(frozen_demo):
+    from mltop.adapters.kube import KubeSource
+    from mltop.adapters.ray import RaySource
+    from mltop.widgets.jobs_table import JobsTable
+    from tests.conftest import fixed_clock
+
+    config = Config(endpoints={"ray": frozen_demo.ray_endpoints(), "kubernetes": frozen_demo.kube_targets()})
+    sources = [RaySource(e, clock=fixed_clock) for e in config.of("ray")]
+    sources += [KubeSource(t, clock=fixed_clock) for t in config.of("kubernetes")]
+    app = MltopApp(config, sources, clock=fixed_clock, start_polling=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.refresh_now()
+        await pilot.pause()
+        table = app.query_one(JobsTable)
+        assert table.cursor_row == 0  # the start cursor is on the first row of the queue
+        await pilot.press("j", "j")
+        chosen = table.selected_key
+        for width, height in [(160, 48), (80, 24), (100, 30), (60, 20), (79, 24), (160, 48), (80, 24)]:
+            await pilot.resize_terminal(width, height)
+            await pilot.pause()
+            notice = app.screen.query_one("#too-small")
+            if width < 80 or height < 24:
+                assert notice.display and f"this one is {width}x{height}" in str(notice.render())
+                continue
+            assert not notice.display
+            titles = [str(c.label) for c in table.columns.values()]
+            assert {"ID", "NAME", "STATE", "GPUS", "WAIT/RUN", "OWNER"} <= set(titles), (width, titles)
+            used = sum(c.width + 2 for c in table.columns.values())  # cell padding
+            assert used <= width - 2, (width, used)  # nothing lost off the right edge
+            assert table.selected_key == chosen  # the selection survives every resize
+            assert table.size.height >= 9  # the queue keeps 8 rows and its header, 80x24 included
+            assert isinstance(app.focused, JobsTable)
+
+
+async def test_panels_keep_their_size_when_the_focus_moves(frozen_demo):
+    from mltop.adapters.kube import KubeSource
+    from mltop.adapters.ray import RaySource
+    from tests.conftest import fixed_clock
+
+    config = Config(endpoints={"ray": frozen_demo.ray_endpoints(), "kubernetes": frozen_demo.kube_targets()})
+    sources = [RaySource(e, clock=fixed_clock) for e in config.of("ray")]
+    sources += [KubeSource(t, clock=fixed_clock) for t in config.of("kubernetes")]
+    app = MltopApp(config, sources, clock=fixed_clock, start_polling=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.refresh_now()
+        await pilot.pause()
+        panels = ["#jobs-panel", "#warnings-panel", "#nodes-panel", "#pools-panel", "#sources", "#summary"]
+        before = [app.screen.query_one(p).region for p in panels]
+        for key in ("tab", "tab", "tab", "w"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert [app.screen.query_one(p).region for p in panels] == before, key
+
+
+async def test_home_end_and_the_palette_do_what_help_says(frozen_demo):
+    from mltop.adapters.kube import KubeSource
+    from mltop.adapters.ray import RaySource
+    from mltop.tui.commands import MltopCommands
+    from mltop.widgets.infra_tables import PoolsTable
+    from mltop.widgets.jobs_table import JobsTable
+    from tests.conftest import fixed_clock
+
+    config = Config(endpoints={"ray": frozen_demo.ray_endpoints(), "kubernetes": frozen_demo.kube_targets()})
+    sources = [RaySource(e, clock=fixed_clock) for e in config.of("ray")]
+    sources += [KubeSource(t, clock=fixed_clock) for t in config.of("kubernetes")]
+    app = MltopApp(config, sources, clock=fixed_clock, start_polling=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await app.refresh_now()
+        await pilot.pause()
+        table = app.query_one(JobsTable)
+        await pilot.press("end")
+        assert table.cursor_row == table.row_count - 1
+        await pilot.press("home")
+        assert table.cursor_row == 0
+        provider = MltopCommands(app.screen)
+        offered = [c[0] for c in provider._allowed()]
+        assert "cancel_job" in offered and "scale_pool" not in offered  # scoped to the selection
+        app.query_one(PoolsTable).focus()
+        await pilot.pause()
+        offered = [c[0] for c in provider._allowed()]
+        assert "scale_pool" in offered and "cancel_job" not in offered
