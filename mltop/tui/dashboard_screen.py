@@ -27,6 +27,8 @@ from mltop.widgets.keyed_table import KeyedTable
 from mltop.widgets.source_status import SourceStatus
 
 WIDE = 120  # from this many columns the nodes and pools panels sit side by side
+TALL = 40  # below this many rows they sit side by side too: stacked, each would get a row or two
+MIN_SIZE = (80, 24)  # the smallest terminal the layout is made for (README)
 
 
 class DashboardScreen(Screen[None]):
@@ -36,8 +38,11 @@ class DashboardScreen(Screen[None]):
         self.read_only = read_only
         self.keymap = keymap
         self.view: View | None = None
+        self._infra_present = False
+        self._small = False
 
     def compose(self) -> ComposeResult:
+        yield Static(id="too-small")
         yield Static(id="summary")
         with Vertical(id="jobs-panel", classes="panel"):
             yield JobsTable(several_clusters=self.several_sources, id="jobs")
@@ -65,7 +70,7 @@ class DashboardScreen(Screen[None]):
     @property
     def has_infra(self) -> bool:
         """The nodes and pools panels are shown: some source reported nodes or pools."""
-        return bool(self.query_one("#infra").display)
+        return self._infra_present
 
     def tables(self) -> list[KeyedTable]:
         return [self.jobs, self.query_one(WarningsTable), self.query_one(NodesTable), self.query_one(PoolsTable)]
@@ -76,14 +81,30 @@ class DashboardScreen(Screen[None]):
         self.relayout()
 
     def relayout(self) -> None:
-        width = self.app.size.width
+        width, height = self.app.size
+        self._too_small(width, height)
         self.jobs.relayout(width - 2)  # inside the panel's border
         self.query_one(WarningsTable).relayout(width - 2)
-        wide = width >= WIDE
+        wide = width >= WIDE or height < TALL
         self.query_one("#infra").set_class(not wide, "stacked")
         half = width // 2 - 2 if wide else width - 2
         self.query_one(NodesTable).relayout(half)
         self.query_one(PoolsTable).relayout(half)
+        self.size_warnings()
+
+    def _too_small(self, width: int, height: int) -> None:
+        """Below the minimum size, say what size is needed instead of drawing empty panels."""
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        notice = self.query_one("#too-small", Static)
+        if small:
+            notice.update(Text(f"mltop needs a terminal of at least {MIN_SIZE[0]}x{MIN_SIZE[1]}; this one is "
+                               f"{width}x{height}.\nMake the window larger, or press q to quit."))
+        if small == self._small:
+            return
+        self._small = small
+        self.set_class(small, "-too-small")  # the stylesheet hides the panels and shows the notice
+        if not small:
+            self.jobs.focus()  # the panels are back: so are their keys
 
     # -- drawing a view ---------------------------------------------------------------------------
 
@@ -127,8 +148,9 @@ class DashboardScreen(Screen[None]):
     def _infra(self, view: View) -> None:
         infra = self.query_one("#infra")
         present = bool(view.nodes or view.pools)
-        if present != infra.display:
-            infra.display = present  # a panel appears when its data is present
+        if present != self._infra_present:
+            self._infra_present = present  # a panel appears when its data is present
+            infra.display = present
             self.relayout()
         if not present:
             return
@@ -176,15 +198,12 @@ class DashboardScreen(Screen[None]):
         self.query_one("#pools-panel").border_subtitle = Text(inert(reason))
 
     def size_warnings(self) -> None:
-        """The warnings panel is as tall as its rows (up to 4), and takes room when it has the focus."""
+        """The warnings panel is as tall as its rows: up to 4, or 1 on a terminal under 32 rows (the
+        queue keeps its 8). It does not grow when it has the focus: it scrolls."""
         if self.view is None or self.view.cost is None:
             return
-        panel = self.query_one("#warnings-panel")
-        focused = isinstance(self.focused, WarningsTable)
-        panel.styles.max_height = None if focused else min(7, len(self.view.cost.warnings) + 3)
-
-    def on_descendant_focus(self) -> None:
-        self.size_warnings()
+        rows = 4 if self.app.size.height >= 32 else 1
+        self.query_one("#warnings-panel").styles.max_height = min(rows, len(self.view.cost.warnings)) + 3
 
     def go_to(self, target: str, tables: list[KeyedTable] | None = None) -> bool:
         """Put the cursor on `target` in its own panel; False when no panel lists it."""
