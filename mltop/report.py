@@ -257,11 +257,17 @@ def _source_lines(view: View) -> list[str]:
     return lines
 
 
+# Columns whose distinguishing part is often the end (raysubmit_<random>, ip-10-0-1-2.ec2.internal):
+# cut in the middle, as on the screen.
+MIDDLE_CUT = {"ID", "NODE"}
+
+
 def _table(columns: tuple[tuple[str, int], ...], rows: list[tuple[str, ...]]) -> list[str]:
-    """A header and rows, each cell cut to its column (inert: fmt.clip)."""
+    """A header and rows, each cell cut to its column (inert: fmt.clip, fmt.clip_middle)."""
     out = ["  ".join(title.ljust(width) for title, width in columns).rstrip()]
     for cells in rows:
-        out.append("  ".join(fmt.clip(c, w).ljust(w) for c, (_, w) in zip(cells, columns)).rstrip())
+        out.append("  ".join((fmt.clip_middle if title in MIDDLE_CUT else fmt.clip)(c, w).ljust(w)
+                             for c, (title, w) in zip(cells, columns)).rstrip())
     return out
 
 
