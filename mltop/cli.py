@@ -186,9 +186,12 @@ def quiet_logging() -> None:
 
 
 def run_tui(config: Config, sources: list) -> int:
+    import os
+
+    from mltop.format import unicode_locale
     from mltop.tui.app import MltopApp
 
     quiet_logging()
-    app = MltopApp(config, sources)
+    app = MltopApp(config, sources, ascii_only=not unicode_locale(os.environ))
     app.run()
     return app.return_code or 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import datetime
 
 import humanize
@@ -67,6 +68,33 @@ def timestamp(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
 
 
+# What marks cut text, separates the header's parts and marks a source's state. A terminal whose
+# locale is not UTF-8 gets ASCII (see `use_ascii`).
+ELLIPSIS = "…"
+SEPARATOR = "·"
+LIVE, FAILED, CONNECTING = "●", "✖", "○"
+
+
+def unicode_locale(env: Mapping[str, str]) -> bool:
+    """Does the user's locale say UTF-8? The first of LC_ALL, LC_CTYPE, LANG that is set decides,
+    as for every C program; none set is the C locale. Python itself coerces the C locale to
+    C.UTF-8 (PEP 538) and says so in LC_CTYPE: that is not the terminal's choice, so it is skipped."""
+    for var in ("LC_ALL", "LC_CTYPE", "LANG"):
+        value = env.get(var) or ""
+        if var == "LC_CTYPE" and value == "C.UTF-8" and not env.get("LC_ALL") and env.get("LANG") in (None, "", "C", "POSIX"):
+            continue  # Python's own coercion
+        if value:
+            return "utf-8" in value.lower() or "utf8" in value.lower()
+    return False
+
+
+def use_ascii(on: bool) -> None:
+    """Cut text with "..." instead of "…" (a terminal that cannot draw UTF-8)."""
+    global ELLIPSIS, SEPARATOR, LIVE, FAILED, CONNECTING
+    ELLIPSIS, SEPARATOR = ("...", "|") if on else ("…", "·")
+    LIVE, FAILED, CONNECTING = ("*", "x", "o") if on else ("●", "✖", "○")
+
+
 # Whitespace that only lays text out; the rest of the control class is shown by `inert`.
 _LAYOUT_SPACE = re.compile(r"(?:\r\n|[ \t\n])+")
 
@@ -78,7 +106,7 @@ def clip(text: str, width: int) -> str:
     control or format character is made visible first, so the cut counts what is drawn.
     """
     text = inert(_LAYOUT_SPACE.sub(" ", text).strip(" "))
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+    return text if len(text) <= width else text[: max(0, width - len(ELLIPSIS))] + ELLIPSIS
 
 
 def clip_middle(text: str, width: int) -> str:
@@ -86,11 +114,11 @@ def clip_middle(text: str, width: int) -> str:
     text = inert(text)
     if len(text) <= width:
         return text
-    if width < 5:
+    if width < 5 + len(ELLIPSIS):
         return clip(text, width)
-    head = (width - 1) // 2
-    tail = width - 1 - head
-    return text[:head] + "…" + text[-tail:]
+    head = (width - len(ELLIPSIS)) // 2
+    tail = width - len(ELLIPSIS) - head
+    return text[:head] + ELLIPSIS + text[-tail:]
 
 
 def skipped_note(skipped: int, reason: str | None, width: int = 80) -> str:

@@ -12,14 +12,15 @@ import time
 
 
 class PtyApp:
-    def __init__(self, args: list[str], env: dict[str, str] | None = None, cols: int = 100, rows: int = 30) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, cols: int = 100, rows: int = 30,
+                 inherit_env: bool = True) -> None:
         self.master, slave = pty.openpty()
         import fcntl
         import struct
         import termios
 
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        full_env = dict(os.environ, TERM="xterm-256color", **(env or {}))
+        full_env = {**(os.environ if inherit_env else {}), "TERM": "xterm-256color", **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "mltop", *args], stdin=slave, stdout=slave, stderr=slave,
                                      env=full_env, start_new_session=True, close_fds=True)
         os.close(slave)

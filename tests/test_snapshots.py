@@ -56,9 +56,7 @@ def test_details_160x48(snap_compare, frozen_demo):
     assert snap_compare(make_app(frozen_demo), terminal_size=(160, 48), run_before=run_before)
 
 
-def make_full_app(platform):
-    from dataclasses import replace as _replace
-
+def make_full_app(platform, **options):
     from mltop.adapters.kube import KubeSource
     from mltop.adapters.ray import RaySource
     from mltop.config import Config
@@ -68,7 +66,7 @@ def make_full_app(platform):
     config = Config(endpoints={"ray": platform.ray_endpoints(), "kubernetes": platform.kube_targets()})
     sources = [RaySource(e, clock=fixed_clock) for e in config.of("ray")]
     sources += [KubeSource(t, clock=fixed_clock) for t in config.of("kubernetes")]
-    return MltopApp(config, sources, clock=fixed_clock, start_polling=False)
+    return MltopApp(config, sources, clock=fixed_clock, start_polling=False, **options)
 
 
 def test_ray_and_kubernetes_80x24(snap_compare, frozen_demo):
@@ -90,3 +88,28 @@ def test_scale_dialog_80x24(snap_compare, frozen_demo):
         await pilot.press("s", "backspace", "2")
 
     assert snap_compare(make_full_app(frozen_demo), terminal_size=(80, 24), run_before=run_before)
+
+
+# The same screens on a 16-colour terminal (the terminal's own palette) and with NO_COLOR: every
+# state still reads by its word, FAILED stands out by weight (bold, reverse), nothing depends on hue.
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_ray_and_kubernetes_16_colours(snap_compare, frozen_demo, size):
+    assert snap_compare(make_full_app(frozen_demo, ansi_colors=True), terminal_size=size, run_before=_loaded)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_ray_and_kubernetes_no_color(snap_compare, frozen_demo, size, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")  # read (and removed) by the App when it is made
+    assert snap_compare(make_full_app(frozen_demo), terminal_size=size, run_before=_loaded)
+
+
+@pytest.mark.parametrize("size", [(80, 24)], ids=["80x24"])
+def test_ray_and_kubernetes_ascii(snap_compare, frozen_demo, size):
+    from mltop import format as fmt
+
+    try:
+        assert snap_compare(make_full_app(frozen_demo, ascii_only=True), terminal_size=size, run_before=_loaded)
+    finally:
+        fmt.use_ascii(False)

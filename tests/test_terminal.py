@@ -136,3 +136,35 @@ async def test_home_end_and_the_palette_do_what_help_says(frozen_demo):
         await pilot.pause()
         offered = [c[0] for c in provider._allowed()]
         assert "scale_pool" in offered and "cancel_job" not in offered
+
+
+@pytest.mark.parametrize("env, unicode", [
+    ({"LANG": "en_US.UTF-8"}, True), ({"LANG": "C.UTF-8"}, True), ({"LC_ALL": "de_DE.utf8", "LANG": "C"}, True),
+    ({"LANG": "C"}, False), ({"LANG": "POSIX"}, False), ({}, False), ({"LANG": "en_US.ISO-8859-1"}, False),
+    ({"LANG": "C", "LC_CTYPE": "C.UTF-8"}, False),  # Python's own PEP 538 coercion, not the terminal's
+    ({"LC_ALL": "C", "LANG": "en_US.UTF-8"}, False),  # LC_ALL wins, as in every C program
+])
+def test_which_locales_get_unicode(env, unicode):
+    from mltop.format import unicode_locale
+
+    assert unicode_locale(env) is unicode
+
+
+@pytest.mark.timeout(60)
+def test_a_non_utf8_locale_gets_an_ascii_screen(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LC_")}
+    env.update(LANG="C", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path), TERM="xterm-256color")
+    app = PtyApp(["--demo"], env=env, cols=80, rows=24, inherit_env=False)
+    try:
+        assert app.wait_for(b"demo-k8s", 30), app.output[-1000:]
+        app.read(2.0)
+        drawn = app.output
+        assert b"Jobs:" in drawn, drawn[-500:]
+        assert not [b for b in drawn if b >= 0x80], "non-ASCII bytes drawn: " + repr(
+            bytes(b for b in drawn if b >= 0x80)[:40])
+        app.type("q")
+        assert app.exited_within(10.0) is not None
+    finally:
+        app.close()

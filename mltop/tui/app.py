@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.widgets import DataTable, Input
 
+from mltop import format as fmt
 from mltop.actions import ActionRunner, HasJobDetails, Source, can
 from mltop.config import Config
 from mltop.dashboard import Dashboard, dashboard_for
@@ -65,8 +66,14 @@ class MltopApp(App[int]):
     BINDINGS = [_binding(binding_id) for binding_id in APP_ACTIONS]
 
     def __init__(self, config: Config, sources: Sequence[Source], *, clock: Callable[[], datetime] = utcnow,
-                 start_polling: bool = True) -> None:
-        super().__init__()
+                 start_polling: bool = True, ascii_only: bool = False, ansi_colors: bool = False) -> None:
+        # A terminal whose locale is not UTF-8 gets ASCII borders, ellipses and marks; one with 16
+        # colours gets the terminal's own palette (states still read by word and weight).
+        fmt.use_ascii(ascii_only)
+        super().__init__(css_path=[self.CSS_PATH, "ascii.tcss"] if ascii_only else None,
+                         ansi_color=True if ansi_colors else None)
+        if ansi_colors:
+            self.theme = "ansi-dark"
         self.config = config
         self.read_only = config.read_only
         self.clock = clock
@@ -75,6 +82,12 @@ class MltopApp(App[int]):
         self.loops = {key: SourceLoop(s, config.refresh, self._post_update, clock=clock) for key, s in self.sources.items()}
         self.dashboard: Dashboard = dashboard_for(sources, config)
         self.runner = ActionRunner()
+
+    def get_key_display(self, binding: Binding) -> str:
+        shown = super().get_key_display(binding)
+        if fmt.ELLIPSIS != "…":  # an ASCII terminal: Textual writes enter as a UTF-8 arrow
+            shown = shown.replace("⏎", "enter")
+        return shown
 
     def get_default_screen(self) -> DashboardScreen:
         return DashboardScreen(several_sources=len(self.sources) > 1, read_only=self.read_only,

@@ -43,7 +43,10 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="too-small")
+        # The header says where you are, as k9s does: the cost, then each cluster or endpoint (a
+        # Kubernetes source is its kubeconfig context) with its state and the age of its data.
         yield Static(id="summary")
+        yield SourceStatus(id="sources")
         with Vertical(id="jobs-panel", classes="panel"):
             yield JobsTable(several_clusters=self.several_sources, id="jobs")
         with Vertical(id="warnings-panel", classes="panel"):
@@ -54,7 +57,6 @@ class DashboardScreen(Screen[None]):
             with Vertical(id="pools-panel", classes="panel"):
                 yield PoolsTable(id="pools")
         yield Input(placeholder="filter jobs: words to match, Enter keeps, Esc clears", id="filter")
-        yield SourceStatus(id="sources")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -162,7 +164,7 @@ class DashboardScreen(Screen[None]):
         self.explain_pool(pools_table.selected)
         s = view.summary
         self.query_one("#nodes-panel").border_title = (
-            f"GPU nodes: {len(view.nodes)}, {fmt.gpus(s.gpus_allocated)}/{fmt.gpus(s.gpus_allocatable)} GPUs allocated")
+            f"GPU nodes: {len(view.nodes)}, {fmt.gpus(s.gpus_allocated)}/{fmt.gpus(s.gpus_allocatable)} allocated")
         scalable = sum(1 for p in view.pools if p.scalable)
         self.query_one("#pools-panel").border_title = f"Pools: {len(view.pools)}, {scalable} scalable"
 
@@ -172,19 +174,19 @@ class DashboardScreen(Screen[None]):
         # The cost comes first so that it stays visible on an 80-column terminal.
         if cost is not None and (cost.node_prices or s.has_ray):
             text += f"  {cost_line(cost)}"
-        text += f"  ·  {s.sources_up}/{s.sources_total} sources up"
+        text += f"  {fmt.SEPARATOR}  {s.sources_up}/{s.sources_total} sources up"
         if s.has_ray:
-            text += f"  ·  Ray GPUs {fmt.gpus(s.ray_gpus_used)}/{fmt.gpus(s.ray_gpus_total)} in use"
+            text += f"  {fmt.SEPARATOR}  Ray GPUs {fmt.gpus(s.ray_gpus_used)}/{fmt.gpus(s.ray_gpus_total)} in use"
         if s.has_nodes:
             idle = s.gpus_allocatable - s.gpus_allocated
-            text += (f"  ·  K8s GPUs {fmt.gpus(s.gpus_allocated)}/{fmt.gpus(s.gpus_allocatable)} allocated, "
+            text += (f"  {fmt.SEPARATOR}  K8s GPUs {fmt.gpus(s.gpus_allocated)}/{fmt.gpus(s.gpus_allocatable)} allocated, "
                      f"{fmt.gpus(idle)} idle")
             models: dict[str, list[float]] = {}
             for use in s.by_model:
                 entry = models.setdefault(short_model(use.model), [0.0, 0.0])
                 entry[0] += use.allocated
                 entry[1] += use.allocatable
-            text += "  ·  " + "  ".join(f"{m} {fmt.gpus(a)}/{fmt.gpus(c)}" for m, (a, c) in sorted(models.items()))
+            text += f"  {fmt.SEPARATOR}  " + "  ".join(f"{m} {fmt.gpus(a)}/{fmt.gpus(c)}" for m, (a, c) in sorted(models.items()))
         self.query_one("#summary", Static).update(Text(inert(text)))  # GPU model names come from node labels
 
     # -- focus and the panels' own words ---------------------------------------------------------

@@ -48,7 +48,8 @@ class NodesTable(KeyedTable[GpuNode]):
     def cells(self, node: GpuNode, widths: dict[str, int]) -> tuple[Text, ...]:
         idle = self.idle_costs.get(node.key)
         return (
-            Text(fmt.clip(short_node_name(node.name), widths["name"])),
+            # Node names differ at their end (ip-10-0-41-17, gke-a100-pool-7f3a-1): cut the middle.
+            Text(fmt.clip_middle(short_node_name(node.name), widths["name"])),
             Text(fmt.clip(node.pool or "-", widths["pool"])),
             Text(fmt.clip(short_model(node.gpu_model), widths["model"])),
             allocation(node.gpus_allocated, node.gpus_allocatable),
@@ -79,7 +80,7 @@ class PoolsTable(KeyedTable[Pool]):
         bounds = "-" if pool.kind == "nodepool" else f"{fmt.count(pool.min, '0')}..{fmt.count(pool.max, '∞')}"
         idle = pool.gpus_idle
         return (
-            Text(fmt.clip(pool.name, widths["name"])),
+            Text(fmt.clip_middle(pool.name, widths["name"])),
             Text(POOL_KINDS.get(pool.kind) or fmt.clip(pool.kind, widths["kind"]), style="dim"),
             Text(f"{fmt.count(pool.ready)}/{fmt.count(pool.replicas)}", justify="right"),
             Text(bounds + (" A" if pool.autoscaled and pool.kind != "nodepool" else "")),

@@ -18,14 +18,19 @@ from mltop import format as fmt
 from mltop.model import Job, JobState
 from mltop.widgets.keyed_table import KeyedTable
 
+# Each state reads by its word first; the styles add weight that survives 16 colours, a light theme
+# and NO_COLOR (bold, italic, reverse are attributes, not hues): a failure is never quieter than a
+# success, and a stop in progress never looks like a failure.
 STATE_STYLES = {
     JobState.PENDING: "bold yellow",
     JobState.RUNNING: "green",
-    JobState.CANCELLING: "magenta",
+    JobState.CANCELLING: "italic magenta",
     JobState.SUCCEEDED: "dim",
-    JobState.FAILED: "bold red",
+    JobState.FAILED: "bold reverse red",
     JobState.CANCELLED: "dim",
 }
+STOP_SENT_STYLE = "italic magenta"
+STOP_OVERDUE_STYLE = "bold italic underline magenta"
 
 # (key, title, width); width 0 is the flexible column, sized from the table's width.
 COLUMNS = (
@@ -37,15 +42,13 @@ COLUMNS = (
     ("time", "WAIT/RUN", 8),
     ("owner", "OWNER", 8),
 )
-NARROW_WIDTHS = {"cluster": 8, "id": 14, "owner": 7}  # below 110 columns
-WIDE_WIDTHS = {"cluster": 14, "id": 30, "owner": 12}  # from 140 columns: whole Ray submission ids
 MIN_NAME_WIDTH = 10
 
 
 def state_text(job: Job, overdue: bool) -> Text:
     if job.stop_requested_at is not None:
         # Ray has no "cancelling" state: this is mltop's record that a stop was accepted.
-        return Text("STOP SENT!" if overdue else "STOP SENT", style="bold red" if overdue else "magenta")
+        return Text("STOP SENT!" if overdue else "STOP SENT", style=STOP_OVERDUE_STYLE if overdue else STOP_SENT_STYLE)
     return Text(job.state.value, style=STATE_STYLES[job.state])
 
 
@@ -70,22 +73,36 @@ def row_cells(job: Job, now: datetime, widths: dict[str, int], overdue: bool = F
     return cells if "cluster" in widths else cells[1:]
 
 
-def column_widths(total: int, several_clusters: bool = True) -> dict[str, int]:
-    """Widths for a table `total` cells wide.
+# The columns that share the room the fixed ones leave: (smallest, largest) width.
+# (A name longer than 48 competes as 48: beyond that it only takes what nobody else needs.)
+SHARED = {"cluster": (8, 16), "id": (14, 40), "name": (MIN_NAME_WIDTH, 48), "owner": (7, 20)}
+FIXED = {"state": 10, "gpus": 4, "time": 8}
 
-    The cluster column is always there from 100 columns up; below that, only when there are
-    several clusters (with one, its name is on the status line and the name column needs the room).
+
+def column_widths(total: int, several_clusters: bool = True, needs: dict[str, int] | None = None) -> dict[str, int]:
+    """Widths for a table `total` cells wide, shared by what each column's values need.
+
+    Each shared column starts at its smallest width; the room left goes one cell at a time to
+    the column whose longest value is cut the most, so an id is not cut while the name column has
+    blank cells (and the other way round); room nobody needs goes to the name. The cluster column
+    is always there from 100 columns up; below that, only with several clusters (with one, its
+    name is on the header line).
     """
-    show_cluster = several_clusters or total >= 100
-    widths = {key: width for key, _, width in COLUMNS if show_cluster or key != "cluster"}
-    if total < 110:
-        widths.update({k: w for k, w in NARROW_WIDTHS.items() if k in widths})
-    elif total >= 140:
-        widths.update({k: w for k, w in WIDE_WIDTHS.items() if k in widths})
-    fixed = sum(w for k, w in widths.items() if k != "name")
-    padding = 2 * len(widths) + 1  # cell padding plus the scrollbar
-    widths["name"] = max(MIN_NAME_WIDTH, total - fixed - padding)
-    return widths
+    needs = needs or {}
+    keys = [k for k in SHARED if several_clusters or total >= 100 or k != "cluster"]
+    widths = {k: SHARED[k][0] for k in keys}
+    padding = 2 * (len(FIXED) + len(keys)) + 1  # cell padding plus the scrollbar
+    room = total - sum(FIXED.values()) - padding - sum(widths.values())
+    while room > 0:
+        cut = {k: min(needs.get(k, 0), SHARED[k][1]) - widths[k] for k in keys}
+        worst = max(keys, key=lambda k: cut[k])
+        if cut[worst] <= 0:
+            widths["name"] += room  # everything fits: the rest is the name's
+            break
+        widths[worst] += 1
+        room -= 1
+    widths.update(FIXED)
+    return {key: widths[key] for key, _, _ in COLUMNS if key in widths}
 
 
 class JobsTable(KeyedTable[Job]):
@@ -98,6 +115,7 @@ class JobsTable(KeyedTable[Job]):
         self.several_clusters = several_clusters
         self.now: datetime | None = None
         self.overdue: frozenset[str] = frozenset()
+        self._needs: dict[str, int] = {}  # the longest id, cluster and owner shown
         super().__init__(**kwargs)
 
     @property
@@ -109,7 +127,7 @@ class JobsTable(KeyedTable[Job]):
         return self.selected
 
     def widths(self, total: int) -> dict[str, int]:
-        return column_widths(total, self.several_clusters)
+        return column_widths(total, self.several_clusters, self._needs)
 
     def cells(self, record: Job, widths: dict[str, int]) -> tuple[Text, ...]:
         assert self.now is not None
@@ -124,4 +142,11 @@ class JobsTable(KeyedTable[Job]):
     ) -> None:
         if now is not None:
             self.now, self.overdue = now, overdue
+        needs = {"id": max((len(j.id) for j in jobs), default=0),
+                 "cluster": max((len(j.cluster) for j in jobs), default=0),
+                 "name": max((len(j.name) for j in jobs), default=0),
+                 "owner": max((len(j.owner or "-") for j in jobs), default=0)}
+        if needs != self._needs:
+            self._needs = needs
+            self.relayout(self.total_width)  # rebuilt only when the shared widths change
         super().sync(jobs, keep=keep)

@@ -51,6 +51,7 @@ class KeyedTable(DataTable, Generic[R]):
         self.records: dict[str, R] = {}
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._order: list[str] = []
+        self.total_width = 80
         self._widths: dict[str, int] = self.widths(80)
         # Until the user moves the cursor, it stays on the first row: rows arrive source by
         # source, and the one that came first is not the one to start on.
@@ -121,7 +122,9 @@ class KeyedTable(DataTable, Generic[R]):
         return tuple(c for c in self.COLUMNS if c[0] in self._widths)
 
     def relayout(self, width: int) -> None:
-        """Size the columns for a table `width` cells wide (at mount, then only on resize)."""
+        """Size the columns for a table `width` cells wide (at mount, on resize, and when what the
+        columns must hold changes their widths)."""
+        self.total_width = width
         if self.columns and self.widths(width) == self._widths:
             return
         records = [self.records[k] for k in self._order]
@@ -132,7 +135,7 @@ class KeyedTable(DataTable, Generic[R]):
         for key, title, _ in self.columns_shown:
             self.add_column(title, width=self._widths[key], key=key)
         if records:
-            self.sync(records, keep=selected)
+            KeyedTable.sync(self, records, keep=selected)  # the rows as they were, in the new columns
 
     # -- selection --------------------------------------------------------------------------
 

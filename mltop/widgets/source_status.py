@@ -21,17 +21,17 @@ def source_line(
     age = health.age_seconds(now)
     label = inert(f"{health.kind}/{health.name}")  # names come from config files and backends
     if health.last_attempt is None:
-        line.append("○ ", style="dim")
+        line.append(f"{fmt.CONNECTING} ", style="dim")
         line.append(label, style="bold")
-        line.append("  connecting…", style="dim")
+        line.append(f"  connecting{fmt.ELLIPSIS}", style="dim")
         return line
     if health.ok:
         stale = age is not None and age > stale_after
-        line.append("● ", style="yellow" if stale else "green")
+        line.append(f"{fmt.LIVE} ", style="yellow" if stale else "green")
         line.append(label, style="bold")
         line.append(f"  {fmt.short_duration(age)} ago" if stale else "  live", style="yellow" if stale else "green")
     else:
-        line.append("✖ ", style="bold red")
+        line.append(f"{fmt.FAILED} ", style="bold red")
         line.append(label, style="bold")
         data_age = f"data {fmt.short_duration(age)} old" if age is not None else "no data yet"
         line.append(f"  {data_age}: ", style="red")
@@ -63,5 +63,5 @@ class SourceStatus(Static):
         text = Text("\n").join(source_line(line.health, line.cluster, now, stale_after, extra_of(line))
                                for line in lines)
         text.no_wrap = True
-        text.overflow = "ellipsis"
+        text.overflow = "ellipsis" if fmt.ELLIPSIS == "…" else "crop"  # Rich draws "…": not on an ASCII terminal
         self.update(text)
