@@ -113,3 +113,9 @@ def test_ray_and_kubernetes_ascii(snap_compare, frozen_demo, size):
         assert snap_compare(make_full_app(frozen_demo, ascii_only=True), terminal_size=size, run_before=_loaded)
     finally:
         fmt.use_ascii(False)
+
+
+def test_ray_and_kubernetes_light_theme_80x24(snap_compare, frozen_demo):
+    app = make_full_app(frozen_demo)
+    app.theme = "textual-light"  # the states keep their words and weights on a light background
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_loaded)
