@@ -44,6 +44,11 @@ class NodesTable(KeyedTable[GpuNode]):
         ("state", "STATE", 8),
     )
     idle_costs: dict[str, float | None] = {}  # node key -> $/h of its idle GPUs (None: no price)
+    SHARED = {"name": (10, 40), "pool": (8, 24), "model": (10, 24)}
+
+    def needs(self, node: GpuNode) -> dict[str, int]:
+        return {"name": len(short_node_name(node.name)), "pool": len(node.pool or "-"),
+                "model": len(short_model(node.gpu_model))}
 
     def cells(self, node: GpuNode, widths: dict[str, int]) -> tuple[Text, ...]:
         idle = self.idle_costs.get(node.key)
@@ -74,6 +79,10 @@ class PoolsTable(KeyedTable[Pool]):
         ("scale", "S", 1),
     )
     idle_costs: dict[str, float | None] = {}  # pool key -> $/h of its idle GPUs (None: unknown)
+    SHARED = {"name": (12, 48)}
+
+    def needs(self, pool: Pool) -> dict[str, int]:
+        return {"name": len(pool.name)}
 
     def cells(self, pool: Pool, widths: dict[str, int]) -> tuple[Text, ...]:
         cost = self.idle_costs.get(pool.key)

@@ -73,49 +73,20 @@ def row_cells(job: Job, now: datetime, widths: dict[str, int], overdue: bool = F
     return cells if "cluster" in widths else cells[1:]
 
 
-# The columns that share the room the fixed ones leave: (smallest, largest) width.
-# (A name longer than 48 competes as 48: beyond that it only takes what nobody else needs.)
-SHARED = {"cluster": (8, 16), "id": (14, 40), "name": (MIN_NAME_WIDTH, 48), "owner": (7, 20)}
-FIXED = {"state": 10, "gpus": 4, "time": 8}
-
-
-def column_widths(total: int, several_clusters: bool = True, needs: dict[str, int] | None = None) -> dict[str, int]:
-    """Widths for a table `total` cells wide, shared by what each column's values need.
-
-    Each shared column starts at its smallest width; the room left goes one cell at a time to
-    the column whose longest value is cut the most, so an id is not cut while the name column has
-    blank cells (and the other way round); room nobody needs goes to the name. The cluster column
-    is always there from 100 columns up; below that, only with several clusters (with one, its
-    name is on the header line).
-    """
-    needs = needs or {}
-    keys = [k for k in SHARED if several_clusters or total >= 100 or k != "cluster"]
-    widths = {k: SHARED[k][0] for k in keys}
-    padding = 2 * (len(FIXED) + len(keys)) + 1  # cell padding plus the scrollbar
-    room = total - sum(FIXED.values()) - padding - sum(widths.values())
-    while room > 0:
-        cut = {k: min(needs.get(k, 0), SHARED[k][1]) - widths[k] for k in keys}
-        worst = max(keys, key=lambda k: cut[k])
-        if cut[worst] <= 0:
-            widths["name"] += room  # everything fits: the rest is the name's
-            break
-        widths[worst] += 1
-        room -= 1
-    widths.update(FIXED)
-    return {key: widths[key] for key, _, _ in COLUMNS if key in widths}
-
-
 class JobsTable(KeyedTable[Job]):
-    """The job queue, queue first. `sync()` keeps the cursor on the same job."""
+    """The job queue, queue first. `sync()` keeps the cursor on the same job.
+
+    The name, id, cluster and owner columns share the room by what their values need (an id is
+    not cut while the name has blank cells); a name longer than 48 competes as 48."""
 
     COLUMNS = COLUMNS
+    SHARED = {"name": (MIN_NAME_WIDTH, 48), "id": (14, 40), "cluster": (8, 16), "owner": (7, 20)}
     BINDINGS = [Binding("enter", "select_cursor", "Details", id="jobs.details")]
 
     def __init__(self, several_clusters: bool = True, **kwargs: object) -> None:
         self.several_clusters = several_clusters
         self.now: datetime | None = None
         self.overdue: frozenset[str] = frozenset()
-        self._needs: dict[str, int] = {}  # the longest id, cluster and owner shown
         super().__init__(**kwargs)
 
     @property
@@ -126,8 +97,14 @@ class JobsTable(KeyedTable[Job]):
     def selected_job(self) -> Job | None:
         return self.selected
 
-    def widths(self, total: int) -> dict[str, int]:
-        return column_widths(total, self.several_clusters, self._needs)
+    def shown_keys(self, total: int) -> set[str]:
+        """The cluster column is always there from 100 columns up; below that, only with several
+        clusters (with one, its name is on the header's source line)."""
+        keys = {key for key, _, _ in COLUMNS}
+        return keys if self.several_clusters or total >= 100 else keys - {"cluster"}
+
+    def needs(self, job: Job) -> dict[str, int]:
+        return {"name": len(job.name), "id": len(job.id), "cluster": len(job.cluster), "owner": len(job.owner or "-")}
 
     def cells(self, record: Job, widths: dict[str, int]) -> tuple[Text, ...]:
         assert self.now is not None
@@ -142,11 +119,4 @@ class JobsTable(KeyedTable[Job]):
     ) -> None:
         if now is not None:
             self.now, self.overdue = now, overdue
-        needs = {"id": max((len(j.id) for j in jobs), default=0),
-                 "cluster": max((len(j.cluster) for j in jobs), default=0),
-                 "name": max((len(j.name) for j in jobs), default=0),
-                 "owner": max((len(j.owner or "-") for j in jobs), default=0)}
-        if needs != self._needs:
-            self._needs = needs
-            self.relayout(self.total_width)  # rebuilt only when the shared widths change
         super().sync(jobs, keep=keep)

@@ -31,6 +31,25 @@ def keyed(cell: Text, key: str) -> KeyedText:
     return out
 
 
+def share(room: int, shared: dict[str, tuple[int, int]], needs: dict[str, int]) -> dict[str, int]:
+    """Widths for the `shared` columns in `room` cells: each starts at its smallest; the next cell
+    goes to the column whose widest value is cut the most (up to its largest worth competing
+    for), so one column is not cut while another has blank cells; room nobody needs goes to the
+    first column."""
+    widths = {key: low for key, (low, _) in shared.items()}
+    room -= sum(widths.values())
+    first = next(iter(shared), None)
+    while room > 0 and first is not None:
+        cut = {key: min(needs.get(key, 0), high) - widths[key] for key, (_, high) in shared.items()}
+        worst = max(cut, key=lambda key: cut[key])
+        if cut[worst] <= 0:
+            widths[first] += room
+            break
+        widths[worst] += 1
+        room -= 1
+    return widths
+
+
 class KeyedTable(DataTable, Generic[R]):
     """Subclasses give COLUMNS ((key, title, width); width 0 = takes the room left), `widths()`
     for a table width, and `cells()` for a record."""
@@ -47,6 +66,7 @@ class KeyedTable(DataTable, Generic[R]):
     ]
 
     def __init__(self, **kwargs: Any) -> None:
+        self._needs: dict[str, int] = {}  # the widest value of each shared column now shown
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.records: dict[str, R] = {}
         self._cells: dict[str, tuple[Text, ...]] = {}
@@ -60,14 +80,27 @@ class KeyedTable(DataTable, Generic[R]):
 
     # -- for subclasses ---------------------------------------------------------------------
 
+    # Columns that share the room the fixed ones leave, by what their values need: key ->
+    # (smallest, largest width worth competing for). The first one takes what nobody else needs.
+    SHARED: dict[str, tuple[int, int]] = {}
+
     def widths(self, total: int) -> dict[str, int]:
-        widths = {key: width for key, _, width in self.COLUMNS}
-        fixed = sum(w for k, w in widths.items() if w)
-        flexible = [k for k, w in widths.items() if not w]
-        room = total - fixed - 2 * len(widths) - 1  # cell padding and the scrollbar
-        for key in flexible:
-            widths[key] = max(8, room // len(flexible))
-        return widths
+        shown = self.shown_keys(total)
+        # A width of 0 without a SHARED entry: that column takes whatever room is left.
+        spans = self.SHARED or {key: (8, 8) for key, _, width in self.COLUMNS if not width}
+        fixed = {key: width for key, _, width in self.COLUMNS if key not in spans and key in shown}
+        shared = {key: span for key, span in spans.items() if key in shown}
+        widths = {**fixed, **share(total - sum(fixed.values()) - 2 * (len(fixed) + len(shared)) - 1,
+                                   shared, self._needs)}  # cell padding and the scrollbar
+        return {key: widths[key] for key, _, _ in self.COLUMNS if key in widths}
+
+    def shown_keys(self, total: int) -> set[str]:
+        """The columns shown at this width (all, unless a subclass drops some when narrow)."""
+        return {key for key, _, _ in self.COLUMNS}
+
+    def needs(self, record: R) -> dict[str, int]:
+        """How wide each shared column's value of `record` is (subclasses with SHARED say)."""
+        return {}
 
     def key_of(self, record: R) -> str:
         return record.key  # type: ignore[attr-defined]
@@ -166,6 +199,14 @@ class KeyedTable(DataTable, Generic[R]):
         """
         if not self.columns:
             self.relayout(self.size.width or 80)
+        if self.SHARED:
+            needs: dict[str, int] = {}
+            for record in records:
+                for key, width in self.needs(record).items():
+                    needs[key] = max(needs.get(key, 0), width)
+            if needs != self._needs:
+                self._needs = needs
+                self.relayout(self.total_width)  # rebuilt only when the shared widths change
         pin = pin and self.touched
         selected = keep or (self.selected_key if pin else None)
         self._syncing = True
