@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, ValidationError, create_model, field_validator
 
 from mltop.config_types import ConfigError, Strict
-from mltop.keys import BINDINGS, KEY_MODIFIERS, NAMED_KEYS, check_key  # noqa: F401  (re-exported)
+from mltop.keys import BINDINGS, check_keys
 from mltop.local_files import read_problem, read_regular
 from mltop.registry import Inputs, backends, wait_models
 
@@ -36,20 +36,8 @@ COST_KINDS = ("idle-node", "idle-pool", "ray-idle", "low-utilization", "idle-whi
 BINDING_IDS = {binding_id: spec.description for binding_id, spec in BINDINGS.items()}
 
 
-def _check_keys(value: str) -> str:
-    """A binding's comma-separated keys."""
-    if not value.strip():
-        raise ValueError("needs at least one key")
-    for key in value.split(","):
-        key = key.strip()
-        if not key:
-            raise ValueError(f"{value!r} has an empty key (write ',' as 'comma')")
-        check_key(key)
-    return value
-
-
 Price = Annotated[float, Field(ge=0)]
-Keys = Annotated[str, AfterValidator(_check_keys)]
+Keys = Annotated[str, AfterValidator(check_keys)]
 
 
 class PricesConfig(Strict):

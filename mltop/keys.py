@@ -103,8 +103,8 @@ def check_key(key: str) -> None:
         raise ValueError(f"{key!r}: write the modifiers in this order: {'+'.join([*sorted(modifiers), name])!r}")
 
 
-def _check_keys(value: str) -> str:
-    """A binding's comma-separated keys."""
+def check_keys(value: str) -> str:
+    """A binding's comma-separated keys (for `[keys]` in the config); ValueError names the bad one."""
     if not value.strip():
         raise ValueError("needs at least one key")
     for key in value.split(","):

@@ -143,7 +143,7 @@ def test_the_key_names_match_textual():
     from textual._xterm_parser import XTermParser
     from textual.keys import KEY_NAME_REPLACEMENTS, KEY_TO_UNICODE_NAME, Keys, _character_to_key
 
-    from mltop.config import KEY_MODIFIERS, NAMED_KEYS, check_key
+    from mltop.keys import KEY_MODIFIERS, NAMED_KEYS, check_key
 
     named = {key.value.rsplit("+", 1)[-1] for key in Keys}
     # Drop Textual's internal pseudo-keys (<any>, <scroll-up>) and its "ctrl-at" alias.
