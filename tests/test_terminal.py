@@ -9,6 +9,7 @@ import pytest
 from mltop.config import Config
 from mltop.tui.app import MltopApp
 from tests.pty_app import PtyApp
+from tests.test_snapshots import make_full_app
 
 LEAVE_ALT_SCREEN = b"\x1b[?1049l"
 MOUSE_OFF = b"\x1b[?1000l"
@@ -56,15 +57,9 @@ async def test_quitting_asks_again_only_while_an_action_is_in_flight():
 
 
 async def test_every_size_and_a_resize_sequence_keep_columns_and_selection(frozen_demo):
-    from mltop.adapters.kube import KubeSource
-    from mltop.adapters.ray import RaySource
     from mltop.widgets.jobs_table import JobsTable
-    from tests.conftest import fixed_clock
 
-    config = Config(endpoints={"ray": frozen_demo.ray_endpoints(), "kubernetes": frozen_demo.kube_targets()})
-    sources = [RaySource(e, clock=fixed_clock) for e in config.of("ray")]
-    sources += [KubeSource(t, clock=fixed_clock) for t in config.of("kubernetes")]
-    app = MltopApp(config, sources, clock=fixed_clock, start_polling=False)
+    app = make_full_app(frozen_demo)
     async with app.run_test(size=(100, 30)) as pilot:
         await app.refresh_now()
         await pilot.pause()
@@ -90,14 +85,8 @@ async def test_every_size_and_a_resize_sequence_keep_columns_and_selection(froze
 
 
 async def test_panels_keep_their_size_when_the_focus_moves(frozen_demo):
-    from mltop.adapters.kube import KubeSource
-    from mltop.adapters.ray import RaySource
-    from tests.conftest import fixed_clock
 
-    config = Config(endpoints={"ray": frozen_demo.ray_endpoints(), "kubernetes": frozen_demo.kube_targets()})
-    sources = [RaySource(e, clock=fixed_clock) for e in config.of("ray")]
-    sources += [KubeSource(t, clock=fixed_clock) for t in config.of("kubernetes")]
-    app = MltopApp(config, sources, clock=fixed_clock, start_polling=False)
+    app = make_full_app(frozen_demo)
     async with app.run_test(size=(80, 24)) as pilot:
         await app.refresh_now()
         await pilot.pause()
@@ -110,17 +99,11 @@ async def test_panels_keep_their_size_when_the_focus_moves(frozen_demo):
 
 
 async def test_home_end_and_the_palette_do_what_help_says(frozen_demo):
-    from mltop.adapters.kube import KubeSource
-    from mltop.adapters.ray import RaySource
     from mltop.tui.commands import MltopCommands
     from mltop.widgets.infra_tables import PoolsTable
     from mltop.widgets.jobs_table import JobsTable
-    from tests.conftest import fixed_clock
 
-    config = Config(endpoints={"ray": frozen_demo.ray_endpoints(), "kubernetes": frozen_demo.kube_targets()})
-    sources = [RaySource(e, clock=fixed_clock) for e in config.of("ray")]
-    sources += [KubeSource(t, clock=fixed_clock) for t in config.of("kubernetes")]
-    app = MltopApp(config, sources, clock=fixed_clock, start_polling=False)
+    app = make_full_app(frozen_demo)
     async with app.run_test(size=(160, 48)) as pilot:
         await app.refresh_now()
         await pilot.pause()
