@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Protocol, runtime_checkable
 
+from mltop.audit import AuditEntry, AuditLog
 from mltop.errors import OutcomeUnknown, SourceError
 from mltop.model import ActionOutcome, JobDetail, SourceData
 
@@ -89,17 +91,19 @@ class Result:
 
 
 class ActionRunner:
-    """Runs actions one at a time per target; remembers which targets have one in flight."""
+    """Runs actions one at a time per target; remembers which targets have one in flight, and
+    writes every action sent to the audit log with its outcome."""
 
-    def __init__(self, deadline: float = ACTION_DEADLINE) -> None:
+    def __init__(self, deadline: float = ACTION_DEADLINE, audit: AuditLog | None = None) -> None:
         self.deadline = deadline
         self.in_flight: set[str] = set()
+        self.audit = audit
 
     def busy(self, target_key: str) -> bool:
         return target_key in self.in_flight
 
     async def run(self, binding_id: str, source: object, target_key: str, target_name: str,
-                  call: Callable[[Any], Awaitable[ActionOutcome]]) -> Result:
+                  call: Callable[[Any], Awaitable[ActionOutcome]], change: str = "") -> Result:
         """`call(source)` for the action `binding_id` on `target_key`, if `source` can do it."""
         action = ACTIONS[binding_id]
         if not isinstance(source, action.capability):
@@ -107,6 +111,20 @@ class ActionRunner:
         if target_key in self.in_flight:
             return Result(None, f"an action on {target_name} is already under way")
         self.in_flight.add(target_key)
+        try:
+            result = await self._send(action, source, target_name, call)
+        finally:
+            self.in_flight.discard(target_key)
+        if self.audit is not None:
+            outcome = "done" if result.outcome else "unknown" if result.unknown else "refused"
+            self.audit.append(AuditEntry(
+                time=datetime.now(timezone.utc), action=binding_id, source=getattr(source, "key", "?"),
+                target=target_key, target_name=target_name, change=change or action.verb, outcome=outcome,
+                answer=result.outcome.message if result.outcome else result.error or ""))
+        return result
+
+    async def _send(self, action: Action, source: object, target_name: str,
+                    call: Callable[[Any], Awaitable[ActionOutcome]]) -> Result:
         try:
             return Result(await asyncio.wait_for(call(source), self.deadline))
         except OutcomeUnknown as exc:
@@ -117,5 +135,3 @@ class ActionRunner:
                           unknown=True)
         except SourceError as exc:
             return Result(None, str(exc))
-        finally:
-            self.in_flight.discard(target_key)

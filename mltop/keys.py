@@ -36,6 +36,7 @@ BINDINGS: dict[str, KeySpec] = {
     "cursor.first": KeySpec("home,g", "First", "go to the first row"),
     "cursor.last": KeySpec("end,G", "Last", "go to the last row"),
     "refresh": KeySpec("r", "Refresh", "refresh every source now"),
+    "copy": KeySpec("c", "Copy id", "copy the selected row's id to your clipboard (OSC 52: works over SSH)"),
 }
 
 # How keys are written for people (the FIX column, the help and the report).

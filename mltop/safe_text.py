@@ -42,9 +42,12 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 _known_secrets: set[str] = set()
 
 
+MIN_SECRET = 8  # a shorter "secret" would redact ordinary words ("good", "alice") all over the screen
+
+
 def remember_secret(secret: str | None) -> None:
     """Register a credential (token, password, cookie) so it is redacted wherever it shows up."""
-    if secret and len(secret.strip()) >= 4:  # shorter strings would redact ordinary words
+    if secret and len(secret.strip()) >= MIN_SECRET:
         _known_secrets.add(secret.strip())
 
 

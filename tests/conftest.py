@@ -28,6 +28,25 @@ def fixed_clock() -> datetime:
     return FIXED_NOW
 
 
+@pytest.fixture(autouse=True)
+def secrets_forgotten_after_each_test():
+    """Credentials a test registered for redaction do not redact the next test's screen."""
+    from mltop import safe_text
+
+    before = set(safe_text._known_secrets)
+    yield
+    safe_text._known_secrets.clear()
+    safe_text._known_secrets.update(before)
+
+
+@pytest.fixture(autouse=True)
+def audit_log_in_tmp(tmp_path, monkeypatch):
+    """Actions taken by tests are audited into the test's own directory, never the user's."""
+    path = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("MLTOP_AUDIT_LOG", str(path))
+    return path
+
+
 @pytest.fixture
 def frozen_demo() -> Iterator[DemoPlatform]:
     """The demo platform with the clock stopped: the opening state, every time."""

@@ -302,3 +302,12 @@ async def test_a_watch_event_over_the_limit_ends_the_watch_with_an_error(kube_cl
     await source.aclose()
     assert source.nodes.error is not None and "watch event over mltop's 2 KiB limit" in str(source.nodes.error)
     # ...after which the cache lists again (a page holds it: pages have their own, larger limit).
+
+
+def test_a_short_credential_does_not_redact_ordinary_words():
+    """A token like "good" or a header value like "alice" would blank every owner named alice."""
+    from mltop.safe_text import inert, remember_secret
+
+    remember_secret("alice")
+    remember_secret("a-real-token-0123")
+    assert inert("owner alice, token a-real-token-0123") == "owner alice, token ***"

@@ -151,3 +151,19 @@ def test_a_non_utf8_locale_gets_an_ascii_screen(tmp_path):
         assert app.exited_within(10.0) is not None
     finally:
         app.close()
+
+
+async def test_column_widths_follow_the_rows_whichever_source_answers_first(frozen_demo):
+    """Widths come from the rows shown, not from the order sources answered in."""
+    from mltop.widgets.jobs_table import JobsTable
+
+    widths = []
+    for order in (("ray", "kubernetes"), ("kubernetes", "ray")):
+        app = make_full_app(frozen_demo)
+        async with app.run_test(size=(160, 48)) as pilot:
+            for kind in order:
+                await next(loop for key, loop in app.loops.items() if key.startswith(kind)).run_once()
+                await pilot.pause()
+            table = app.query_one(JobsTable)
+            widths.append({key: column.width for key, column in table.columns.items()})
+    assert widths[0] == widths[1]

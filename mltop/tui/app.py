@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Input
 
 from mltop import format as fmt
 from mltop.actions import ActionRunner, HasJobDetails, Source, can
+from mltop.audit import AuditLog
 from mltop.config import Config
 from mltop.dashboard import Dashboard, dashboard_for
 from mltop.keys import BINDINGS
@@ -48,7 +49,7 @@ CLOSE_DEADLINE = 1.0  # quitting waits at most this long for each source to clos
 APP_ACTIONS = {
     "quit": ("quit", True), "help": ("help", True), "filter": ("filter", True), "jobs.cancel": ("cancel_job", True),
     "jobs.retry": ("retry_job", True), "pools.scale": ("scale_pool", True), "warnings.show": ("show_warnings", True),
-    "refresh": ("refresh", False), "filter.clear": ("clear_filter", False),
+    "refresh": ("refresh", False), "filter.clear": ("clear_filter", False), "copy": ("copy_id", False),
 }
 
 
@@ -81,7 +82,7 @@ class MltopApp(App[int]):
         self.sources = {s.key: s for s in sources}
         self.loops = {key: SourceLoop(s, config.refresh, self._post_update, clock=clock) for key, s in self.sources.items()}
         self.dashboard: Dashboard = dashboard_for(sources, config)
-        self.runner = ActionRunner()
+        self.runner = ActionRunner(audit=AuditLog())
 
     def get_key_display(self, binding: Binding) -> str:
         shown = super().get_key_display(binding)
@@ -251,6 +252,18 @@ class MltopApp(App[int]):
     def on_descendant_focus(self) -> None:
         self.refresh_bindings()
 
+    def action_copy_id(self) -> None:
+        """The selected row's id to the user's clipboard, through the terminal (OSC 52, base64:
+        the id cannot act on the terminal), so it reaches their own machine over SSH."""
+        focused = self.focused
+        record = focused.selected if isinstance(focused, (JobsTable, NodesTable, PoolsTable, WarningsTable)) else None
+        if record is None:
+            self.say("nothing selected to copy", severity="warning")
+            return
+        text = record.target if isinstance(record, IdleWarning) else getattr(record, "id", None) or record.name
+        self.copy_to_clipboard(text)
+        self.say(f"copied {text}", timeout=3)
+
     def action_show_warnings(self) -> None:
         self.main.query_one(WarningsTable).focus()
 
@@ -322,7 +335,9 @@ class MltopApp(App[int]):
         source = self.sources.get(source_key or "")
         method = "retry_job" if binding_id == "jobs.retry" else "cancel_job"
         result = await self.runner.run(binding_id, source, job.key, f"{job.cluster}/{job.id}",
-                                       lambda s: getattr(s, method)(job.id))
+                                       lambda s: getattr(s, method)(job.id),
+                                       change="retry" if binding_id == "jobs.retry" else "stop")
+        self._audit_problem()
         if source_key in self.loops:
             self.loops[source_key].poke()  # show what the backend holds now, success or not
         if result.outcome is None:
@@ -333,6 +348,10 @@ class MltopApp(App[int]):
             self._draw(with_cost=False)
         else:
             self.say(f"{result.outcome.message}; the table shows its state once the server reports it", timeout=6)
+
+    def _audit_problem(self) -> None:
+        if self.runner.audit is not None and self.runner.audit.error:
+            self.say(f"the action was not written to the audit log: {self.runner.audit.error}", severity="warning")
 
     def action_scale_pool(self) -> None:
         if self.read_only or not self.main.has_infra or not self._remedy_target():
@@ -358,7 +377,10 @@ class MltopApp(App[int]):
         pool = plan.pool
         source_key = self.main.view.source_of(pool.key) if self.main.view else None
         source = self.sources.get(source_key or "")
-        result = await self.runner.run("pools.scale", source, pool.key, pool.name, lambda s: s.scale(plan))
+        change = ", ".join(f"{c.obj} {c.field}: {c.old} -> {c.new}" for c in plan.changes)
+        result = await self.runner.run("pools.scale", source, pool.key, pool.name, lambda s: s.scale(plan),
+                                       change=change)
+        self._audit_problem()
         if source_key in self.loops:
             self.loops[source_key].poke()
         if result.outcome is None:

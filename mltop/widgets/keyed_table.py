@@ -77,6 +77,7 @@ class KeyedTable(DataTable, Generic[R]):
         # source, and the one that came first is not the one to start on.
         self.touched = False
         self._syncing = False
+        self._relaying = False
 
     # -- for subclasses ---------------------------------------------------------------------
 
@@ -168,7 +169,13 @@ class KeyedTable(DataTable, Generic[R]):
         for key, title, _ in self.columns_shown:
             self.add_column(title, width=self._widths[key], key=key)
         if records:
-            KeyedTable.sync(self, records, keep=selected)  # the rows as they were, in the new columns
+            # The rows as they were, in the new columns; their needs must not re-decide the widths
+            # (the caller is about to sync the new rows, which did).
+            self._relaying = True
+            try:
+                KeyedTable.sync(self, records, keep=selected)
+            finally:
+                self._relaying = False
 
     # -- selection --------------------------------------------------------------------------
 
@@ -199,7 +206,7 @@ class KeyedTable(DataTable, Generic[R]):
         """
         if not self.columns:
             self.relayout(self.size.width or 80)
-        if self.SHARED:
+        if self.SHARED and not self._relaying:
             needs: dict[str, int] = {}
             for record in records:
                 for key, width in self.needs(record).items():
