@@ -22,6 +22,7 @@ from mltop.refresh import SourceUpdate, snapshot_of
 from mltop.registry import job_noun
 
 POOL_ORDER = {"raycluster-workergroup": 0, "machinedeployment": 1, "nodepool": 2}
+WAITING_KINDS = ("idle-while-waiting", "no-capacity-coming")  # warnings that explain a waiting job
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,18 @@ class View:
     events: tuple[StopEvent, ...] = ()  # what the user must be told about stops, once
     stale_after: float = 10.0
     owners: dict[str, str] = field(default_factory=dict)  # record key -> the key of the source it came from
+
+    def waiting_reason(self, job: Job) -> str | None:
+        """Why a waiting job waits, in plain words, for the details, the report and the JSON: the
+        idle-cost engine's explanation when it has one (GPUs idle that do not take it, and why;
+        demand no node can take), else the backend's own message; None for a job not waiting."""
+        if job.state is not JobState.PENDING:
+            return None
+        warning = next((w for w in (self.cost.warnings if self.cost else ()) if w.target == job.key
+                        and w.kind in WAITING_KINDS), None)
+        if warning is not None:
+            return f"{warning.message}; {warning.remedy}"
+        return job.message or "the backend gives no reason"
 
     @property
     def waiting(self) -> int:

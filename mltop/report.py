@@ -32,9 +32,10 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def job_json(job: Job, now: datetime) -> dict[str, Any]:
+def job_json(job: Job, now: datetime, waiting_reason: str | None = None) -> dict[str, Any]:
     queued = job.queued_seconds(now)
     return {
+        "waiting_reason": waiting_reason,  # waiting jobs: why, in the screen's words; else null
         "key": job.key,
         "source": job.source,
         "cluster": job.cluster,
@@ -197,7 +198,7 @@ def to_json(view: View, keymap: Mapping[str, str] | None = None) -> dict[str, An
     return {
         "generated_at": _iso(now),
         "sources": [source_json(line, now) for line in view.sources],
-        "jobs": [job_json(j, now) for j in view.jobs],
+        "jobs": [job_json(j, now, view.waiting_reason(j)) for j in view.jobs],
         "nodes": [node_json(n, cost) for n in view.nodes],
         "pools": [pool_json(p, cost) for p in view.pools],
         "warnings": [warning_json(w, keymap) for w in cost.warnings] if cost else [],
@@ -231,6 +232,10 @@ def render_text(view: View, keymap: Mapping[str, str] | None = None) -> str:
     lines += ["", *_table(COLUMNS, [_job_cells(job, view.now) for job in view.jobs])]
     if not view.jobs:
         lines.append("(no jobs)")
+    waiting = [j for j in view.jobs if view.waiting_reason(j)]
+    if waiting:
+        lines += ["", "WHY THEY WAIT (longest wait first)"]
+        lines += [f"- {inert(j.cluster)}/{inert(j.id)}: {inert(view.waiting_reason(j))}" for j in waiting]
     if view.nodes:
         lines += ["", *_table(NODE_COLUMNS, [_node_cells(n) for n in view.nodes])]
     if view.pools:

@@ -291,8 +291,9 @@ class MltopApp(App[int]):
             self.push_screen(InfraDetailsScreen(record, self.clock))
         elif isinstance(record, Job):
             source = self._source_of(record.key)
+            reason = self.main.view.waiting_reason(record) if self.main.view else None
             self.push_screen(JobDetailsScreen(record, source if isinstance(source, HasJobDetails) else None,
-                                              clock=self.clock))
+                                              clock=self.clock, waiting_reason=reason))
 
     def _source_of(self, record_key: str) -> Source | None:
         view = self.main.view

@@ -17,12 +17,12 @@ from textual.widgets import Footer, Static
 from mltop import format as fmt
 from mltop.actions import HasJobDetails
 from mltop.errors import SourceError
-from mltop.model import Job
+from mltop.model import Job, JobState
 from mltop.safe_text import inert
 from mltop.widgets.facts import facts_grid
 
 
-def facts(job: Job, now: datetime) -> Table:
+def facts(job: Job, now: datetime, waiting_reason: str | None = None) -> Table:
     waited = job.queued_seconds(now)
     rows = [
         ("source", f"{job.source}/{job.cluster}"),
@@ -41,6 +41,8 @@ def facts(job: Job, now: datetime) -> Table:
     ]
     if job.namespace:
         rows.insert(2, ("namespace", job.namespace))
+    if waiting_reason and job.state is JobState.PENDING:
+        rows.insert(rows.index(("waiting for", fmt.long_duration(waited))) + 1, ("why it waits", waiting_reason))
     if job.stop_requested_at is not None:
         rows.append(("stop", f"requested {fmt.long_duration((now - job.stop_requested_at).total_seconds())} ago; "
                              f"not yet confirmed by {job.source}"))
@@ -53,15 +55,17 @@ class JobDetailsScreen(Screen[None]):
         Binding("r", "reload", "Reload"),
     ]
 
-    def __init__(self, job: Job, source: HasJobDetails | None, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, job: Job, source: HasJobDetails | None, *, clock: Callable[[], datetime],
+                 waiting_reason: str | None = None) -> None:
         super().__init__()
         self.job = job
         self.source = source
         self.clock = clock
+        self.waiting_reason = waiting_reason  # the dashboard's words for why it waits
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="details"):
-            yield Static(facts(self.job, self.clock()), id="facts")
+            yield Static(facts(self.job, self.clock(), self.waiting_reason), id="facts")
             yield Static(message_text(self.job), id="message")
             loading = "loading…" if self.source is not None else ""
             yield Static(Text(loading, style="dim"), id="log")
@@ -93,7 +97,7 @@ class JobDetailsScreen(Screen[None]):
 
             job = replace(job, stop_requested_at=self.job.stop_requested_at)
         self.job = job
-        self.query_one("#facts", Static).update(facts(job, self.clock()))
+        self.query_one("#facts", Static).update(facts(job, self.clock(), self.waiting_reason))
         self.query_one("#message", Static).update(message_text(job))
         log.update(sections_text(detail.sections))
 
