@@ -167,3 +167,42 @@ async def test_column_widths_follow_the_rows_whichever_source_answers_first(froz
             table = app.query_one(JobsTable)
             widths.append({key: column.width for key, column in table.columns.items()})
     assert widths[0] == widths[1]
+
+
+async def test_colon_commands_jump_filter_show_the_audit_and_quit(frozen_demo, audit_log_in_tmp):
+    from textual.widgets import Input
+
+    from mltop.tui.command_line import AuditScreen, parse
+    from mltop.widgets.infra_tables import PoolsTable, WarningsTable
+    from mltop.widgets.jobs_table import JobsTable
+
+    assert parse(":bogus").startswith("no command 'bogus'") and parse(":ctx").startswith(":ctx needs a name")
+    app = make_full_app(frozen_demo)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await app.refresh_now()
+        await pilot.pause()
+
+        async def command(text):
+            await pilot.press("colon")
+            box = app.screen.query_one("#command", Input)
+            assert box.has_focus
+            box.value = text
+            await pilot.press("enter")
+            await pilot.pause()
+
+        await command("pools")
+        assert isinstance(app.focused, PoolsTable)
+        await command("warnings")
+        assert isinstance(app.focused, WarningsTable)
+        await command("ctx demo-k8s")  # the queue narrowed to one Kubernetes context
+        table = app.query_one(JobsTable)
+        assert isinstance(app.focused, JobsTable) and table.records
+        assert all(job.cluster == "demo-k8s" for job in table.records.values())
+        await pilot.press("escape")
+        await command("nope")
+        assert any("no command 'nope'" in n.message for n in app._notifications)
+        await command("audit")
+        assert isinstance(app.screen, AuditScreen)
+        await pilot.press("escape")
+        await command("q")
+    assert not app.is_running

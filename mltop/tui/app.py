@@ -9,7 +9,6 @@ each panel syncs (a keyed diff).
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -31,10 +30,12 @@ from mltop.refresh import SourceLoop, SourceUpdate, utcnow
 from mltop.registry import job_noun
 from mltop.safe_text import inert
 from mltop.scaling import ScalePlan
+from mltop.tui.command_line import execute
 from mltop.tui.commands import MltopCommands
 from mltop.tui.confirm import ConfirmCancel
 from mltop.tui.dashboard_screen import DashboardScreen
 from mltop.tui.details import JobDetailsScreen
+from mltop.tui.terminal import catch_signals
 from mltop.tui.help import HelpScreen
 from mltop.tui.infra_details import InfraDetailsScreen
 from mltop.tui.messages import SourceUpdated
@@ -43,13 +44,14 @@ from mltop.widgets.infra_tables import NodesTable, PoolsTable, WarningsTable
 from mltop.widgets.jobs_table import JobsTable
 
 MUTATING_ACTIONS = {"cancel_job", "retry_job", "scale_pool"}
-MAIN_SCREEN_ACTIONS = {"cancel_job", "retry_job", "scale_pool", "filter", "clear_filter", "refresh"}
+MAIN_SCREEN_ACTIONS = {"cancel_job", "retry_job", "scale_pool", "filter", "clear_filter", "refresh", "command"}
 CLOSE_DEADLINE = 1.0  # quitting waits at most this long for each source to close
 # Binding id -> (action method, shown in the footer). Keys and words come from mltop.keys.
 APP_ACTIONS = {
     "quit": ("quit", True), "help": ("help", True), "filter": ("filter", True), "jobs.cancel": ("cancel_job", True),
     "jobs.retry": ("retry_job", True), "pools.scale": ("scale_pool", True), "warnings.show": ("show_warnings", True),
     "refresh": ("refresh", False), "filter.clear": ("clear_filter", False), "copy": ("copy_id", False),
+    "command": ("command", False),
 }
 
 
@@ -110,7 +112,7 @@ class MltopApp(App[int]):
     def on_mount(self) -> None:
         if self.config.keymap:
             self.set_keymap(dict(self.config.keymap))
-        self._catch_signals()
+        catch_signals(self)
         # The main screen's panels exist once it has been composed: start from there.
         self.call_after_refresh(self._start)
 
@@ -121,17 +123,6 @@ class MltopApp(App[int]):
                 self.run_worker(loop.run(), group="refresh", description=f"poll {key}", exit_on_error=False)
         # Ages and the stop watchdog advance even when no source answers.
         self.set_interval(1.0, self._tick)
-
-    def _catch_signals(self) -> None:
-        """SIGTERM, SIGHUP (the SSH session dropped) and SIGINT end mltop as `q` does: the terminal
-        is given back (main screen, mouse off, cursor on) and every source closed, not left behind."""
-        loop = asyncio.get_running_loop()
-        for sig, code in ((signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGHUP, 128 + signal.SIGHUP),
-                          (signal.SIGINT, 128 + signal.SIGINT)):
-            try:
-                loop.add_signal_handler(sig, lambda code=code: self.exit(return_code=code))
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal
-                pass
 
     async def action_quit(self) -> None:
         """q and ctrl+c quit at once; only while an action is in flight is a second press asked for."""
@@ -219,7 +210,18 @@ class MltopApp(App[int]):
         box.display = True
         box.focus()
 
+    def action_command(self) -> None:
+        box = self.main.query_one("#command", Input)
+        box.value = ""
+        box.display = True
+        box.focus()
+
     def action_clear_filter(self) -> None:
+        command = self.main.query_one("#command", Input)
+        if command.display:
+            command.display = False
+            self.table.focus()
+            return
         box = self.main.query_one("#filter", Input)
         if box.display or self.dashboard.filter_text:
             box.value = ""
@@ -234,6 +236,11 @@ class MltopApp(App[int]):
             self._draw(with_cost=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "command":
+            event.input.display = False
+            self.table.focus()
+            execute(self, event.value)  # a `:` command (tui/command_line.py)
+            return
         if event.input.id == "filter":
             if not event.value.strip():
                 event.input.display = False

@@ -21,6 +21,7 @@ from mltop.keys import key_label
 from mltop.model import IdleWarning, Pool
 from mltop.report import cost_line
 from mltop.safe_text import inert
+from mltop.tui.command_line import SUGGESTER
 from mltop.widgets.infra_tables import NodesTable, PoolsTable, WarningsTable, short_model
 from mltop.widgets.jobs_table import JobsTable
 from mltop.widgets.keyed_table import KeyedTable
@@ -57,10 +58,13 @@ class DashboardScreen(Screen[None]):
             with Vertical(id="pools-panel", classes="panel"):
                 yield PoolsTable(id="pools")
         yield Input(placeholder="filter jobs: words to match, Enter keeps, Esc clears", id="filter")
+        yield Input(placeholder=":jobs :nodes :pools :warnings :cluster NAME :ctx NAME :ns NAME :audit :q",
+                    id="command", suggester=SUGGESTER)
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        self.query_one("#command", Input).display = False
         self.query_one("#infra").display = False
         self.relayout()
         self.jobs.focus()
