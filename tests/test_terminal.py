@@ -206,3 +206,23 @@ async def test_colon_commands_jump_filter_show_the_audit_and_quit(frozen_demo, a
         await pilot.press("escape")
         await command("q")
     assert not app.is_running
+
+
+@pytest.mark.timeout(60)
+def test_a_dropped_session_leaves_nothing_running(tmp_path):
+    """The terminal itself is gone (the pty's other end closed, as when SSH drops), then SIGHUP."""
+    import os
+    import time
+
+    app = PtyApp(["--demo"], env={"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)})
+    try:
+        assert app.wait_for(b"demo-k8s", 30)
+        os.close(app.master)
+        app.master = os.open(os.devnull, os.O_RDONLY)  # so close() has something to close
+        app.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while app.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert app.proc.poll() is not None, "mltop was still running 10 s after its terminal went away"
+    finally:
+        app.close()

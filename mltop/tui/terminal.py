@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import threading
+
+EXIT_DEADLINE = 3.0  # seconds a signalled mltop has to finish exiting before it is ended outright
 
 
 def catch_signals(app) -> None:  # app: MltopApp
@@ -13,6 +17,15 @@ def catch_signals(app) -> None:  # app: MltopApp
     for sig, code in ((signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGHUP, 128 + signal.SIGHUP),
                       (signal.SIGINT, 128 + signal.SIGINT)):
         try:
-            loop.add_signal_handler(sig, lambda code=code: app.exit(return_code=code))
+            loop.add_signal_handler(sig, lambda code=code: _end(app, code))
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal
             pass
+
+
+def _end(app, code: int) -> None:
+    """Exit as `q` does; should that not finish (a dropped SSH session leaves a terminal that may
+    block the last writes), end the process anyway: nothing of mltop may be left running."""
+    timer = threading.Timer(EXIT_DEADLINE, os._exit, args=(code,))
+    timer.daemon = True
+    timer.start()
+    app.exit(return_code=code)
