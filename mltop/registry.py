@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,6 @@ class Backend:
     # labels, taints, free GPUs per node), "ray-cluster" (the Ray cluster the job is in), or None.
     waits_on: str | None = None
     order: int = 50  # where its sources come in lists (lower first)
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 _backends: dict[str, Backend] = {}
