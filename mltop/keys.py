@@ -37,6 +37,8 @@ BINDINGS: dict[str, KeySpec] = {
     "cursor.first": KeySpec("home,g", "First", "go to the first row"),
     "cursor.last": KeySpec("end,G", "Last", "go to the last row"),
     "refresh": KeySpec("r", "Refresh", "refresh every source now"),
+    "logs": KeySpec("l", "Logs", "follow the selected job's or pod's log"),
+    "raw": KeySpec("y", "Raw", "the selected object as the backend sent it (secrets redacted)"),
     "copy": KeySpec("c", "Copy id", "copy the selected row's id to your clipboard (OSC 52: works over SSH)"),
 }
 

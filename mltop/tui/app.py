@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from textual import work
+from textual.command import CommandPalette
 from textual.app import App
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -27,31 +27,31 @@ from mltop.dashboard import Dashboard, dashboard_for
 from mltop.keys import BINDINGS
 from mltop.model import IdleWarning, Job
 from mltop.refresh import SourceLoop, SourceUpdate, utcnow
-from mltop.registry import job_noun
 from mltop.safe_text import inert
-from mltop.scaling import ScalePlan
 from mltop.tui.command_line import execute
 from mltop.tui.commands import MltopCommands
-from mltop.tui.confirm import ConfirmCancel
 from mltop.tui.dashboard_screen import DashboardScreen
 from mltop.tui.details import JobDetailsScreen
 from mltop.tui.terminal import catch_signals
 from mltop.tui.help import HelpScreen
 from mltop.tui.infra_details import InfraDetailsScreen
+from mltop.tui.job_actions import JobActions
+from mltop.tui.log_view import LogActions
+from mltop.tui.raw_view import RawActions
 from mltop.tui.messages import SourceUpdated
-from mltop.tui.scale import ScaleDialog
 from mltop.widgets.infra_tables import NodesTable, PoolsTable, WarningsTable
 from mltop.widgets.jobs_table import JobsTable
 
 MUTATING_ACTIONS = {"cancel_job", "retry_job", "scale_pool"}
-MAIN_SCREEN_ACTIONS = {"cancel_job", "retry_job", "scale_pool", "filter", "clear_filter", "refresh", "command"}
+MAIN_SCREEN_ACTIONS = {"cancel_job", "retry_job", "scale_pool", "filter", "clear_filter", "refresh", "command",
+                       "show_log", "show_raw"}
 CLOSE_DEADLINE = 1.0  # quitting waits at most this long for each source to close
 # Binding id -> (action method, shown in the footer). Keys and words come from mltop.keys.
 APP_ACTIONS = {
     "quit": ("quit", True), "help": ("help", True), "filter": ("filter", True), "jobs.cancel": ("cancel_job", True),
     "jobs.retry": ("retry_job", True), "pools.scale": ("scale_pool", True), "warnings.show": ("show_warnings", True),
     "refresh": ("refresh", False), "filter.clear": ("clear_filter", False), "copy": ("copy_id", False),
-    "command": ("command", False),
+    "command": ("command", False), "logs": ("show_log", False), "raw": ("show_raw", False),
 }
 
 
@@ -61,7 +61,10 @@ def _binding(binding_id: str) -> Binding:
     return Binding(spec.keys, action, spec.label, show=show, id=binding_id)
 
 
-class MltopApp(App[int]):
+_ASCII_KEY_NAMES = {"⏎": "enter", "↑": "up", "↓": "down", "←": "left", "→": "right"}
+
+
+class MltopApp(JobActions, LogActions, RawActions, App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "mltop"
     COMMANDS = App.COMMANDS | {MltopCommands}
@@ -88,9 +91,16 @@ class MltopApp(App[int]):
 
     def get_key_display(self, binding: Binding) -> str:
         shown = super().get_key_display(binding)
-        if fmt.ELLIPSIS != "…":  # an ASCII terminal: Textual writes enter as a UTF-8 arrow
-            shown = shown.replace("⏎", "enter")
+        if fmt.ELLIPSIS != "…":  # an ASCII terminal: Textual writes enter and arrows as UTF-8 glyphs
+            for glyph, name in _ASCII_KEY_NAMES.items():
+                shown = shown.replace(glyph, name)
         return shown
+
+    def action_command_palette(self) -> None:
+        if fmt.ELLIPSIS == "…":
+            super().action_command_palette()
+        elif self.use_command_palette and not CommandPalette.is_open(self):  # no UTF-8 ellipsis
+            self.push_screen(CommandPalette(id="--command-palette", placeholder="Search for commands..."))
 
     def get_default_screen(self) -> DashboardScreen:
         return DashboardScreen(several_sources=len(self.sources) > 1, read_only=self.read_only,
@@ -306,93 +316,3 @@ class MltopApp(App[int]):
         view = self.main.view
         key = view.source_of(record_key) if view else None
         return self.sources.get(key) if key else None
-
-    # -- actions ------------------------------------------------------------------------------------
-
-    def action_cancel_job(self) -> None:
-        self._confirm_job_action("jobs.cancel")
-
-    def action_retry_job(self) -> None:
-        self._confirm_job_action("jobs.retry")
-
-    def _confirm_job_action(self, binding_id: str) -> None:
-        if self.read_only or not self._remedy_target():
-            return
-        # The target is captured now, by key: whatever the table does next, this is the job.
-        job = self.table.selected_job
-        if job is None:
-            return
-        retry = binding_id == "jobs.retry"
-        if not (job.retryable if retry else job.cancellable):
-            why = job.not_cancellable_because or f"it is {job.native_state}: nothing to {'retry' if retry else 'cancel'}"
-            self.say(f"{job.cluster}/{job.id}: {why}", severity="warning", timeout=10)
-            return
-        if self.runner.busy(job.key) or (not retry and job.stop_requested_at is not None):
-            self.say(f"an action on {job.cluster}/{job.id} is already under way", severity="warning")
-            return
-
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self.run_job_action(binding_id, job)
-
-        self.push_screen(ConfirmCancel(job, retry=retry, noun=job_noun(job.source)), confirmed)
-
-    @work(group="actions", description="a job action", exit_on_error=False)
-    async def run_job_action(self, binding_id: str, job: Job) -> None:
-        source_key = self.main.view.source_of(job.key) if self.main.view else None
-        source = self.sources.get(source_key or "")
-        method = "retry_job" if binding_id == "jobs.retry" else "cancel_job"
-        result = await self.runner.run(binding_id, source, job.key, f"{job.cluster}/{job.id}",
-                                       lambda s: getattr(s, method)(job.id),
-                                       change="retry" if binding_id == "jobs.retry" else "stop")
-        self._audit_problem()
-        if source_key in self.loops:
-            self.loops[source_key].poke()  # show what the backend holds now, success or not
-        if result.outcome is None:
-            self.say(result.error or "failed", severity="warning" if result.unknown else "error", timeout=15)
-        elif binding_id == "jobs.cancel":
-            self.dashboard.stop_requested(job, self.clock(), source_key or "")
-            self.say(f"{result.outcome.message}; waiting for it to report the job stopped", timeout=6)
-            self._draw(with_cost=False)
-        else:
-            self.say(f"{result.outcome.message}; the table shows its state once the server reports it", timeout=6)
-
-    def _audit_problem(self) -> None:
-        if self.runner.audit is not None and self.runner.audit.error:
-            self.say(f"the action was not written to the audit log: {self.runner.audit.error}", severity="warning")
-
-    def action_scale_pool(self) -> None:
-        if self.read_only or not self.main.has_infra or not self._remedy_target():
-            return
-        pool = self.main.query_one(PoolsTable).selected  # captured now, by key
-        if pool is None:
-            return
-        if not pool.scalable:
-            self.say(f"{pool.name}: {pool.why_not_scalable}", severity="warning", timeout=8)
-            return
-        if self.runner.busy(pool.key):
-            self.say(f"a scale of {pool.name} is already under way", severity="warning")
-            return
-
-        def confirmed(plan: ScalePlan | None) -> None:
-            if plan is not None:
-                self.scale(plan)
-
-        self.push_screen(ScaleDialog(pool), confirmed)
-
-    @work(group="actions", description="scale a pool", exit_on_error=False)
-    async def scale(self, plan: ScalePlan) -> None:
-        pool = plan.pool
-        source_key = self.main.view.source_of(pool.key) if self.main.view else None
-        source = self.sources.get(source_key or "")
-        change = ", ".join(f"{c.obj} {c.field}: {c.old} -> {c.new}" for c in plan.changes)
-        result = await self.runner.run("pools.scale", source, pool.key, pool.name, lambda s: s.scale(plan),
-                                       change=change)
-        self._audit_problem()
-        if source_key in self.loops:
-            self.loops[source_key].poke()
-        if result.outcome is None:
-            self.say(result.error or "failed", severity="warning" if result.unknown else "error", timeout=15)
-        else:
-            self.say(f"{result.outcome.message}; the pools panel shows the new value once the server reports it",
-                     timeout=8)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rich import box
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,9 +13,9 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Static
 
-from mltop import format as fmt
 from mltop.audit import AuditLog
 from mltop.safe_text import inert
+from mltop.widgets.facts import boxed_table
 
 PANELS = {"jobs": "#jobs", "nodes": "#nodes", "pools": "#pools", "warnings": "#warnings"}
 FILTERS = ("cluster", "ctx", "ns")  # each narrows the queue to rows holding the word
@@ -54,8 +52,7 @@ class AuditScreen(ModalScreen[None]):
         self.audit = log
 
     def compose(self) -> ComposeResult:
-        table = Table(title=f"Audit trail: {inert(str(self.audit.path))}", title_justify="left", expand=True,
-                      box=box.ASCII if fmt.ELLIPSIS == "..." else box.HEAVY_HEAD)  # an ASCII terminal
+        table = boxed_table(f"Audit trail: {inert(str(self.audit.path))}", expand=True)
         for column in ("time", "user", "action", "target", "change", "outcome", "answer"):
             table.add_column(column, overflow="fold")
         entries = list(reversed(self.audit.read(200)))

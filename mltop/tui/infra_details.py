@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,7 +16,7 @@ from textual.widgets import Footer, Static
 from mltop import format as fmt
 from mltop.model import GpuNode, Pool
 from mltop.safe_text import inert
-from mltop.widgets.facts import facts_grid
+from mltop.widgets.facts import boxed_table, facts_grid
 
 
 def cell(value: object) -> Text:
@@ -39,14 +38,14 @@ def node_view(node: GpuNode, now: datetime) -> Group:
         ("age", fmt.long_duration(age)),
         ("taints", ", ".join(node.taints) or "none"),
     ])
-    pods = Table(title="Pods holding GPUs", title_justify="left", expand=False)
+    pods = boxed_table("Pods holding GPUs", expand=False)
     for column in ("namespace", "pod", "GPUs", "phase", "owner"):
         pods.add_column(column)
     for p in node.pods:
         pods.add_row(cell(p.namespace), cell(p.name), fmt.gpus(p.gpus), cell(p.phase), cell(p.owner or "-"))
     if not node.pods:
         pods.add_row("-", "(none: every GPU on this node is idle)", "", "", "")
-    conditions = Table(title="Conditions", title_justify="left", expand=False)
+    conditions = boxed_table("Conditions", expand=False)
     for column in ("type", "status", "message"):
         conditions.add_column(column)
     for ctype, status, message in node.conditions:
@@ -67,7 +66,7 @@ def pool_view(pool: Pool) -> Group:
         ("autoscaled", "yes" if pool.autoscaled else "no"),
         ("scaling", "s scales it" if pool.scalable else f"not from here: {pool.why_not_scalable}"),
     ])
-    members = Table(title="Nodes" if pool.kind == "nodepool" else "Workers", title_justify="left")
+    members = boxed_table("Nodes" if pool.kind == "nodepool" else "Workers")
     members.add_column("name")
     for name in pool.members:
         members.add_row(cell(name))

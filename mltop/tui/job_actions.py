@@ -1,0 +1,107 @@
+"""Cancel, retry and scale: from the key to a confirmation to one action on the exact target.
+
+A mixin of MltopApp (tui/app.py): the target is captured by key when the key is pressed, the
+dialog names it, and the runner (mltop.actions) sends it once with a deadline and audits it.
+"""
+
+from __future__ import annotations
+
+from textual import work
+
+from mltop.model import Job
+from mltop.registry import job_noun
+from mltop.scaling import ScalePlan
+from mltop.tui.confirm import ConfirmCancel
+from mltop.tui.scale import ScaleDialog
+from mltop.widgets.infra_tables import PoolsTable
+
+class JobActions:
+    """Mixed into MltopApp: uses its main screen, sources, loops, runner, say() and _remedy_target()."""
+
+    def action_cancel_job(self) -> None:
+        self._confirm_job_action("jobs.cancel")
+
+    def action_retry_job(self) -> None:
+        self._confirm_job_action("jobs.retry")
+
+    def _confirm_job_action(self, binding_id: str) -> None:
+        if self.read_only or not self._remedy_target():
+            return
+        # The target is captured now, by key: whatever the table does next, this is the job.
+        job = self.table.selected_job
+        if job is None:
+            return
+        retry = binding_id == "jobs.retry"
+        if not (job.retryable if retry else job.cancellable):
+            why = job.not_cancellable_because or f"it is {job.native_state}: nothing to {'retry' if retry else 'cancel'}"
+            self.say(f"{job.cluster}/{job.id}: {why}", severity="warning", timeout=10)
+            return
+        if self.runner.busy(job.key) or (not retry and job.stop_requested_at is not None):
+            self.say(f"an action on {job.cluster}/{job.id} is already under way", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.run_job_action(binding_id, job)
+
+        self.push_screen(ConfirmCancel(job, retry=retry, noun=job_noun(job.source)), confirmed)
+
+    @work(group="actions", description="a job action", exit_on_error=False)
+    async def run_job_action(self, binding_id: str, job: Job) -> None:
+        source_key = self.main.view.source_of(job.key) if self.main.view else None
+        source = self.sources.get(source_key or "")
+        method = "retry_job" if binding_id == "jobs.retry" else "cancel_job"
+        result = await self.runner.run(binding_id, source, job.key, f"{job.cluster}/{job.id}",
+                                       lambda s: getattr(s, method)(job.id),
+                                       change="retry" if binding_id == "jobs.retry" else "stop")
+        self._audit_problem()
+        if source_key in self.loops:
+            self.loops[source_key].poke()  # show what the backend holds now, success or not
+        if result.outcome is None:
+            self.say(result.error or "failed", severity="warning" if result.unknown else "error", timeout=15)
+        elif binding_id == "jobs.cancel":
+            self.dashboard.stop_requested(job, self.clock(), source_key or "")
+            self.say(f"{result.outcome.message}; waiting for it to report the job stopped", timeout=6)
+            self._draw(with_cost=False)
+        else:
+            self.say(f"{result.outcome.message}; the table shows its state once the server reports it", timeout=6)
+
+    def _audit_problem(self) -> None:
+        if self.runner.audit is not None and self.runner.audit.error:
+            self.say(f"the action was not written to the audit log: {self.runner.audit.error}", severity="warning")
+
+    def action_scale_pool(self) -> None:
+        if self.read_only or not self.main.has_infra or not self._remedy_target():
+            return
+        pool = self.main.query_one(PoolsTable).selected  # captured now, by key
+        if pool is None:
+            return
+        if not pool.scalable:
+            self.say(f"{pool.name}: {pool.why_not_scalable}", severity="warning", timeout=8)
+            return
+        if self.runner.busy(pool.key):
+            self.say(f"a scale of {pool.name} is already under way", severity="warning")
+            return
+
+        def confirmed(plan: ScalePlan | None) -> None:
+            if plan is not None:
+                self.scale(plan)
+
+        self.push_screen(ScaleDialog(pool), confirmed)
+
+    @work(group="actions", description="scale a pool", exit_on_error=False)
+    async def scale(self, plan: ScalePlan) -> None:
+        pool = plan.pool
+        source_key = self.main.view.source_of(pool.key) if self.main.view else None
+        source = self.sources.get(source_key or "")
+        change = ", ".join(f"{c.obj} {c.field}: {c.old} -> {c.new}" for c in plan.changes)
+        result = await self.runner.run("pools.scale", source, pool.key, pool.name, lambda s: s.scale(plan),
+                                       change=change)
+        self._audit_problem()
+        if source_key in self.loops:
+            self.loops[source_key].poke()
+        if result.outcome is None:
+            self.say(result.error or "failed", severity="warning" if result.unknown else "error", timeout=15)
+        else:
+            self.say(f"{result.outcome.message}; the pools panel shows the new value once the server reports it",
+                     timeout=8)
