@@ -15,11 +15,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from mltop.cost import CostPolicy, CostReport, IdleHistory, evaluate
-from mltop.jobs import StopEvent, StopTracker, matches, order_jobs
+from mltop.cost.spent import gpu_cost_so_far
+from mltop.jobs import StopEvent, StopTracker, order_jobs
 from mltop.model import GpuNode, Job, JobState, Pool, RayClusterState, SourceHealth
 from mltop.prices import PriceBook
 from mltop.refresh import SourceUpdate, snapshot_of
 from mltop.registry import job_noun
+from mltop.waiting import first_words, ray_short, scheduler_short
 
 POOL_ORDER = {"raycluster-workergroup": 0, "machinedeployment": 1, "nodepool": 2}
 WAITING_KINDS = ("idle-while-waiting", "no-capacity-coming")  # warnings that explain a waiting job
@@ -64,28 +66,64 @@ class View:
     now: datetime
     sources: tuple[SourceLine, ...]
     jobs: tuple[Job, ...]  # queue, running, the most recent finished; stop requests applied
-    shown: tuple[Job, ...]  # the jobs the filter keeps
     overdue: frozenset[str]  # keys of jobs whose stop did not take within the patience
     nodes: tuple[GpuNode, ...]  # free GPUs first: that is where money idles
     pools: tuple[Pool, ...]
     cost: CostReport | None
     summary: Summary
-    filter_text: str = ""
     events: tuple[StopEvent, ...] = ()  # what the user must be told about stops, once
     stale_after: float = 10.0
     owners: dict[str, str] = field(default_factory=dict)  # record key -> the key of the source it came from
+    pending_pods: dict[str, tuple[Job, ...]] = field(default_factory=dict)  # pod name -> pending pod jobs
+
+    def waits(self, job: Job) -> bool:
+        """Queued, or (a KFP run) running with a step whose pod has not started."""
+        return job.state is JobState.PENDING or (job.waiting_step is not None and not job.state.is_terminal)
+
+    def pod_for(self, job: Job) -> Job | None:
+        """The pending pod (seen by a Kubernetes source) that a KFP run's waiting step runs in."""
+        pods = self.pending_pods.get(job.waiting_pod or "", ())
+        return next((p for p in pods if job.namespace is None or p.namespace == job.namespace), None)
 
     def waiting_reason(self, job: Job) -> str | None:
         """Why a waiting job waits, in plain words, for the details, the report and the JSON: the
         idle-cost engine's explanation when it has one (GPUs idle that do not take it, and why;
-        demand no node can take), else the backend's own message; None for a job not waiting."""
-        if job.state is not JobState.PENDING:
+        demand no node can take), the scheduler's own message, else the backend's; for a KFP run,
+        the step that waits and why its pod does. None for a job not waiting."""
+        if not self.waits(job):
             return None
+        if job.waiting_step is not None:
+            return self._step_reason(job)
         warning = next((w for w in (self.cost.warnings if self.cost else ()) if w.target == job.key
                         and w.kind in WAITING_KINDS), None)
         if warning is not None:
-            return f"{warning.message}; {warning.remedy}"
-        return job.message or "the backend gives no reason"
+            said = f". The scheduler says: {job.scheduler_message}" if job.scheduler_message else ""
+            return f"{warning.message}; {warning.remedy}{said}"
+        return job.scheduler_message or job.message or "the backend gives no reason"
+
+    def _step_reason(self, job: Job) -> str:
+        pod = self.pod_for(job)
+        if pod is not None:
+            why = self.waiting_reason(pod)
+            return f"step {job.waiting_step} waits: its pod {pod.cluster}/{pod.id} is Pending: {why}"
+        if job.waiting_pod:
+            return (f"step {job.waiting_step} waits for its pod {job.waiting_pod} to start; no Kubernetes source "
+                    "shows it unscheduled (it may be starting, or its cluster is not watched)")
+        return f"step {job.waiting_step} waits; KFP names no pod for it yet"
+
+    def waiting_short(self, job: Job) -> str | None:
+        """`waiting_reason` in a few words, for the jobs table's REASON column; None if not waiting."""
+        if not self.waits(job):
+            return None
+        if job.waiting_step is not None:
+            pod = self.pod_for(job)
+            inner = self.waiting_short(pod) if pod is not None else None
+            return f"{job.waiting_step}: {inner or 'pod not started'}"
+        said = job.scheduler_message or job.message
+        nodes = (n for n in self.nodes if n.cluster == job.cluster)
+        source = self.owners.get(job.key)
+        cluster = next((line.cluster for line in self.sources if line.key == source), None)
+        return scheduler_short(said, job.gpus, nodes) or ray_short(job.gpus, cluster) or first_words(said)
 
     @property
     def waiting(self) -> int:
@@ -101,6 +139,12 @@ class View:
 
     def node_idle_cost(self, node: GpuNode) -> float | None:
         return self.cost.node_idle(node.key) if self.cost else None
+
+    def job_cost_so_far(self, job: Job) -> float | None:
+        """What its GPUs have cost so far (mltop.cost.spent); None when unknown, never invented."""
+        keys = job.node_keys
+        prices = {k: self.cost.node_price(k) for k in keys} if self.cost else {}
+        return gpu_cost_so_far(job, {n.key: n for n in self.nodes if n.key in keys}, prices, self.now)
 
     def pool_idle_cost(self, pool: Pool) -> float | None:
         return self.cost.pool_idle(pool.key) if self.cost else None
@@ -120,7 +164,6 @@ class Dashboard:
         self.prices, self.policy = prices, policy
         self.finished_limit = finished_limit
         self.stale_after = max(10.0, 3 * refresh)
-        self.filter_text = ""
         self.cost: CostReport | None = None
         self._settled: set[str] = set()
 
@@ -144,16 +187,17 @@ class Dashboard:
         if with_cost:
             snapshot = replace(snapshot_of(self._updates(), now), jobs=ordered)
             self.cost = evaluate(snapshot, self.prices, self.policy, self.history, now)
-        shown = tuple(j for j in ordered if matches(j, self.filter_text))
-        nodes = sorted((n for u in self._updates() if u.data for n in u.data.nodes),
+        kube_nodes = [n for u in self._updates() if u.data for n in u.data.nodes]
+        # Ray's nodes are shown beside them, but only Kubernetes nodes make the K8s totals (SourceData.ray_nodes).
+        nodes = sorted([*kube_nodes, *(n for u in self._updates() if u.data for n in u.data.ray_nodes)],
                        key=lambda n: (-n.gpus_free, n.cluster, n.name))
         pools = sorted((p for u in self._updates() if u.data for p in u.data.pools),
                        key=lambda p: (POOL_ORDER.get(p.kind, 9), p.cluster, p.name))
         return View(
-            now=now, sources=tuple(self._lines()), jobs=ordered, shown=shown,
-            overdue=frozenset(j.key for j in shown if self.stops.is_overdue(j, now)),
-            nodes=tuple(nodes), pools=tuple(pools), cost=self.cost, summary=self._summary(nodes),
-            filter_text=self.filter_text, events=tuple(events), stale_after=self.stale_after, owners=owners,
+            now=now, sources=tuple(self._lines()), jobs=ordered,
+            overdue=frozenset(j.key for j in ordered if self.stops.is_overdue(j, now)),
+            nodes=tuple(nodes), pools=tuple(pools), cost=self.cost, summary=self._summary(kube_nodes),
+            events=tuple(events), stale_after=self.stale_after, owners=owners, pending_pods=pending_pods(ordered),
         )
 
     # -- parts of the view -------------------------------------------------------------------------
@@ -165,7 +209,7 @@ class Dashboard:
         owners: dict[str, str] = {}
         for u in self._updates():
             if u.data:
-                for record in (*u.data.jobs, *u.data.nodes, *u.data.pools):
+                for record in (*u.data.jobs, *u.data.nodes, *u.data.ray_nodes, *u.data.pools):
                     owners[record.key] = u.key
         return owners
 
@@ -205,6 +249,16 @@ class Dashboard:
             gpus_allocatable=sum(n.gpus_allocatable for n in nodes),
             by_model=tuple(ModelUse(m, a, c) for m, (a, c) in by_model.items()),
         )
+
+
+def pending_pods(jobs: Iterable[Job]) -> dict[str, tuple[Job, ...]]:
+    """Pending pods by pod name (a KFP step names its pod without a namespace or cluster)."""
+    out: dict[str, tuple[Job, ...]] = {}
+    for job in jobs:
+        if job.kind == "Pod" and job.state is JobState.PENDING:
+            name = job.id.rsplit("/", 1)[-1]
+            out[name] = (*out.get(name, ()), job)
+    return out
 
 
 def dashboard_for(sources: Sequence[object], config: object) -> Dashboard:

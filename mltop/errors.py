@@ -49,6 +49,11 @@ class OutcomeUnknown(SourceError):
     """
 
 
+class NotYet(SourceError):
+    """What was asked for does not exist yet but will (a log before its container starts):
+    not a failure; ask again later."""
+
+
 def first_line(text: str, limit: int = 160) -> str:
     """The most telling line of a server's error body, for bodies that may be whole tracebacks.
 

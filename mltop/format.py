@@ -73,6 +73,7 @@ def timestamp(value: datetime | None) -> str:
 ELLIPSIS = "…"
 SEPARATOR = "·"
 LIVE, FAILED, CONNECTING = "●", "✖", "○"
+DOWN, UP, INFINITY, DOT, MARK = "▼", "▲", "∞", "·", "✓ "
 
 
 def unicode_locale(env: Mapping[str, str]) -> bool:
@@ -90,9 +91,10 @@ def unicode_locale(env: Mapping[str, str]) -> bool:
 
 def use_ascii(on: bool) -> None:
     """Cut text with "..." instead of "…" (a terminal that cannot draw UTF-8)."""
-    global ELLIPSIS, SEPARATOR, LIVE, FAILED, CONNECTING
+    global ELLIPSIS, SEPARATOR, LIVE, FAILED, CONNECTING, DOWN, UP, INFINITY, DOT, MARK
     ELLIPSIS, SEPARATOR = ("...", "|") if on else ("…", "·")
     LIVE, FAILED, CONNECTING = ("*", "x", "o") if on else ("●", "✖", "○")
+    DOWN, UP, INFINITY, DOT, MARK = ("v", "^", "inf", ".", "* ") if on else ("▼", "▲", "∞", "·", "✓ ")
 
 
 # Whitespace that only lays text out; the rest of the control class is shown by `inert`.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from mltop.model import Job, JobState
+from mltop.query import job_fields, parse
 
 DEFAULT_FINISHED_LIMIT = 50
 DEFAULT_STOP_PATIENCE_SECONDS = 30.0
@@ -39,14 +40,9 @@ def order_jobs(jobs: Iterable[Job], finished_limit: int = DEFAULT_FINISHED_LIMIT
 
 
 def matches(job: Job, text: str) -> bool:
-    """Case-insensitive substring over what a user sees and would type: all words must match."""
-    if not text.strip():
-        return True
-    haystack = " ".join(
-        str(part)
-        for part in (job.source, job.cluster, job.id, job.name, job.state.value, job.native_state, job.owner or "")
-    ).lower()
-    return all(word in haystack for word in text.lower().split())
+    """Does `job` pass the `/` filter `text` (mltop.query: words and expressions, field:value,
+    gpus>4, !negation), case-insensitive, every term must hold."""
+    return parse(text).matches(job_fields(job))
 
 
 @dataclass(frozen=True)

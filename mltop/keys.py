@@ -37,6 +37,10 @@ BINDINGS: dict[str, KeySpec] = {
     "cursor.first": KeySpec("home,g", "First", "go to the first row"),
     "cursor.last": KeySpec("end,G", "Last", "go to the last row"),
     "refresh": KeySpec("r", "Refresh", "refresh every source now"),
+    "jobs.mark": KeySpec("space", "Mark", "mark the job for one cancel or retry of several (esc clears the marks)"),
+    "zoom": KeySpec("z", "Zoom", "the focused panel fills the screen (z or esc: back)"),
+    "snapshot": KeySpec("e", "Snapshot", "write the triage picture (queue, reasons, idle GPUs, warnings, actions) "
+                                         "to a Markdown file"),
     "logs": KeySpec("l", "Logs", "follow the selected job's or pod's log"),
     "raw": KeySpec("y", "Raw", "the selected object as the backend sent it (secrets redacted)"),
     "copy": KeySpec("c", "Copy id", "copy the selected row's id to your clipboard (OSC 52: works over SSH)"),

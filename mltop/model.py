@@ -61,6 +61,13 @@ class Job:
     placement: tuple[tuple[str, str], ...] = ()  # node labels it requires (nodeSelector, required affinity "In")
     tolerates: tuple[str, ...] = ()  # taint keys it tolerates; "*" tolerates every taint
     gpu_utilization: float | None = None  # measured, percent, over the GPUs it holds (None: not measured)
+    # Why it waits, as the layer that decides says it (kept raw and clipped; shown through `inert`):
+    scheduler_message: str | None = None  # a pending pod: the newest FailedScheduling event's message
+    waiting_step: str | None = None  # a KFP run: the step that waits for its pod (its display name)
+    waiting_pod: str | None = None  # ...and that step's pod name, to join with a Kubernetes source
+    # The nodes it runs on, as GpuNode keys, where the backend says so cheaply (a Ray job: its
+    # driver's node, which holds the GPUs its entrypoint asked for). Empty: not said, or not placed.
+    node_keys: tuple[str, ...] = ()
 
     def queued_seconds(self, now: datetime) -> float | None:
         """How long a job still waiting has waited; None once it left the queue."""
@@ -180,7 +187,7 @@ class GpuNode:
     gpu_resource: str  # the extended resource the pods ask for: nvidia.com/gpu, amd.com/gpu, ...
     gpus_total: float
     gpus_allocatable: float
-    gpus_allocated: float
+    gpus_allocated: float | None  # None: the backend did not say (a Ray node only; never counted as free)
     ready: bool
     schedulable: bool  # not cordoned
     taints: tuple[str, ...] = ()
@@ -194,10 +201,22 @@ class GpuNode:
     labels: tuple[tuple[str, str], ...] = ()
     machine_deployment: str | None = None  # "namespace/name" of the Cluster API MachineDeployment behind it
     last_gpu_pod_end: datetime | None = None  # when the last GPU pod it ran finished, if still known
+    # A Ray node (origin "ray", key ray_node_key(...)) is shown beside Kubernetes nodes; its GPUs are
+    # Ray's logical GPUs and its cost is Ray's accounting (SourceData.ray_nodes says why).
+    origin: str = "kubernetes"
+    address: str | None = None  # its IP address (Ray nodes)
+    gpu_utilization: float | None = None  # measured percent over its GPUs, where telemetry reports it
 
     @property
     def gpus_free(self) -> float:
+        if self.gpus_allocated is None:
+            return 0.0  # unknown is not free: never counted as idle
         return max(0.0, self.gpus_allocatable - self.gpus_allocated)
+
+
+def ray_node_key(cluster: str, node_id: str) -> str:
+    """A Ray node's record key: never the same as a Kubernetes node's ("kubernetes/<cluster>/<node>")."""
+    return f"ray/{cluster}/{node_id}"
 
 
 @dataclass(frozen=True)
@@ -254,6 +273,11 @@ class SourceData:
     nodes: tuple[GpuNode, ...] = ()
     pools: tuple[Pool, ...] = ()
     gpu_samples: tuple[GpuSample, ...] = ()
+    # A Ray source's GPU nodes as GpuNodes, for the nodes panel. Kept apart from `nodes` on purpose:
+    # `nodes` feed the Kubernetes GPU totals and the idle-cost engine, which already counts Ray's
+    # GPUs through `ray_cluster`; a KubeRay pod's GPUs are also its Kubernetes node's. Counting
+    # these too would count the same GPUs and dollars twice.
+    ray_nodes: tuple[GpuNode, ...] = ()
     # Items the backend sent that could not be read (a bad status, a malformed object): each is
     # left out, counted here and reported on the source's line, never the cause of a blank source.
     skipped: int = 0
@@ -310,3 +334,17 @@ class IdleWarning:
     message: str
     remedy_action: str | None = None  # "jobs.cancel", "pools.scale"; None: nothing mltop can do
     remedy_target: str | None = None
+
+
+@dataclass(frozen=True)
+class RawObject:
+    """One object as its backend sent it, for the raw view (`y`): fetched when asked, never kept
+    per row. `body` is NOT redacted: show it only through `mltop.raw`, which redacts secrets."""
+
+    kind: str  # "Ray job", "KFP run", "Pod", "Node", "RayCluster", "MachineDeployment"
+    cluster: str  # the source's name
+    name: str  # the id, or "namespace/name"
+    fetched_at: datetime
+    body: object  # the decoded JSON answer
+    api: str = ""  # where it came from, e.g. "GET /api/jobs/<id>"
+    note: str = ""  # how it relates to the row, e.g. which worker group of a RayCluster

@@ -80,7 +80,7 @@ def warning_json(w: IdleWarning, keymap: Mapping[str, str] | None = None) -> dic
 
 
 def node_json(node: GpuNode, cost: CostReport | None = None) -> dict[str, Any]:
-    price = cost.node_prices.get(node.key) if cost else None
+    price = cost.node_price(node.key) if cost else None
     return {
         "price_per_hour": price.per_hour if price else None,
         "price_basis": price.basis if price else None,
@@ -104,6 +104,9 @@ def node_json(node: GpuNode, cost: CostReport | None = None) -> dict[str, Any]:
         "capacity_type": node.capacity_type,
         "created_at": _iso(node.created_at),
         "pods": [{"namespace": p.namespace, "name": p.name, "gpus": p.gpus, "owner": p.owner} for p in node.pods],
+        "origin": node.origin,  # "kubernetes", or "ray": a Ray node, whose GPUs Ray's own figures count
+        "address": node.address,
+        "gpu_utilization": node.gpu_utilization,
     }
 
 

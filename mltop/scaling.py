@@ -39,6 +39,18 @@ def current_value(pool: Pool) -> int | None:
     return pool.replicas
 
 
+def proposed_down(pool: Pool) -> int | None:
+    """What an idle-cost warning proposes: the value that removes the wholly idle replicas, not
+    below the pool's minimum; None when nothing is idle or the pool does not say enough."""
+    now, idle, each = current_value(pool), pool.gpus_idle, pool.gpus_per_replica
+    if now is None or not idle or not each or each <= 0:
+        return None
+    if pool.kind == "raycluster-workergroup" and pool.autoscaled:
+        return 0 if now > 0 else None  # the floor keeps idle workers alive; the autoscaler does the rest
+    target = max(pool.min or 0, now - int(idle // each))
+    return target if target < now else None
+
+
 def plan(pool: Pool, target: int) -> ScalePlan:
     if not pool.scalable:
         return ScalePlan(pool, target, (), refusal=pool.why_not_scalable or "this pool cannot be scaled from here")

@@ -44,6 +44,7 @@ def audit_log_in_tmp(tmp_path, monkeypatch):
     """Actions taken by tests are audited into the test's own directory, never the user's."""
     path = tmp_path / "audit.jsonl"
     monkeypatch.setenv("MLTOP_AUDIT_LOG", str(path))
+    monkeypatch.setenv("MLTOP_SNAPSHOT_DIR", str(tmp_path / "snapshots"))  # `e` writes here in tests
     return path
 
 

@@ -37,7 +37,10 @@ async def test_json_schema_against_the_demo(frozen_demo):
     report = to_json(snap)
     assert set(report) == {"generated_at", "sources", "jobs", "nodes", "pools", "warnings", "cost"}
     assert report["generated_at"] == "2026-11-28T12:00:00Z"
-    assert report["nodes"] == report["pools"] == []
+    assert report["pools"] == []
+    assert {(n["origin"], n["name"], n["gpus_total"]) for n in report["nodes"]} == {
+        ("ray", "gpu-worker-1", 8), ("ray", "gpu-worker-2", 8)}  # Ray's GPU nodes; the head has none
+    assert all(n["price_per_hour"] for n in report["nodes"])  # A100s with telemetry: Ray's own price
     assert all(w["cluster"] == "demo" for w in report["warnings"])
     assert SOURCE_KEYS <= set(report["sources"][0]) and report["sources"][0]["ok"]
     for j in report["jobs"]:

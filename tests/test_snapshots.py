@@ -56,6 +56,26 @@ def test_details_160x48(snap_compare, frozen_demo):
     assert snap_compare(make_app(frozen_demo), terminal_size=(160, 48), run_before=run_before)
 
 
+def test_why_it_waits_80x24(snap_compare, frozen_demo):
+    """The first task of triage, in one key: enter on the longest-waiting job (the start cursor)."""
+    async def run_before(pilot):
+        await _loaded(pilot)
+        await pilot.press("enter")
+        await pilot.app.screen.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(make_full_app(frozen_demo), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_warning_pane_80x24(snap_compare, frozen_demo):
+    async def run_before(pilot):
+        await _loaded(pilot)
+        await pilot.press("w", "enter")
+        await pilot.pause()
+
+    assert snap_compare(make_full_app(frozen_demo), terminal_size=(80, 24), run_before=run_before)
+
+
 def make_full_app(platform, **options):
     from mltop.adapters.kube import KubeSource
     from mltop.adapters.ray import RaySource

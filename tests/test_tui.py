@@ -47,7 +47,7 @@ def status_text(app: MltopApp) -> str:
 
 async def test_jobs_panel_shows_the_queue_first(frozen_demo):
     app = make_app(frozen_demo)
-    async with app.run_test(size=(120, 30)) as pilot:
+    async with app.run_test(size=(160, 30)) as pilot:
         await refreshed(app, pilot)
         assert rows(app) == [
             "raysubmit_pretrain13b", "raysubmit_eval_helm", "raysubmit_llama70b", "raysubmit_mistral_ft",
@@ -55,7 +55,8 @@ async def test_jobs_panel_shows_the_queue_first(frozen_demo):
         ]
         table = app.query_one(JobsTable)
         first = [str(c) for c in table.get_row_at(0)]
-        assert first == ["demo", "raysubmit_pretrain13b", "pretrain-13b", "PENDING", "12", "23m", "carol"]
+        assert first[:7] == ["demo", "raysubmit_pretrain13b", "pretrain-13b", "PENDING", "12", "23m", "carol"]
+        assert first[7] == "no node has 12 GPU (max 8)"  # the REASON column, from 112 columns up
         assert "ray/demo" in status_text(app) and "GPUs 14/16 used" in status_text(app)
         assert app.query_one("#jobs-panel").border_title == "Jobs: 2 waiting, 2 running"
 

@@ -10,6 +10,7 @@ from mltop.config import Config
 from mltop.tui.app import MltopApp
 from mltop.tui.confirm import ConfirmCancel
 from mltop.tui.scale import ScaleDialog
+from mltop.tui.warning_view import WarningScreen
 from mltop.widgets.infra_tables import NodesTable, PoolsTable, WarningsTable
 from mltop.widgets.jobs_table import JobsTable
 from tests.conftest import fixed_clock
@@ -50,7 +51,7 @@ async def test_cost_line_and_warnings_ranked_by_cost(frozen_demo):
         assert nodes.idle_costs[h100] == 55.04
 
 
-async def test_w_enter_goes_to_the_target_and_s_scales_the_idle_pool_down(frozen_demo):
+async def test_w_enter_shows_the_warning_goes_to_the_target_and_s_scales_the_idle_pool_down(frozen_demo):
     app = make_app(frozen_demo)
     store = frozen_demo.kube_store
     async with app.run_test(size=(160, 48)) as pilot:
@@ -60,6 +61,8 @@ async def test_w_enter_goes_to_the_target_and_s_scales_the_idle_pool_down(frozen
         assert app.focused is table
         key = next(k for k in table._order if "gpu-md-0" in k and k.startswith("idle-pool"))
         table.select_key(key)
+        await pilot.press("enter")  # the whole warning, then enter again: its target
+        assert isinstance(app.screen, WarningScreen) and app.screen.warning.target_name == "gpu-md-0"
         await pilot.press("enter")
         assert isinstance(app.focused, PoolsTable) and app.focused.selected.name == "gpu-md-0"
         await pilot.press("w")
@@ -102,3 +105,24 @@ async def test_a_low_utilization_job_is_stopped_from_its_warning(live_demo):
         await app.workers.wait_for_complete()
         assert live_demo.server.call(lambda: sim.jobs["raysubmit_mistral_ft"].stop_at_ms) is not None
         assert isinstance(app.focused, JobsTable)
+
+
+async def test_a_fix_key_in_the_warnings_panel_goes_to_the_first_warning_it_fixes(frozen_demo):
+    """`w` `s` `enter`: the idle pool is scaled down in three keys. The most expensive warning has no
+    FIX; `s` moves the cursor to the first warning that `s` fixes, and its dialog proposes the size
+    without the idle replicas, which `enter` confirms."""
+    app = make_app(frozen_demo)
+    store = frozen_demo.kube_store
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("w")
+        table = app.query_one(WarningsTable)
+        assert table.selected.remedy_action is None  # the most expensive: nothing mltop can do
+        await pilot.press("s")
+        assert table.selected.remedy_action == "pools.scale" and table.selected.target_name == "gpu-md-0"
+        dialog = app.screen
+        assert isinstance(dialog, ScaleDialog) and dialog.pool.name == "gpu-md-0"
+        assert dialog.query_one("#target").value == "0"  # 2 machines, all 8 GPUs idle, minimum 0
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        assert frozen_demo.server.call(lambda: store.get(*MD, "gpu-md-0", "capi"))["spec"]["replicas"] == 0

@@ -26,13 +26,15 @@ from urllib.parse import quote
 import httpx
 
 from mltop.adapters.http import MiB, Endpoint, decode_json, make_client, request, segment
-from mltop.adapters.kfp_runs import EPOCH_PREFIX, STATE_MAP, _short, run_error, run_sections, run_state, unreadable
+from mltop.adapters.kfp_runs import (EPOCH_PREFIX, STATE_MAP, _short, run_error, run_sections, run_state, unreadable,
+                                     waiting_step)
 from mltop.adapters.values import Skips, mapping, sequence, text
 from mltop.adapters.kfp_endpoint import KfpEndpoint
+from mltop.adapters import raw_objects
 from mltop.errors import BadResponse, Conflict, NotFound, SourceError
 from mltop.local_files import check_regular, read_problem, read_regular
 from mltop.safe_text import remember_secret
-from mltop.model import ActionOutcome, JobDetail, Job, JobState, SourceData
+from mltop.model import ActionOutcome, JobDetail, Job, JobState, RawObject, SourceData
 
 KIND = "kfp"
 API = "/apis/v2beta1"
@@ -276,6 +278,7 @@ class KfpSource:
         if started is None and state is not JobState.PENDING:
             started = parse_time(run.get("scheduled_at"))
         namespace = namespace or exp_ns
+        step = waiting_step(run) if not state.is_terminal else None
         return Job(
             key=f"{KIND}/{self.name}/{run_id}",
             source=KIND,
@@ -297,7 +300,16 @@ class KfpSource:
             namespace=namespace,
             experiment=exp_name or _short(run.get("experiment_id")),
             pipeline=self._pipelines.get(pipeline_id) if pipeline_id else None,
+            waiting_step=step[0] if step else None,
+            waiting_pod=step[1] if step else None,
         )
+
+    def raw_refusal(self, record: Any) -> str | None:
+        return raw_objects.job_refusal(record, "KFP")
+
+    async def raw_object(self, record: Any) -> RawObject:
+        """The run as `GET /apis/v2beta1/runs/{id}` answers, for the raw view (`y`)."""
+        return await raw_objects.kfp_run(record, self._run_by_id, self.name, self.clock)
 
     async def job_detail(self, job_id: str) -> JobDetail:
         run = await self._run_by_id(job_id)

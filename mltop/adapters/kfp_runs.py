@@ -62,6 +62,22 @@ def run_error(run: dict[str, Any]) -> str | None:
     return None
 
 
+def waiting_step(run: dict[str, Any]) -> tuple[str, str | None] | None:
+    """(step name, its pod's name or None) of the first step that waits (task state PENDING: its
+    pod is not running yet), from the task details the run list already carries; None if none.
+
+    KFP says the run is RUNNING meanwhile and shows no error (kubeflow/pipelines #13401): the
+    pod's scheduling says why, and a Kubernetes source for the same cluster sees that pod."""
+    for task in sequence(mapping(run.get("run_details")).get("task_details")):
+        task = mapping(task)
+        if task.get("state") != "PENDING":
+            continue
+        name = _short(task.get("display_name")) or _short(task.get("task_id")) or "?"
+        pods = [p for c in sequence(task.get("child_tasks")) if (p := _short(mapping(c).get("pod_name")))]
+        return name, (pods[0] if pods else None)
+    return None
+
+
 def run_sections(run: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """What the details view shows under a run's facts: history, tasks, parameters, error.
 

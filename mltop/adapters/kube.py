@@ -20,10 +20,13 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
+from mltop.adapters import raw_objects
 from mltop.adapters.blocking import in_thread
 from mltop.adapters.kube_config import api_client_for, target_name
 from mltop.adapters.kube_cache import MiB, WatchCache, read_bounded, wait_synced
 from mltop.adapters.kube_errors import kube_error
+from mltop.adapters.kube_logs import PodLog
+from mltop.adapters.kube_events import SchedulerEvents
 from mltop.adapters.kube_target import KubeTarget
 from mltop.adapters.values import Skips
 from mltop.adapters.kube_pools import machine_deployment, node_pools, worker_groups
@@ -36,7 +39,7 @@ from mltop.adapters.kube_parse import (
     pod_facts,
 )
 from mltop.errors import BadResponse, Conflict, OutcomeUnknown, SourceError, Unreachable
-from mltop.model import ActionOutcome, Pool, SourceData
+from mltop.model import ActionOutcome, Job, Pool, RawObject, SourceData
 from mltop.scaling import ScalePlan
 
 RAY_GROUP, RAY_VERSION, RAY_PLURAL = "ray.io", "v1", "rayclusters"
@@ -83,6 +86,7 @@ class KubeSource:
         self._auth = k8s.AuthorizationV1Api(self._api)
         self.nodes = WatchCache(f"{self.name}: nodes", core.list_node, node_facts)
         self.pods = WatchCache(f"{self.name}: pods", core.list_pod_for_all_namespaces, pod_facts)
+        self.events = SchedulerEvents(core.list_event_for_all_namespaces, f"{self.name}: events")
         self._access: dict[tuple[str, ...], tuple[bool, float]] = {}
 
     async def aclose(self) -> None:
@@ -117,6 +121,8 @@ class KubeSource:
         facts = sorted(self.nodes.snapshot(), key=lambda f: f.name)
         gpu_nodes = [gpu_node(f, by_node.get(f.name, ()), self.name) for f in facts]
         jobs = tuple(job for pod in pods if (job := pending_job(pod, self.name)) is not None)
+        said = self.events.messages({job.id: job.submitted_at for job in jobs})  # the scheduler's own words
+        jobs = tuple(replace(job, scheduler_message=said[job.id]) if job.id in said else job for job in jobs)
         # Nodes a MachineDeployment owns are its pool, not a cloud node pool's.
         pools: list[Pool] = node_pools([(f, n) for f, n in zip(facts, gpu_nodes) if not n.machine_deployment],
                                        self.name)
@@ -192,6 +198,25 @@ class KubeSource:
             answer = True
         self._access[key] = (answer, time.monotonic())
         return answer
+
+    def raw_refusal(self, record: Any) -> str | None:
+        return raw_objects.kube_refusal(record)
+
+    async def raw_object(self, record: Any) -> RawObject:
+        """The row's pod, node, RayCluster or MachineDeployment as the API server holds it (`y`)."""
+        return await raw_objects.kube_object(self._api, self.name, self.clock, record)
+
+    # -- logs ---------------------------------------------------------------------------------
+
+    def why_no_log(self, job: Job) -> str | None:
+        """Why `l` cannot follow this job's log here, or None: only pods have one (kube_logs.py)."""
+        if job.kind != "Pod" or "/" not in job.id:
+            return f"a {job.kind or 'record'} without a pod of its own: Kubernetes keeps logs per pod"
+        return None
+
+    def log_stream(self, job: Job) -> PodLog:
+        namespace, name = job.id.split("/", 1)
+        return PodLog(self._api, self.name, namespace, name)
 
     # -- scaling ------------------------------------------------------------------------------
 

@@ -21,11 +21,14 @@ import httpx
 
 from mltop.adapters.http import MiB, Endpoint, decode_json, make_client, request, segment
 from mltop.adapters.ray_cluster import parse_cluster, with_utilization
+from mltop.adapters import raw_objects
+from mltop.adapters.ray_logs import RayJobLog
+from mltop.adapters.ray_nodes import ray_gpu_nodes
 from mltop.adapters.values import Skips, epoch_ms, mapping, number, text
 from mltop.errors import BadResponse, Conflict
 from mltop.model import TERMINAL_STATES as TERMINAL
 from mltop.model import ActionOutcome, JobDetail
-from mltop.model import Job, JobState, SourceData
+from mltop.model import Job, JobState, RawObject, SourceData, ray_node_key
 
 KIND = "ray"
 
@@ -142,7 +145,8 @@ class RaySource:
         if cluster_skips.count:
             skips.count += cluster_skips.count
             skips.reason = skips.reason or cluster_skips.reason
-        return SourceData(jobs=jobs, ray_cluster=cluster, skipped=skips.count, skip_reason=skips.reason)
+        return SourceData(jobs=jobs, ray_cluster=cluster, ray_nodes=ray_gpu_nodes(self.name, nodes_raw, cluster),
+                          skipped=skips.count, skip_reason=skips.reason)
 
     async def job_detail(self, job_id: str) -> JobDetail:
         raw = await self._job_by_id(job_id)
@@ -155,6 +159,27 @@ class RaySource:
         except (BadResponse, Conflict) as exc:  # a log too big or malformed still leaves the job's facts to show
             tail = f"(log not shown: {exc})"
         return JobDetail(job=job, sections=((LOG_SECTION, tail or "(no log output yet)"),))
+
+    def why_no_log(self, job: Job) -> str | None:
+        """Why `l` cannot follow this job's log here, or None (see ray_logs.py)."""
+        if job.kind == "DRIVER":
+            return ("a driver job (a script that called ray.init itself): Ray serves logs only for submission jobs; "
+                    "its output went to that script's terminal")
+        if not AGENT_SAFE_ID.match(job.id):
+            return f"mltop will not read its log: {UNSAFE_ID}"
+        return None
+
+    def log_stream(self, job: Job) -> RayJobLog:
+        return RayJobLog(self.endpoint, job.id)
+
+    def raw_refusal(self, record: Any) -> str | None:
+        return raw_objects.job_refusal(record, "Ray's dashboard")
+
+    async def raw_object(self, record: Any) -> RawObject:
+        """A job as `GET /api/jobs/{id}`, a node as `GET /nodes/{id}` answer, for the raw view (`y`)."""
+        if isinstance(record, Job):
+            return await raw_objects.ray_job(record, self._job_by_id, self.name, self._clock)
+        return await raw_objects.ray_node(record, self._client, self.name, self._clock)
 
     async def log_tail(self, job_id: str) -> str:
         """The last lines of a submission job's driver log.
@@ -249,6 +274,7 @@ class RaySource:
             message=_clip(raw.get("message")),
             kind=job_type,
             entrypoint=entrypoint,
+            node_keys=(ray_node_key(self.name, node),) if (node := text(raw.get("driver_node_id"))) else (),
             cancellable=job_type == "SUBMISSION" and not state.is_terminal and bool(AGENT_SAFE_ID.match(job_id)),
             not_cancellable_because=None if AGENT_SAFE_ID.match(job_id) else f"mltop will not stop it: {UNSAFE_ID}",
         )

@@ -105,7 +105,7 @@ def _node(entry: Any, usage_by_node: dict[str, Any], logical: dict[str, Any], sk
         is_head=raylet.get("isHeadNode") is True,
         alive=raylet.get("state") == "ALIVE",
         gpus_total=total,
-        gpus_used=_used_gpus(usage_by_node.get(node_id), logical.get(node_id)),
+        gpus_used=_used_gpus(usage_by_node.get(node_id), logical.get(node_id), has_gpus=total > 0),
         devices=tuple(devices),
     )
 
@@ -126,8 +126,9 @@ def _demand(item: Any) -> ResourceDemand | None:
 _LOGICAL_GPU = re.compile(r"^[ \t]*([0-9.]+)/([0-9.]+)[ \t]+GPU[ \t\r]*$", re.MULTILINE)
 
 
-def _used_gpus(usage: Any, logical_text: Any) -> float | None:
-    """Logical GPUs in use on a node; None when Ray did not say or said junk."""
+def _used_gpus(usage: Any, logical_text: Any, has_gpus: bool = False) -> float | None:
+    """Logical GPUs in use on a node; None when Ray did not say or said junk (Ray always writes
+    a GPU line for a node with GPUs: one it cannot read is junk, not zero in use)."""
     if isinstance(usage, dict) and isinstance(usage.get("GPU"), list) and usage["GPU"]:
         return number(usage["GPU"][0])
     # Autoscaler v2 leaves cluster_status empty; the node summary's text form still has it.
@@ -135,7 +136,7 @@ def _used_gpus(usage: Any, logical_text: Any) -> float | None:
         match = _LOGICAL_GPU.search(logical_text)
         if match:
             return number(match.group(1))  # "1.2.3" matches the pattern but is no number
-        return 0.0
+        return None if has_gpus else 0.0
     return None
 
 

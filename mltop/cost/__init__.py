@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from mltop.cost.context import CostContext, Finding, observe, with_measurements
+from mltop.cost.context import CostContext, Finding, observe, ray_free_key, with_measurements
 from mltop.cost.history import IdleHistory
 from mltop.cost.kinds import CHECKS
 from mltop.cost.policy import KINDS, CostPolicy
 from mltop.cost.rates import CostReport, full_sum, known_sum, share
-from mltop.model import Snapshot
+from mltop.model import Snapshot, ray_node_key
 from mltop.prices import PriceBook
 
 __all__ = ["KINDS", "CostPolicy", "CostReport", "IdleHistory", "evaluate"]
@@ -39,6 +39,7 @@ def evaluate(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history:
     history.add_waste(now, idle_rate, [(f.key, f.warning.idle_since, f.warning.cost_per_hour)
                                        for f in findings if f.warning.idle_since_is_lower_bound])
     node_idle = {n.key: share(ctx.node_prices[n.key], n.gpus_free, n.gpus_total) for n in snapshot.nodes}
+    ray_prices = {ray_node_key(name, node_id): price for (name, node_id), price in ctx.ray_prices.items()}
     pool_nodes = _pool_nodes(snapshot)
     return CostReport(
         warnings=tuple(f.warning for f in findings),
@@ -50,11 +51,31 @@ def evaluate(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history:
         unpriced_nodes=sum(1 for p in ctx.node_prices.values() if p.per_hour is None) + sum(
             1 for name, c in snapshot.ray_clusters for n in c.nodes
             if n.alive and n.gpus_total and ctx.ray_prices[(name, n.node_id)].per_hour is None),
-        node_idle_costs=node_idle,
+        node_idle_costs=node_idle | _ray_node_idle(snapshot, ctx),
         pool_idle_costs={p: full_sum(node_idle[n] for n in nodes) for p, nodes in pool_nodes.items()},
         pool_prices={p: full_sum(ctx.node_prices[n].per_hour for n in nodes) for p, nodes in pool_nodes.items()},
         currency=prices.currency,
+        ray_node_prices=ray_prices,
     )
+
+
+def _ray_node_idle(snapshot: Snapshot, ctx: CostContext) -> dict[str, float | None]:
+    """Each Ray GPU node's idle $/h under its nodes-panel key: the GPUs idle_rate already counts as
+    free in Ray, none new. 0 when none is free; None when its price or what it holds is unknown."""
+    out: dict[str, float | None] = {}
+    for name, cluster in snapshot.ray_clusters:
+        for node in cluster.nodes:
+            if not node.gpus_total:
+                continue
+            idle = ctx.idle.get(ray_free_key(name, node.node_id))
+            if idle is not None:
+                value = idle.cost_per_hour
+            elif node.gpus_used is None or ctx.ray_prices[(name, node.node_id)].per_hour is None:
+                value = None
+            else:
+                value = 0.0
+            out[ray_node_key(name, node.node_id)] = value
+    return out
 
 
 def _about(findings: Iterable[Finding]) -> set[str]:
@@ -62,10 +83,12 @@ def _about(findings: Iterable[Finding]) -> set[str]:
 
 
 def _burn(snapshot: Snapshot, ctx: CostContext) -> float:
-    """$/h of every priced GPU node: Kubernetes nodes, and live Ray nodes with GPUs."""
+    """$/h of every priced GPU node: Kubernetes nodes, and live Ray nodes with GPUs that are not pods
+    on those nodes (a KubeRay pod's GPUs are paid for in its Kubernetes node's price)."""
     kube = sum(p.per_hour for p in ctx.node_prices.values() if p.per_hour is not None)
-    ray = known_sum(ctx.ray_prices[(name, n.node_id)].per_hour
-                    for name, c in snapshot.ray_clusters for n in c.nodes if n.alive and n.gpus_total)
+    pods = {p.name for n in snapshot.nodes for p in n.pods}
+    ray = known_sum(ctx.ray_prices[(name, n.node_id)].per_hour for name, c in snapshot.ray_clusters
+                    for n in c.nodes if n.alive and n.gpus_total and n.hostname not in pods)
     return kube + (ray or 0.0)
 
 

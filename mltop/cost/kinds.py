@@ -198,7 +198,10 @@ def _why_pod_waits(job: Job, snapshot: Snapshot, ctx: CostContext) -> Finding | 
             return None  # the scheduler will place it: nothing to explain
         reasons.append(why)
     idle_gpus = sum(n.gpus_free for n in idle)
-    if idle_gpus >= wanted and all("only" in r for r in reasons):
+    largest = max(n.gpus_allocatable for n in nodes)
+    if wanted > largest:  # not fragmentation: no node could ever hold it
+        reason = f"no node has {g(wanted)} GPUs for one pod (the largest has {g(largest)})"
+    elif idle_gpus >= wanted and all("only" in r for r in reasons):
         reason = f"{g(idle_gpus)} GPUs are free but scattered across {len(idle)} nodes (fragmentation)"
     else:
         reason = reasons[0] + (f" (and {len(reasons) - 1} more nodes with free GPUs)" if len(reasons) > 1 else "")

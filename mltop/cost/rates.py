@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mltop.model import IdleWarning, RayNode
 from mltop.prices import Price, PriceBook
@@ -80,6 +80,12 @@ class CostReport:
     pool_idle_costs: Mapping[str, float | None]  # pool key -> its member nodes' idle $/h (None: any unpriced)
     pool_prices: Mapping[str, float | None]  # pool key -> its member nodes' prices (None: any unpriced)
     currency: str = "$"
+    # Ray GPU nodes' prices under their nodes-panel keys (ray_node_key); Kubernetes nodes are in node_prices.
+    ray_node_prices: Mapping[str, Price] = field(default_factory=dict)
+
+    def node_price(self, node_key: str) -> Price | None:
+        """The price of a whole node (Kubernetes or Ray) by its key; None when it is not priced here."""
+        return self.node_prices.get(node_key) or self.ray_node_prices.get(node_key)
 
     def node_idle(self, node_key: str) -> float | None:
         return self.node_idle_costs.get(node_key)

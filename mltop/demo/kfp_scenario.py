@@ -30,6 +30,15 @@ def seed_kfp(store: KfpStore, now: datetime) -> None:
                   parameters={"base_model": "meta-llama/Llama-3-8B", "lr": 0.0002, "epochs": 3},
                   tasks=[{"display_name": "preprocess", "state": "SUCCEEDED", "pod_name": "finetune-llama-preprocess-7d2"},
                          {"display_name": "train", "state": "RUNNING", "pod_name": "finetune-llama-train-91x"}])
+    # Its train step's pod asks for more GPUs than any node has: the run says RUNNING, the step waits
+    # (the demo Kubernetes cluster holds that pod, pending; mltop joins the two).
+    store.add_run("finetune-mistral-7b", ft_exp["experiment_id"], state="RUNNING",
+                  created_at=now - 9 * minute, scheduled_at=now - 9 * minute, pipeline_id=finetune["pipeline_id"],
+                  parameters={"base_model": "mistralai/Mistral-7B-v0.3", "gpus": 16},
+                  tasks=[{"display_name": "preprocess", "state": "SUCCEEDED",
+                          "pod_name": "finetune-mistral-7b-9kq2z-system-container-impl-1198433012"},
+                         {"display_name": "train", "state": "PENDING",
+                          "pod_name": "finetune-mistral-7b-9kq2z-system-container-impl-2871342712"}])
     store.add_run("eval-nightly-2026-11-28", eval_exp["experiment_id"], state="PENDING",
                   created_at=now - 3 * minute, scheduled_at=now - 3 * minute, pipeline_id=evaluate["pipeline_id"],
                   recurring_run_id="nightly-eval-schedule", parameters={"suite": "mmlu,hellaswag"})

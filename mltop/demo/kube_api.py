@@ -6,7 +6,7 @@ label and field selectors, chunked watches (ADDED/MODIFIED/DELETED/BOOKMARK, 410
 resource version" in-stream), PUT with optimistic concurrency, JSON patch and merge patch,
 the autoscaling/v1 `scale` subresource, SelfSubjectAccessReview, and `Status` bodies for errors.
 
-Served: core Nodes and Pods (read only), KubeRay RayClusters and Cluster API MachineDeployments
+Served: core Nodes, Pods and Events (read only), KubeRay RayClusters and Cluster API MachineDeployments
 (read, update, patch; scale for MachineDeployments only, as the real CRDs declare).
 """
 
@@ -28,6 +28,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
+
+from mltop.demo.kube_pod_logs import PodLogs, add_log_route
 
 VERSION_INFO = {
     "major": "1", "minor": "31", "gitVersion": "v1.31.0",
@@ -78,6 +80,11 @@ RESOURCES = {
     for r in (
         Resource("", "v1", "Node", "nodes", False, frozenset({"metadata.name"})),
         Resource("", "v1", "Pod", "pods", True, _META_FIELDS | {"spec.nodeName", "status.phase"}),
+        # The field labels a real apiserver indexes for core/v1 Events (pkg/registry/core/event).
+        Resource("", "v1", "Event", "events", True, _META_FIELDS | {
+            "involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+            "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+            "reason", "reportingComponent", "type"}),
         Resource("ray.io", "v1", "RayCluster", "rayclusters", True, _META_FIELDS,
                  writable=True, status_subresource=True),
         Resource("cluster.x-k8s.io", "v1beta1", "MachineDeployment", "machinedeployments", True, _META_FIELDS,
@@ -131,6 +138,7 @@ class KubeStore:
         self._epoch = 0  # bumped by end_watches(); open watches end when it changes
         self._listeners: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._lock = threading.RLock()
+        self.pod_logs = PodLogs(clock)  # containers' log lines, served at .../pods/{name}/log
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -609,6 +617,7 @@ def make_kube_app(store: KubeStore, *, token: str | None = None, bookmark_second
     app.router.add_get("/version", version)
     app.router.add_get("/version/", version)  # what the official client's VersionApi asks for
     app.router.add_post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", access_review)
+    add_log_route(app, store)  # GET /api/v1/namespaces/{namespace}/pods/{name}/log (kube_pod_logs.py)
     for prefix in ("/api/v1", "/apis/{group}/{version}"):
         app.router.add_get(prefix + "/{plural}", collection)
         app.router.add_get(prefix + "/namespaces/{namespace}/{plural}", collection)

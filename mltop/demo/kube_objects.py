@@ -185,6 +185,7 @@ def pod(
     init_gpus: float = 0,
     unschedulable_message: str | None = None,
     node_selector: dict[str, str] | None = None,
+    env: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     resources: dict[str, Any] = {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": "16Gi"}}
     if gpus:
@@ -193,7 +194,8 @@ def pod(
         if not limits_only:
             resources["requests"][resource] = amount
     spec: dict[str, Any] = {
-        "containers": [{"name": "main", "image": "nvcr.io/nvidia/pytorch:24.08-py3", "resources": resources}],
+        "containers": [{"name": "main", "image": "nvcr.io/nvidia/pytorch:24.08-py3", "resources": resources,
+                        **({"env": env} if env else {})}],
         "restartPolicy": "Never",
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
     }
@@ -282,3 +284,37 @@ def machine_deployment(
                    "updatedReplicas": replicas, "phase": "Running",
                    "selector": f"cluster.x-k8s.io/deployment-name={name}"},
     }
+
+
+def _micro(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def scheduling_event(pod_name: str, namespace: str, message: str, *, first: datetime, last: datetime,
+                     count: int = 1, legacy: bool = False, reason: str = "FailedScheduling",
+                     kind: str = "Pod") -> dict[str, Any]:
+    """A core/v1 Event about a pod, as the API server shows it.
+
+    The scheduler writes through events.k8s.io/v1: read back through core/v1 that event has
+    `eventTime`, `series` once repeated, `reportingComponent`, and null legacy timestamps. An
+    older writer (`legacy`) fills `source`, `firstTimestamp`, `lastTimestamp` and `count` instead.
+    The name is the object's name plus a hex suffix, as client-go's recorder makes it."""
+    suffix = f"{zlib.crc32(f'{namespace}/{pod_name}/{reason}'.encode()):08x}{int(first.timestamp()) % 0xFFFFFFFF:08x}"
+    event: dict[str, Any] = {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": f"{pod_name}.{suffix}", "namespace": namespace, "creationTimestamp": rfc3339(first)},
+        "involvedObject": {"apiVersion": "v1", "kind": kind, "namespace": namespace, "name": pod_name,
+                           "uid": f"uid-{zlib.crc32(f'{namespace}/{pod_name}'.encode()):08x}"},
+        "reason": reason, "message": message, "type": "Warning" if reason.startswith("Failed") else "Normal",
+    }
+    if legacy:
+        event.update({"source": {"component": "default-scheduler"}, "firstTimestamp": rfc3339(first),
+                      "lastTimestamp": rfc3339(last), "count": count, "eventTime": None,
+                      "reportingComponent": "", "reportingInstance": ""})
+    else:
+        event.update({"source": {}, "firstTimestamp": None, "lastTimestamp": None, "eventTime": _micro(first),
+                      "action": "Scheduling", "reportingComponent": "default-scheduler",
+                      "reportingInstance": "default-scheduler-control-plane"})
+        if count > 1:
+            event["series"] = {"count": count, "lastObservedTime": _micro(last)}
+    return event

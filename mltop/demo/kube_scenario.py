@@ -16,6 +16,7 @@ from typing import Any
 
 from mltop.demo import kube_objects as k
 from mltop.demo.kube_api import KubeStore
+from mltop.demo.kube_pod_logs import write_demo_logs
 
 RAY = ("ray.io/v1", "RayCluster")
 CAPI = ("cluster.x-k8s.io/v1beta1", "MachineDeployment")
@@ -59,13 +60,87 @@ def seed_kube(store: KubeStore, now: datetime) -> None:
     store.put(k.pod("finetune-70b-0-q8m4t", "ml", gpus=8, created=now - timedelta(minutes=18),
                     owner=("PyTorchJob", "finetune-70b"),
                     node_selector={"cloud.google.com/gke-accelerator": "nvidia-a100-80gb"},
+                    env=[{"name": "HF_TOKEN", "value": "hf_demoPodTokenDemoPodToken42"},
+                         {"name": "WANDB_API_KEY", "valueFrom": {"secretKeyRef": {"name": "wandb", "key": "api-key"}}},
+                         {"name": "NCCL_DEBUG", "value": "WARN"}],
                     unschedulable_message="0/10 nodes are available: 2 Insufficient nvidia.com/gpu, "
                                           "1 node(s) had untolerated taint {nvidia.com/gpu: present}, "
                                           "7 node(s) didn't match Pod's node affinity/selector."))
     store.put(k.pod("sweep-lr-3-b2d9f", "research", gpus=2, created=now - timedelta(minutes=4),
                     owner=("Job", "sweep-lr-3"),
                     unschedulable_message="0/10 nodes are available: 10 Insufficient nvidia.com/gpu."))
+    seed_events(store, now)
     reconcile(store, now, machines_created=now - 3 * day)
+
+
+def seed_kfp_step(store: KubeStore, now: datetime) -> None:
+    """The pod of a KFP run's train step (demo-kfp's finetune-mistral-7b), as the demo platform
+    runs KFP on this cluster: it asks for 16 GPUs in one pod, and no node has 16."""
+    created = now - timedelta(minutes=7)
+    store.put(k.pod(KFP_STEP_POD, "team-nlp", gpus=16, created=created,
+                    owner=("Workflow", "finetune-mistral-7b-9kq2z"), unschedulable_message=KFP_STEP_SAYS))
+    store.put(k.scheduling_event(KFP_STEP_POD, "team-nlp", KFP_STEP_SAYS + PREEMPTION_NOT_HELPFUL, first=created,
+                                 last=now - timedelta(seconds=30), count=7))
+
+
+KFP_STEP_POD = "finetune-mistral-7b-9kq2z-system-container-impl-2871342712"
+PREEMPTION_NOT_HELPFUL = " preemption: 0/10 nodes are available: 10 Preemption is not helpful for scheduling."
+KFP_STEP_SAYS = ("0/10 nodes are available: 2 node(s) didn't match Pod's node affinity/selector, "
+                 "8 Insufficient nvidia.com/gpu.")
+EVENT_TTL = timedelta(hours=1)  # the API server's default --event-ttl
+EVENT_EVERY = 30  # steps (seconds) between the scheduler's retries of a pod that does not fit
+
+
+def seed_events(store: KubeStore, now: datetime) -> None:
+    """What the scheduler said about the opening pods, plus events a FailedScheduling query must not return."""
+    minute = timedelta(minutes=1)
+    for pod in store.list("v1", "Pod"):
+        condition = next((c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"), {})
+        if condition.get("status") != "False":
+            continue
+        meta = pod["metadata"]
+        created = datetime.fromisoformat(meta["creationTimestamp"].replace("Z", "+00:00"))
+        store.put(k.scheduling_event(meta["name"], meta["namespace"], condition["message"] + PREEMPTION_NOT_HELPFUL,
+                                     first=created, last=now - minute / 2,
+                                     count=max(1, int((now - created) / minute)),
+                                     legacy=meta["namespace"] == "research"))
+    # Not FailedScheduling: the event a pretrain pod got when it was placed.
+    store.put(k.scheduling_event("llm-pretrain-1-x7k2p", "ml", "Successfully assigned ml/llm-pretrain-1-x7k2p to "
+                                 "gke-a100-pool-7f3a-1", first=now - 9 * 60 * minute, last=now - 9 * 60 * minute,
+                                 reason="Scheduled"))
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def scheduler_retries(store: KubeStore, now: datetime) -> None:
+    """The scheduler tries each pod that does not fit again and says so again (the same event, its
+    count raised); the API server drops events an hour after they were last seen."""
+    said: dict[tuple[str, str], dict[str, Any]] = {}
+    for event in store.list("v1", "Event"):
+        series = event.get("series") or {}
+        last = _when(series.get("lastObservedTime") or event.get("lastTimestamp") or event.get("eventTime"))
+        if last is not None and now - last > EVENT_TTL:
+            store.delete("v1", "Event", event["metadata"]["name"], event["metadata"]["namespace"])
+        elif event["reason"] == "FailedScheduling":
+            said[(event["involvedObject"]["namespace"], event["involvedObject"]["name"])] = event
+    for pod in store.list("v1", "Pod"):
+        condition = next((c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled"), {})
+        if pod["spec"].get("nodeName") or condition.get("status") != "False":
+            continue
+        meta = pod["metadata"]
+        event = said.get((meta["namespace"], meta["name"]))
+        if event is None:
+            store.put(k.scheduling_event(meta["name"], meta["namespace"], condition["message"] + PREEMPTION_NOT_HELPFUL,
+                                         first=now, last=now))
+        elif event.get("lastTimestamp"):  # written by an old recorder: count and lastTimestamp
+            event.update(count=(event.get("count") or 1) + 1, lastTimestamp=k.rfc3339(now))
+            store.put(event)
+        else:
+            count = (event.get("series") or {}).get("count", 1) + 1
+            event["series"] = {"count": count, "lastObservedTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+            store.put(event)
 
 
 def _worker_labels(cluster: str, group: str) -> dict[str, str]:
@@ -168,9 +243,12 @@ class KubeScenario:
             self.store.delete("v1", "Pod", "finetune-70b-0-q8m4t", "ml")
         if self.steps % 20 == 0:
             self._new_job(now)
+        if self.steps % EVENT_EVERY == 1:
+            scheduler_retries(self.store, now)
         self._place_pending()
         self._finish_some(now)
         reconcile(self.store, now)
+        write_demo_logs(self.store, self.steps)  # running pods write to their logs: `l` follows them
 
     def _set_replicas(self, name: str, namespace: str, replicas: int) -> None:
         rc = self.store.get(*RAY, name, namespace)

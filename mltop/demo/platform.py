@@ -17,7 +17,7 @@ from mltop.demo.kfp_api import KfpStore, make_kfp_app
 from mltop.demo.kfp_scenario import NAMESPACES as KFP_NAMESPACES
 from mltop.demo.kfp_scenario import KfpScenario, seed_kfp
 from mltop.demo.kube_api import KubeStore, make_kube_app
-from mltop.demo.kube_scenario import KubeScenario, kubeconfig, seed_kube
+from mltop.demo.kube_scenario import KubeScenario, kubeconfig, seed_kfp_step, seed_kube
 from mltop.demo.ray_dashboard import Faults, make_app
 from mltop.demo.ray_sim import RaySim, utcnow
 from mltop.demo.scenario import RayScenario, new_ray_sim
@@ -56,6 +56,7 @@ class DemoPlatform:
         store = KubeStore(clock=clock)
         self.kube_store = store
         self.server.call(lambda: seed_kube(store, clock()))
+        self.server.call(lambda: seed_kfp_step(store, clock()))  # KFP runs its steps on this cluster
         self.kube_url = self.server.serve(make_kube_app(store, token=DEMO_KUBE_TOKEN))
         kfp = KfpStore(clock=clock, multi_user=True, token=DEMO_KFP_TOKEN)
         self.kfp_store = kfp
@@ -72,6 +73,7 @@ class DemoPlatform:
             raise
         self.kubeconfig_path = str(path)
         if self.moving:
+            self.ray_sim.progress_every = 2.0  # running jobs write progress lines: `l` has a log to follow
             ray_scenario = RayScenario(self.ray_sim)
             kube_scenario = KubeScenario(store, clock)
             kfp_scenario = KfpScenario(kfp, clock)

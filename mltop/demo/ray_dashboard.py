@@ -49,7 +49,7 @@ def job_details(job: SimJob) -> dict[str, Any]:
         "start_time": job.submitted_ms,
         "end_time": job.end_ms,
         "metadata": job.metadata,
-        "runtime_env": {},
+        "runtime_env": job.runtime_env,
         "driver_agent_http_address": "http://127.0.0.1:52365" if started else None,
         "driver_node_id": job.node_id,
         "driver_exit_code": job.exit_code if job.status in ("SUCCEEDED", "FAILED") else None,
@@ -114,6 +114,7 @@ def make_app(sim: RaySim, *, token: str | None = None, faults: Faults | None = N
             gpus=float(body.get("entrypoint_num_gpus") or 0),
             cpus=float(body.get("entrypoint_num_cpus") or 0),
             metadata=body.get("metadata") or {},
+            runtime_env=body.get("runtime_env") or {},
         )
         return web.json_response({"job_id": job.submission_id, "submission_id": job.submission_id})
 
@@ -134,6 +135,29 @@ def make_app(sim: RaySim, *, token: str | None = None, faults: Faults | None = N
 
     async def job_logs(request: web.Request) -> web.Response:
         return web.json_response({"logs": sim.logs(request.match_info["job_id"])})
+
+    tails: set[web.WebSocketResponse] = set()
+
+    async def tail_job_logs(request: web.Request) -> web.StreamResponse:
+        # As Ray's job_head.py: refuse before the upgrade, wait for the job to start, relay the log
+        # from its start in frames of up to 10 lines, close (1000) once the job has ended.
+        job_id = request.match_info["job_id"]
+        if sim.get(job_id).job_type != "SUBMISSION":
+            return _text(400, "Can only get logs of submission type jobs")
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        tails.add(ws)
+        try:
+            await _relay_log(sim, job_id, ws, request)
+        except (ConnectionResetError, SimError):
+            pass  # the client left, or the job was forgotten
+        finally:
+            tails.discard(ws)
+        return ws
+
+    async def close_tails(_: web.Application) -> None:
+        for ws in list(tails):  # an open tail would hold the server's shutdown
+            await ws.close(code=1001)
 
     async def actors(request: web.Request) -> web.Response:
         sim.advance()
@@ -165,6 +189,17 @@ def make_app(sim: RaySim, *, token: str | None = None, faults: Faults | None = N
             for n in sim.nodes
         }
         return _ok({"summary": summary, "nodeLogicalResources": logical}, "Node summary fetched.")
+
+    async def node(request: web.Request) -> web.Response:
+        sim.advance()
+        wanted = request.match_info["node_id"]
+        found = next((n for n in sim.nodes if n.node_id == wanted), None)
+        if found is None:  # Ray 2.60 answers an id it does not know with an empty shell, not a 404
+            detail: dict[str, Any] = {"raylet": {"objectStoreUsedMemory": 0, "objectStoreAvailableMemory": 0,
+                                                 "stateMessage": None}, "tpus": [], "actors": {}, "workers": []}
+        else:  # the summary's fields, plus the node's actors and workers (none simulated in detail)
+            detail = {**_node_summary(sim, found), "actors": {}, "workers": []}
+        return _ok({"detail": detail}, "Node details fetched.")
 
     async def cluster_status(_: web.Request) -> web.Response:
         sim.advance()
@@ -204,10 +239,29 @@ def make_app(sim: RaySim, *, token: str | None = None, faults: Faults | None = N
     app.router.add_delete("/api/jobs/{job_id}", delete_job)
     app.router.add_post("/api/jobs/{job_id}/stop", stop_job)
     app.router.add_get("/api/jobs/{job_id}/logs", job_logs)
+    app.router.add_get("/api/jobs/{job_id}/logs/tail", tail_job_logs)
+    app.on_shutdown.append(close_tails)
     app.router.add_get("/api/v0/actors", actors)
     app.router.add_get("/nodes", nodes)
+    app.router.add_get("/nodes/{node_id}", node)
     app.router.add_get("/api/cluster_status", cluster_status)
     return app
+
+
+TAIL_POLL = 0.25  # seconds between looks at the job's log (Ray's agent: LOG_TAIL_SLEEP_S = 1)
+
+
+async def _relay_log(sim: RaySim, job_id: str, ws: web.WebSocketResponse, request: web.Request) -> None:
+    sent = 0
+    while not ws.closed and request.transport is not None and not request.transport.is_closing():
+        job = sim.get(job_id)
+        lines = sim.log_lines(job)
+        for start in range(sent, len(lines), 10):
+            await ws.send_str("".join(line + "\n" for line in lines[start:start + 10]))
+        sent = max(sent, len(lines))
+        if job.status in ("STOPPED", "SUCCEEDED", "FAILED"):
+            return
+        await asyncio.sleep(TAIL_POLL)
 
 
 def _supervisor_actor(job: SimJob) -> dict[str, Any]:
@@ -245,22 +299,45 @@ def _node_summary(sim: RaySim, node: Any) -> dict[str, Any]:
                 "index": index, "name": node.gpu_model, "uuid": f"GPU-{node.node_id[:8]}-{index}",
                 "utilizationGpu": int(util), "memoryUsed": 61234 if owner else 0,
                 "memoryTotal": 81920,
-                "processesPids": [{"pid": owner.pid, "gpuMemoryUsage": 61000}] if owner else [],
+                "processesPids": [{"pid": owner.pid, "gpuMemoryUsage": 61000, "gpuUtilization": int(util)}]
+                if owner else [],
+                "powerMw": 350000 if owner else 60000, "temperatureC": 64 if owner else 35,
             })
+    # As a real 2.60 head sends it (tests/fixtures/ray-2.60-h200): camelCased keys, resource names
+    # included, int64 times as strings, an `acceleratorType:<model>` resource and label on GPU machines.
+    resources: dict[str, float] = {"CPU": node.cpus, "memory": 256e9, "objectStoreMemory": 40e9, f"node:{node.ip}": 1.0}
+    labels = {"ray.io/node-id": node.node_id}
+    if node.gpus:
+        resources["GPU"] = node.gpus
+    if node.gpu_model:
+        accelerator = node.gpu_model.split()[-1].split("-")[0]  # "NVIDIA A100-SXM4-80GB" -> "A100"
+        resources[f"acceleratorType:{accelerator}"] = 1.0
+        labels["ray.io/accelerator-type"] = accelerator
+    if node.is_head:
+        resources["node:InternalHead"] = 1.0
     return {
         "now": sim.now_ms() / 1000,
         "hostname": node.hostname,
         "ip": node.ip,
+        "cpu": 12.5,
         "cpus": [int(node.cpus), int(node.cpus)],
+        "mem": [274877906944, 206158430208, 25.0, 68719476736],
         "raylet": {
             "nodeId": node.node_id,
             "nodeManagerAddress": node.ip,
             "nodeManagerHostname": node.hostname,
+            "nodeName": node.ip,
             "state": "ALIVE",
+            "stateMessage": None,
             "isHeadNode": node.is_head,
-            "startTimeMs": "0",
+            "startTimeMs": str(sim.started_ms),
             "endTimeMs": "0",
-            "resourcesTotal": {"CPU": node.cpus, "GPU": node.gpus} if node.gpus else {"CPU": node.cpus},
+            "resourcesTotal": resources,
+            "labels": labels,
+            "stateSnapshot": {"state": "ACTIVE" if sim.gpus_used(node.node_id) else "IDLE", "idleDurationMs": "0",
+                              "nodeActivity": []},
+            "instanceId": "", "nodeTypeName": "", "instanceTypeName": "",
+            "numWorkers": 2,
         },
         "gpus": gpus,
         "tpus": [],

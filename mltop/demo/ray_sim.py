@@ -16,6 +16,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 PENDING_MESSAGE = (
     "Job has not started yet. It may be waiting for resources (CPUs, GPUs, memory, custom resources) "
@@ -82,6 +83,7 @@ class SimJob:
     pid: int = 0  # the driver's process id, once running
     utilization: float | None = None  # GPU utilization while running; None: busy as usual
     logs: list[str] = field(default_factory=list)
+    runtime_env: dict[str, Any] = field(default_factory=dict)  # as submitted; Ray serves it back as is
 
 
 def utcnow() -> datetime:
@@ -101,6 +103,10 @@ class RaySim:
         self.jobs: dict[str, SimJob] = {}
         self._ids = itertools.count(1)
         self.session_name = "session_demo"
+        self.started_ms = self.now_ms() - 4 * 3600 * 1000  # the nodes came up well before the oldest job
+        # Seconds between the progress lines a running job writes to its log (0: none). The live
+        # demo sets it, so `l` has a log to follow; frozen tests keep the opening logs short.
+        self.progress_every = 0.0
 
     # -- time ---------------------------------------------------------------------------
 
@@ -197,6 +203,7 @@ class RaySim:
         run_seconds: float = 60.0,
         exit_code: int = 0,
         submitted_ms: int | None = None,
+        runtime_env: dict[str, Any] | None = None,
     ) -> SimJob:
         sid = submission_id or f"raysubmit_{next(self._ids):06d}"
         if sid in self.jobs:
@@ -215,6 +222,7 @@ class RaySim:
             metadata=dict(metadata or {}),
             run_seconds=run_seconds,
             exit_code=exit_code,
+            runtime_env=dict(runtime_env or {}),
         )
         job.logs.append("Runtime env is setting up.")
         self.jobs[sid] = job
@@ -244,7 +252,22 @@ class RaySim:
         job = self.get(job_id)
         if job.job_type != "SUBMISSION":
             raise SimError(400, "Can only get logs of submission type jobs")
-        return "".join(f"{line}\n" for line in job.logs) if job.status != "PENDING" else ""
+        return "".join(f"{line}\n" for line in self.log_lines(job))
+
+    def log_lines(self, job: SimJob) -> list[str]:
+        """What the job's driver has written so far: its own lines, with progress lines (one per
+        `progress_every` seconds it ran) before the line it ended with."""
+        if job.status == "PENDING":
+            return []
+        if not self.progress_every or job.started_ms is None:
+            return list(job.logs)
+        until = job.end_ms if job.end_ms is not None else self.now_ms()
+        count = max(0, int((until - job.started_ms) / 1000 / self.progress_every))
+        seed = sum(job.submission_id.encode()) % 97
+        progress = [f"step {i * 10}: loss {2.0 * 0.997 ** i + seed / 1000:.4f}, {900 + (i * 37 + seed) % 200} samples/s"
+                    for i in range(count)]
+        cut = len(job.logs) - (1 if job.end_ms is not None else 0)
+        return job.logs[:cut] + progress + job.logs[cut:]
 
     def list_jobs(self) -> list[SimJob]:
         self.advance()

@@ -52,6 +52,10 @@ def seed_ray(sim: RaySim) -> None:
     start_timeout, sim.start_timeout = sim.start_timeout, 1e9
     sim.submit(f"{py} train.py --model llama-70b --steps 50000", submission_id="raysubmit_llama70b",
                gpus=8, metadata={"owner": "alice", "job_name": "train-llama-70b"},
+               # What teams put in a runtime env, secrets included: `y` shows it with them redacted.
+               runtime_env={"env_vars": {"HF_TOKEN": "hf_demoDEMOdemoDEMOdemoDEMO1234", "WANDB_API_KEY": "demo-wandb-key",
+                                         "NCCL_DEBUG": "WARN", "TOKENIZERS_PARALLELISM": "false"},
+                            "pip": ["transformers==4.46.0"]},
                run_seconds=3 * 3600, submitted_ms=now - 95 * minute)
     sim.submit(f"{py} finetune.py --base mistral-7b", submission_id="raysubmit_mistral_ft",
                gpus=6, metadata={"owner": "bob", "job_name": "finetune-mistral-7b"},

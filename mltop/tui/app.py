@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Input
 
 from mltop import format as fmt
 from mltop.actions import ActionRunner, HasJobDetails, Source, can
+from mltop import incident
 from mltop.audit import AuditLog
 from mltop.config import Config
 from mltop.dashboard import Dashboard, dashboard_for
@@ -31,20 +32,26 @@ from mltop.safe_text import inert
 from mltop.tui.command_line import execute
 from mltop.tui.commands import MltopCommands
 from mltop.tui.dashboard_screen import DashboardScreen
-from mltop.tui.details import JobDetailsScreen
+from mltop.tui.details import JobDetailsScreen, forward_view
 from mltop.tui.terminal import catch_signals
+from mltop.tui.warning_view import WarningScreen
 from mltop.tui.help import HelpScreen
 from mltop.tui.infra_details import InfraDetailsScreen
+from mltop.tui.bulk import BulkActions
 from mltop.tui.job_actions import JobActions
 from mltop.tui.log_view import LogActions
 from mltop.tui.raw_view import RawActions
 from mltop.tui.messages import SourceUpdated
 from mltop.widgets.infra_tables import NodesTable, PoolsTable, WarningsTable
 from mltop.widgets.jobs_table import JobsTable
+from mltop.widgets.keyed_table import KeyedTable
 
-MUTATING_ACTIONS = {"cancel_job", "retry_job", "scale_pool"}
+MUTATING_ACTIONS = {"cancel_job", "retry_job", "scale_pool", "toggle_mark"}
 MAIN_SCREEN_ACTIONS = {"cancel_job", "retry_job", "scale_pool", "filter", "clear_filter", "refresh", "command",
-                       "show_log", "show_raw"}
+                       "show_log", "show_raw", "toggle_mark", "zoom", "incident_snapshot",
+                       "show_warnings"}
+PANEL_NAMES = {"jobs": "jobs", "warnings": "warnings", "nodes": "nodes", "pools": "pools"}
+FILTER_HINT = "regex, field:value, gpus>4, !negates; Enter keeps, Esc clears"
 CLOSE_DEADLINE = 1.0  # quitting waits at most this long for each source to close
 # Binding id -> (action method, shown in the footer). Keys and words come from mltop.keys.
 APP_ACTIONS = {
@@ -52,6 +59,7 @@ APP_ACTIONS = {
     "jobs.retry": ("retry_job", True), "pools.scale": ("scale_pool", True), "warnings.show": ("show_warnings", True),
     "refresh": ("refresh", False), "filter.clear": ("clear_filter", False), "copy": ("copy_id", False),
     "command": ("command", False), "logs": ("show_log", False), "raw": ("show_raw", False),
+    "jobs.mark": ("toggle_mark", False), "snapshot": ("incident_snapshot", False), "zoom": ("zoom", False),
 }
 
 
@@ -64,7 +72,7 @@ def _binding(binding_id: str) -> Binding:
 _ASCII_KEY_NAMES = {"⏎": "enter", "↑": "up", "↓": "down", "←": "left", "→": "right"}
 
 
-class MltopApp(JobActions, LogActions, RawActions, App[int]):
+class MltopApp(JobActions, BulkActions, LogActions, RawActions, App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "mltop"
     COMMANDS = App.COMMANDS | {MltopCommands}
@@ -82,6 +90,7 @@ class MltopApp(JobActions, LogActions, RawActions, App[int]):
             self.theme = "ansi-dark"
         self.config = config
         self.read_only = config.read_only
+        self._filter_target: KeyedTable | None = None  # the panel the `/` box filters
         self.clock = clock
         self.start_polling = start_polling
         self.sources = {s.key: s for s in sources}
@@ -179,6 +188,7 @@ class MltopApp(JobActions, LogActions, RawActions, App[int]):
         for event in view.events:
             self.say(event.message, severity=event.severity, timeout=10)
         self.main.show(view, cost_changed=with_cost)
+        forward_view(self.screen_stack, view)  # an open job details screen stays live
 
     # -- which keys apply where -------------------------------------------------------------------
 
@@ -188,9 +198,8 @@ class MltopApp(JobActions, LogActions, RawActions, App[int]):
         if action in MAIN_SCREEN_ACTIONS and self.screen is not self.screen_stack[0]:
             return False  # these act on the main screen's panels, which another screen covers
         if action in ("cancel_job", "scale_pool") and isinstance(self.focused, WarningsTable):
-            warning = self.focused.selected
-            wanted = "jobs.cancel" if action == "cancel_job" else "pools.scale"
-            return True if warning is not None and warning.remedy_action == wanted else False
+            wanted = "jobs.cancel" if action == "cancel_job" else "pools.scale"  # some warning's FIX
+            return any(w.remedy_action == wanted for w in self.focused.records.values())
         if action in ("cancel_job", "retry_job"):
             return self._job_action_state(action)
         if action == "scale_pool":
@@ -208,15 +217,32 @@ class MltopApp(JobActions, LogActions, RawActions, App[int]):
         if action == "retry_job" and not any(can(s, "jobs.retry") for s in self.sources.values()):
             return False  # no source here can retry anything: not offered at all
         job = self.table.selected_job if self.is_mounted else None
-        return None if job is None else True
+        return None if job is None and not (self.is_mounted and self.table.marked) else True
 
     # -- keys ---------------------------------------------------------------------------------------
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.screen.active_bindings))
+        table = self.focused if isinstance(self.focused, KeyedTable) else None
+        titles = {key: title for key, title, _ in table.COLUMNS} if table else {}
+        sorts = ", ".join(f"{letter} {titles.get(column, column)}" for letter, (column, _) in
+                          (table.SORT_KEYS.items() if table else ()))
+        self.push_screen(HelpScreen(self.screen.active_bindings, sorts))
+
+    @property
+    def filter_target(self) -> KeyedTable:
+        return self._filter_target or self.table
+
+    @filter_target.setter
+    def filter_target(self, table: KeyedTable) -> None:
+        self._filter_target = table
 
     def action_filter(self) -> None:
+        """`/` filters the focused panel (the queue when none is focused)."""
+        table = self.focused if isinstance(self.focused, KeyedTable) else self.table
+        self.filter_target = table
         box = self.main.query_one("#filter", Input)
+        box.placeholder = f"filter {PANEL_NAMES.get(table.id or '', 'rows')}: {FILTER_HINT}"
+        box.value = table.query.text
         box.display = True
         box.focus()
 
@@ -230,31 +256,39 @@ class MltopApp(JobActions, LogActions, RawActions, App[int]):
         command = self.main.query_one("#command", Input)
         if command.display:
             command.display = False
-            self.table.focus()
+            self.filter_target.focus()
             return
         box = self.main.query_one("#filter", Input)
-        if box.display or self.dashboard.filter_text:
+        if not box.display and self.table.marked and self.focused is self.table:
+            self.table.clear_marks()  # esc: first the marks, then the filter
+            self.main._jobs_title(self.main.view)
+            self.say("marks cleared", timeout=2)
+            return
+        table = self.filter_target if box.display else self.focused
+        if isinstance(table, KeyedTable) and (box.display or table.query.text):
             box.value = ""
             box.display = False
-            self.dashboard.filter_text = ""
-            self.table.focus()
-            self._draw(with_cost=False)
+            self._set_filter(table, "")
+            table.focus()
+
+    def _set_filter(self, table: KeyedTable, text: str) -> None:
+        table.set_filter(text)
+        self.main.on_keyed_table_arranged(KeyedTable.Arranged(table))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
-            self.dashboard.filter_text = event.value.strip()
-            self._draw(with_cost=False)
+            self._set_filter(self.filter_target, event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "command":
             event.input.display = False
-            self.table.focus()
+            self.filter_target.focus()
             execute(self, event.value)  # a `:` command (tui/command_line.py)
             return
         if event.input.id == "filter":
             if not event.value.strip():
                 event.input.display = False
-            self.table.focus()
+            self.filter_target.focus()
 
     def action_refresh(self) -> None:
         for loop in self.loops.values():
@@ -281,15 +315,49 @@ class MltopApp(JobActions, LogActions, RawActions, App[int]):
         self.copy_to_clipboard(text)
         self.say(f"copied {text}", timeout=3)
 
+    def action_zoom(self) -> None:
+        """`z`: the focused panel (title and all) fills the screen, as tmux's zoom; again: back."""
+        screen = self.main
+        table = self.focused if isinstance(self.focused, KeyedTable) else None
+        if screen.maximized is not None or table is None or table.parent is None:
+            screen.minimize()
+        else:
+            screen.maximized = table.parent  # the panel, so its title (counts, filter, sort) stays
+        self.call_after_refresh(screen.relayout)
+
+    def action_incident_snapshot(self) -> None:
+        """`e`: the triage picture as Markdown in a new file; the status line says where."""
+        view = self.main.view
+        if view is None:
+            self.say("nothing to write yet: no source has answered", severity="warning")
+            return
+        audit = self.runner.audit.read(limit=50) if self.runner.audit is not None else []
+        try:
+            path = incident.write(incident.render(view, audit, user=self.runner.audit.user if self.runner.audit else ""),
+                                  view.now)
+        except OSError as exc:
+            self.say(f"the snapshot was not written: {exc}", severity="error", timeout=10)
+            return
+        self.say(f"snapshot written to {path}", timeout=15)
+
     def action_show_warnings(self) -> None:
         self.main.query_one(WarningsTable).focus()
 
-    def _remedy_target(self) -> bool:
-        """From the warnings panel, the remedy key acts on the warning's remedy target."""
+    def _remedy_target(self, binding_id: str = "") -> bool:
+        """From the warnings panel, the remedy key acts on a warning's remedy target: the selected
+        warning's when this key is its FIX, else the first warning (most expensive) whose FIX it is,
+        which gets the cursor first, so the screen shows what the dialog names."""
         if not isinstance(self.focused, WarningsTable):
             return True
-        warning = self.focused.selected
-        if warning is None or warning.remedy_target is None:
+        table = self.focused
+        warning = table.selected
+        if warning is None or warning.remedy_action != binding_id:
+            ordered = [table.records[key] for key in table._order]
+            warning = next((w for w in ordered if w.remedy_action == binding_id), None)
+            if warning is None:
+                return False
+            table.select_key(table.key_of(warning))
+        if warning.remedy_target is None:
             return False
         if self.main.go_to(warning.remedy_target, [self.table, self.main.query_one(PoolsTable)]):
             return True
@@ -301,9 +369,9 @@ class MltopApp(JobActions, LogActions, RawActions, App[int]):
         record = event.data_table.records.get(key) if key else None  # type: ignore[attr-defined]
         if record is None:
             return
-        if isinstance(record, IdleWarning):
-            if not self.main.go_to(record.target):
-                self.say(f"{record.target_name}: {record.remedy}", timeout=10)
+        if isinstance(record, IdleWarning):  # the whole warning, with a key to go to its target
+            self.push_screen(WarningScreen(record, self.clock, go_to=self.main.go_to,
+                                           currency=event.data_table.currency, keymap=self.config.keymap))
         elif isinstance(event.data_table, (NodesTable, PoolsTable)):
             self.push_screen(InfraDetailsScreen(record, self.clock))
         elif isinstance(record, Job):

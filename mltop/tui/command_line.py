@@ -18,7 +18,7 @@ from mltop.safe_text import inert
 from mltop.widgets.facts import boxed_table
 
 PANELS = {"jobs": "#jobs", "nodes": "#nodes", "pools": "#pools", "warnings": "#warnings"}
-FILTERS = ("cluster", "ctx", "ns")  # each narrows the queue to rows holding the word
+FILTERS = ("cluster", "ctx", "ns")  # each narrows the panels to rows of that cluster or namespace
 COMMANDS = (*PANELS, *FILTERS, "audit", "q", "quit")
 SUGGESTER = SuggestFromList([f"{c} " if c in FILTERS else c for c in COMMANDS], case_sensitive=False)
 
@@ -78,8 +78,15 @@ def execute(app, text: str) -> None:  # app: MltopApp (not imported: it imports 
             return
         app.main.query_one(PANELS[command.name]).focus()
     elif command.name in FILTERS:
+        # The whole screen narrows to the cluster (jobs, warnings, nodes, pools); a namespace
+        # narrows what has one (jobs, pools). The queue's `/` box shows the filter.
+        field = "namespace" if command.name == "ns" else "cluster"
+        for table_id in ("jobs", "pools") if field == "namespace" else ("jobs", "warnings", "nodes", "pools"):
+            app._set_filter(app.main.query_one(f"#{table_id}"), f"{field}:{command.argument}")
         box = app.main.query_one("#filter", Input)
-        box.value = command.argument  # the queue's filter: rows holding the name
+        app.filter_target = app.table
+        with box.prevent(Input.Changed):
+            box.value = f"{field}:{command.argument}"
         box.display = True
         app.table.focus()
     elif command.name == "audit" and app.runner.audit is not None:

@@ -32,6 +32,19 @@ TALL = 40  # below this many rows they sit side by side too: stacked, each would
 MIN_SIZE = (80, 24)  # the smallest terminal the layout is made for (README)
 
 
+def nodes_title(view: View) -> str:
+    """Kubernetes and Ray nodes are counted apart: a KubeRay pod's GPUs are in both."""
+    s = view.summary
+    ray = sum(1 for n in view.nodes if n.origin == "ray")
+    kube = len(view.nodes) - ray
+    ray_part = f"{ray} Ray, {fmt.gpus(s.ray_gpus_used)}/{fmt.gpus(s.ray_gpus_total)} in use"
+    if not ray:
+        return f"GPU nodes: {kube}, {fmt.gpus(s.gpus_allocated)}/{fmt.gpus(s.gpus_allocatable)} allocated"
+    if not kube:
+        return f"GPU nodes: {ray_part}"
+    return f"GPU nodes: {kube} K8s, {fmt.gpus(s.gpus_allocated)}/{fmt.gpus(s.gpus_allocatable)} allocated; {ray_part}"
+
+
 class DashboardScreen(Screen[None]):
     def __init__(self, *, several_sources: bool, read_only: bool, keymap: Mapping[str, str]) -> None:
         super().__init__()
@@ -40,6 +53,7 @@ class DashboardScreen(Screen[None]):
         self.keymap = keymap
         self.view: View | None = None
         self._infra_present = False
+        self._pools_present = True  # the pools panel is shown (a Ray-only platform has none: hidden)
         self._small = False
 
     def compose(self) -> ComposeResult:
@@ -93,9 +107,10 @@ class DashboardScreen(Screen[None]):
         self.query_one(WarningsTable).relayout(width - 2)
         wide = width >= WIDE or height < TALL
         self.query_one("#infra").set_class(not wide, "stacked")
-        half = width // 2 - 2 if wide else width - 2
-        self.query_one(NodesTable).relayout(half)
-        self.query_one(PoolsTable).relayout(half)
+        half = width // 2 - 2 if wide and self._pools_present else width - 2
+        zoomed = self.maximized
+        for table in (self.query_one(NodesTable), self.query_one(PoolsTable)):
+            table.relayout(width - 2 if zoomed is not None and table.parent is zoomed else half)
         self.size_warnings()
 
     def _too_small(self, width: int, height: int) -> None:
@@ -118,7 +133,8 @@ class DashboardScreen(Screen[None]):
         """Draw `view`. The warnings, nodes and pools only change with new data (`cost_changed`);
         the clock's tick redraws the jobs and the source lines."""
         self.view = view
-        self.jobs.sync(list(view.shown), view.now, view.overdue)
+        reasons = {j.key: short for j in view.jobs if (short := view.waiting_short(j))}
+        self.jobs.sync(list(view.jobs), view.now, view.overdue, reasons=reasons)
         self._jobs_title(view)
         self.query_one(SourceStatus).sync(view.sources, view.now, view.stale_after)
         if cost_changed:
@@ -128,10 +144,9 @@ class DashboardScreen(Screen[None]):
 
     def _jobs_title(self, view: View) -> None:
         panel = self.query_one("#jobs-panel")
-        title = f"Jobs: {view.waiting} waiting, {view.running} running"
-        if view.filter_text:
-            title += f"  [filter: {view.filter_text}, {len(view.shown)} of {len(view.jobs)}]"
-        panel.border_title = Text(inert(title))  # the filter is the user's text: never markup
+        marked = f", {len(self.jobs.marked)} marked" if self.jobs.marked else ""
+        title = f"Jobs: {view.waiting} waiting, {view.running} running{marked}"
+        panel.border_title = self._title(self.jobs, title)  # the filter is the user's text: never markup
         panel.border_subtitle = "read-only" if self.read_only else ""
 
     def _warnings(self, view: View) -> None:
@@ -147,8 +162,8 @@ class DashboardScreen(Screen[None]):
         title = (f"Idle-cost warnings: {len(cost.warnings)}, {currency}{cost.warned_rate:,.2f}/h of the "
                  f"{currency}{cost.idle_rate:,.2f}/h idle" if cost.warnings else "Idle-cost warnings: none")
         panel = self.query_one("#warnings-panel")
-        panel.border_title = Text(inert(title))
-        panel.border_subtitle = "w: go here, enter: go to target"
+        panel.border_title = self._title(table, title)
+        panel.border_subtitle = "w: go here, enter: the whole warning"
         self.size_warnings()
 
     def _infra(self, view: View) -> None:
@@ -160,17 +175,36 @@ class DashboardScreen(Screen[None]):
             self.relayout()
         if not present:
             return
+        if bool(view.pools) != self._pools_present:  # Ray nodes and no pools: the nodes take the width
+            self._pools_present = bool(view.pools)
+            self.query_one("#pools-panel").display = self._pools_present
+            self.relayout()
         nodes_table, pools_table = self.query_one(NodesTable), self.query_one(PoolsTable)
         nodes_table.idle_costs = {n.key: view.node_idle_cost(n) for n in view.nodes}
         nodes_table.sync(list(view.nodes))
         pools_table.idle_costs = {p.key: view.pool_idle_cost(p) for p in view.pools}
         pools_table.sync(list(view.pools))
         self.explain_pool(pools_table.selected)
-        s = view.summary
-        self.query_one("#nodes-panel").border_title = (
-            f"GPU nodes: {len(view.nodes)}, {fmt.gpus(s.gpus_allocated)}/{fmt.gpus(s.gpus_allocatable)} allocated")
+        nodes_panel, pools_panel = self.query_one("#nodes-panel"), self.query_one("#pools-panel")
+        nodes_panel.border_title = self._title(nodes_table, nodes_title(view))
         scalable = sum(1 for p in view.pools if p.scalable)
-        self.query_one("#pools-panel").border_title = f"Pools: {len(view.pools)}, {scalable} scalable"
+        pools_panel.border_title = self._title(pools_table, f"Pools: {len(view.pools)}, {scalable} scalable")
+
+    @staticmethod
+    def _title(table: KeyedTable, text: str) -> Text:
+        """A panel's title and its filter and sort, cut by mltop (inert, with the terminal's own
+        ellipsis) to fit its top border, rather than by Textual, which would always cut with a
+        UTF-8 ellipsis. The counts give way first: the filter in force must stay readable."""
+        extra = table.describe()
+        room = max(8, table.total_width - 4)
+        return Text(fmt.clip(text, max(8, room - len(extra))) + fmt.clip(extra, room))
+
+    def on_keyed_table_arranged(self, message: KeyedTable.Arranged) -> None:
+        """A panel's filter or sort changed: redraw the titles that say so."""
+        if self.view is not None:
+            self._jobs_title(self.view)
+            self._warnings(self.view)
+            self._infra(self.view)
 
     def _summary(self, view: View) -> None:
         s, cost = view.summary, view.cost

@@ -21,9 +21,10 @@ EXTRA_KEYS = (
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
-    def __init__(self, bindings: dict[str, ActiveBinding]) -> None:
+    def __init__(self, bindings: dict[str, ActiveBinding], sort_keys: str = "") -> None:
         super().__init__()
         self.bindings_shown = bindings
+        self.sort_keys = sort_keys  # the focused panel's shift+letter sorts, "N name, U gpus, ..."
 
     def compose(self) -> ComposeResult:
         # mltop's own bindings all carry an id (that is what makes them remappable); the widgets'
@@ -45,6 +46,9 @@ class HelpScreen(ModalScreen[None]):
             table.add_row(Text(inert(", ".join(keys_by_action[action]))), Text(inert(description) + note))
         for key, description in EXTRA_KEYS:
             table.add_row(key, description)
+        if self.sort_keys:
+            table.add_row("shift+letter", Text("sort this panel (again: reverse, a third time: mltop's order): "
+                                               + self.sort_keys))
         with VerticalScroll(id="help"):
             yield Static(Text("Keys", style="bold"))
             yield Static(table)

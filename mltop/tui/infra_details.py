@@ -24,7 +24,35 @@ def cell(value: object) -> Text:
     return Text(inert(value))
 
 
+def ray_node_view(node: GpuNode, now: datetime) -> Group:
+    """A Ray node: Ray's logical GPUs, and its telemetry where it has any. No pods, no taints."""
+    age = (now - node.created_at).total_seconds() if node.created_at else None
+    util = ("not reported (logical GPUs, or no telemetry)" if node.gpu_utilization is None
+            else f"{node.gpu_utilization:.0f}% (mean over its GPUs)")
+    role = node.conditions[0][0] if node.conditions else "Ray node"  # "Ray head" or "Ray worker"
+    if node.pool not in (None, "ray", "ray head"):
+        role += f", node type {node.pool}"
+    facts = facts_grid([
+        ("node", f"{node.cluster}/{node.name}"),
+        ("Ray node id", node.key.split("/", 2)[-1]),
+        ("address", node.address or "-"),
+        ("role", role),
+        ("GPU", node.gpu_model or "unknown model"),
+        ("GPUs", f"{fmt.gpus(node.gpus_total)} total, {fmt.gpus(node.gpus_allocated)} held by tasks and actors, "
+                 f"{fmt.gpus(node.gpus_free)} free"),
+        ("utilization", util),
+        ("state", ("ALIVE" if node.ready else "not alive") + ("" if node.schedulable or not node.ready else ", draining")),
+        ("instance", node.instance_type or "-"),
+        ("up for", fmt.long_duration(age)),
+        ("labels", ", ".join(f"{k}={v}" for k, v in node.labels) or "none"),
+    ])
+    return Group(facts, Text(""), Text("Ray's GPUs are counted by Ray's own accounting: a KubeRay pod's GPUs are "
+                                       "also its Kubernetes node's, and are not counted twice.", style="dim"))
+
+
 def node_view(node: GpuNode, now: datetime) -> Group:
+    if node.origin == "ray":
+        return ray_node_view(node, now)
     age = (now - node.created_at).total_seconds() if node.created_at else None
     facts = facts_grid([
         ("node", f"{node.cluster}/{node.name}"),

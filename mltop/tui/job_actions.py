@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from textual import work
 
+from mltop.actions import Result
 from mltop.model import Job
 from mltop.registry import job_noun
-from mltop.scaling import ScalePlan
+from mltop.scaling import ScalePlan, proposed_down
 from mltop.tui.confirm import ConfirmCancel
 from mltop.tui.scale import ScaleDialog
-from mltop.widgets.infra_tables import PoolsTable
+from mltop.widgets.infra_tables import PoolsTable, WarningsTable
 
 class JobActions:
     """Mixed into MltopApp: uses its main screen, sources, loops, runner, say() and _remedy_target()."""
@@ -25,7 +26,11 @@ class JobActions:
         self._confirm_job_action("jobs.retry")
 
     def _confirm_job_action(self, binding_id: str) -> None:
-        if self.read_only or not self._remedy_target():
+        in_queue = self.focused is self.table  # marks apply to a key pressed in the queue, not on a warning
+        if self.read_only or not self._remedy_target(binding_id):
+            return
+        if self.table.marked and in_queue:
+            self.confirm_bulk(binding_id)  # tui/bulk.py: every marked job, one confirmation
             return
         # The target is captured now, by key: whatever the table does next, this is the job.
         job = self.table.selected_job
@@ -48,6 +53,18 @@ class JobActions:
 
     @work(group="actions", description="a job action", exit_on_error=False)
     async def run_job_action(self, binding_id: str, job: Job) -> None:
+        result = await self.send_one(binding_id, job)
+        if result.outcome is None:
+            self.say(result.error or "failed", severity="warning" if result.unknown else "error", timeout=15)
+        elif binding_id == "jobs.cancel":
+            self.say(f"{result.outcome.message}; waiting for it to report the job stopped", timeout=6)
+            self._draw(with_cost=False)
+        else:
+            self.say(f"{result.outcome.message}; the table shows its state once the server reports it", timeout=6)
+
+    async def send_one(self, binding_id: str, job: Job) -> Result:
+        """One request for `job`, through the runner (deadline, in-flight set, audit); a stop the
+        backend accepted is recorded so the row says STOP SENT until the backend reports it."""
         source_key = self.main.view.source_of(job.key) if self.main.view else None
         source = self.sources.get(source_key or "")
         method = "retry_job" if binding_id == "jobs.retry" else "cancel_job"
@@ -57,21 +74,17 @@ class JobActions:
         self._audit_problem()
         if source_key in self.loops:
             self.loops[source_key].poke()  # show what the backend holds now, success or not
-        if result.outcome is None:
-            self.say(result.error or "failed", severity="warning" if result.unknown else "error", timeout=15)
-        elif binding_id == "jobs.cancel":
+        if result.outcome is not None and binding_id == "jobs.cancel":
             self.dashboard.stop_requested(job, self.clock(), source_key or "")
-            self.say(f"{result.outcome.message}; waiting for it to report the job stopped", timeout=6)
-            self._draw(with_cost=False)
-        else:
-            self.say(f"{result.outcome.message}; the table shows its state once the server reports it", timeout=6)
+        return result
 
     def _audit_problem(self) -> None:
         if self.runner.audit is not None and self.runner.audit.error:
             self.say(f"the action was not written to the audit log: {self.runner.audit.error}", severity="warning")
 
     def action_scale_pool(self) -> None:
-        if self.read_only or not self.main.has_infra or not self._remedy_target():
+        from_warning = isinstance(self.focused, WarningsTable)
+        if self.read_only or not self.main.has_infra or not self._remedy_target("pools.scale"):
             return
         pool = self.main.query_one(PoolsTable).selected  # captured now, by key
         if pool is None:
@@ -87,7 +100,9 @@ class JobActions:
             if plan is not None:
                 self.scale(plan)
 
-        self.push_screen(ScaleDialog(pool), confirmed)
+        # From a warning, the dialog proposes its remedy (the size without the idle replicas):
+        # enter confirms what the plan below the field shows.
+        self.push_screen(ScaleDialog(pool, proposed_down(pool) if from_warning else None), confirmed)
 
     @work(group="actions", description="scale a pool", exit_on_error=False)
     async def scale(self, plan: ScalePlan) -> None:

@@ -51,9 +51,10 @@ class ScaleDialog(ModalScreen["ScalePlan | None"]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, proposed: int | None = None) -> None:
         super().__init__()
         self.pool = pool
+        self.proposed = proposed  # from an idle-cost warning: the size that removes the idle replicas
         self.plan: ScalePlan | None = None
 
     def compose(self) -> ComposeResult:
@@ -63,7 +64,8 @@ class ScaleDialog(ModalScreen["ScalePlan | None"]):
             yield Label(Text(f"Scale {inert(self.pool.name)}", style="bold"))
             yield Static(describe(self.pool))
             yield Label(label)
-            yield Input(value=str(current_value(self.pool) or 0), type="integer", id="target")
+            start = self.proposed if self.proposed is not None else current_value(self.pool) or 0
+            yield Input(value=str(start), type="integer", id="target")
             yield Static(id="plan")
             with Horizontal(id="buttons"):
                 yield Button("Cancel (esc)", id="cancel", variant="primary")

@@ -8,7 +8,8 @@ from mltop import format as fmt
 from mltop.keys import key_label
 from mltop.model import GpuNode, IdleWarning, Pool
 from mltop.safe_text import inert
-from mltop.widgets.keyed_table import KeyedTable
+from mltop.query import Value, node_fields, pool_fields, warning_fields
+from mltop.widgets.keyed_table import KeyedTable, sort_bindings
 
 KIND_LABELS = {"idle-node": "idle node", "idle-pool": "idle pool", "ray-idle": "ray idle",
                "low-utilization": "low util", "idle-while-waiting": "idle+waiting", "no-capacity-coming": "no capacity"}
@@ -45,6 +46,12 @@ class NodesTable(KeyedTable[GpuNode]):
     )
     idle_costs: dict[str, float | None] = {}  # node key -> $/h of its idle GPUs (None: no price)
     SHARED = {"name": (10, 40), "pool": (8, 24), "model": (10, 24)}
+    SORT_KEYS = {"N": ("name", False), "P": ("pool", False), "M": ("model", False), "A": ("alloc", True),
+                 "F": ("free", True), "I": ("idle", True), "S": ("state", False)}
+    BINDINGS = sort_bindings(SORT_KEYS)
+
+    def fields(self, node: GpuNode) -> dict[str, Value]:
+        return node_fields(node, self.idle_costs.get(node.key))
 
     def needs(self, node: GpuNode) -> dict[str, int]:
         return {"name": len(short_node_name(node.name)), "pool": len(node.pool or "-"),
@@ -80,13 +87,19 @@ class PoolsTable(KeyedTable[Pool]):
     )
     idle_costs: dict[str, float | None] = {}  # pool key -> $/h of its idle GPUs (None: unknown)
     SHARED = {"name": (12, 48)}
+    SORT_KEYS = {"N": ("name", False), "K": ("kind", False), "D": ("ready", True), "X": ("range", True),
+                 "U": ("gpus", True), "I": ("idle", True), "H": ("cost", True)}
+    BINDINGS = sort_bindings(SORT_KEYS)
+
+    def fields(self, pool: Pool) -> dict[str, Value]:
+        return pool_fields(pool, self.idle_costs.get(pool.key))
 
     def needs(self, pool: Pool) -> dict[str, int]:
         return {"name": len(pool.name)}
 
     def cells(self, pool: Pool, widths: dict[str, int]) -> tuple[Text, ...]:
         cost = self.idle_costs.get(pool.key)
-        bounds = "-" if pool.kind == "nodepool" else f"{fmt.count(pool.min, '0')}..{fmt.count(pool.max, '∞')}"
+        bounds = "-" if pool.kind == "nodepool" else f"{fmt.count(pool.min, '0')}..{fmt.count(pool.max, fmt.INFINITY)}"
         idle = pool.gpus_idle
         return (
             Text(fmt.clip_middle(pool.name, widths["name"])),
@@ -97,7 +110,7 @@ class PoolsTable(KeyedTable[Pool]):
             Text("-" if idle is None else fmt.gpus(idle), justify="right", style="bold yellow" if idle else ""),
             Text("-" if not idle else "?" if cost is None else f"{cost:,.2f}", justify="right",
                  style="yellow" if cost else ""),
-            Text("s" if pool.scalable else "·", style="cyan" if pool.scalable else "dim"),
+            Text("s" if pool.scalable else fmt.DOT, style="cyan" if pool.scalable else "dim"),
         )
 
 
@@ -108,7 +121,7 @@ def short_model(model: str | None) -> str:
     shows this too."""
     if not model:
         return "-"
-    for prefix in ("NVIDIA-", "nvidia-tesla-", "nvidia-", "Tesla-"):
+    for prefix in ("NVIDIA-", "NVIDIA ", "nvidia-tesla-", "nvidia-", "Tesla-"):  # "NVIDIA A100-...": Ray's telemetry
         if model.startswith(prefix):
             return inert(model[len(prefix):])
     return inert(model)
@@ -126,7 +139,7 @@ def short_node_name(name: str) -> str:
 
 
 class WarningsTable(KeyedTable[IdleWarning]):
-    """Idle-cost warnings, most expensive first; enter goes to the target, the remedy key fixes it."""
+    """Idle-cost warnings, most expensive first; enter shows the whole warning (and goes on to its target), the remedy key fixes it."""
 
     COLUMNS = (
         ("cost", "$/H", 8),
@@ -138,6 +151,11 @@ class WarningsTable(KeyedTable[IdleWarning]):
     currency = "$"
     now = None
     keymap: dict[str, str] = {}  # the user's remapped keys: the FIX column shows the key in force
+    SORT_KEYS = {"H": ("cost", True), "K": ("kind", False), "W": ("message", False), "I": ("since", True)}
+    BINDINGS = sort_bindings(SORT_KEYS)
+
+    def fields(self, warning: IdleWarning) -> dict[str, Value]:
+        return warning_fields(warning, self.now)
 
     def key_of(self, record: IdleWarning) -> str:
         return f"{record.kind}|{record.target}"

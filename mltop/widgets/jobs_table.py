@@ -16,7 +16,8 @@ from textual.binding import Binding
 
 from mltop import format as fmt
 from mltop.model import Job, JobState
-from mltop.widgets.keyed_table import KeyedTable
+from mltop.query import Value, job_fields
+from mltop.widgets.keyed_table import sort_bindings, KeyedTable
 
 # Each state reads by its word first; the styles add weight that survives 16 colours, a light theme
 # and NO_COLOR (bold, italic, reverse are attributes, not hues): a failure is never quieter than a
@@ -41,8 +42,12 @@ COLUMNS = (
     ("gpus", "GPUS", 4),
     ("time", "WAIT/RUN", 8),
     ("owner", "OWNER", 8),
+    ("reason", "REASON", 0),  # why a waiting job waits, in a few words (View.waiting_short)
 )
 MIN_NAME_WIDTH = 10
+# Table columns (a 112-column terminal) from which the REASON column shows; below, the reason stays
+# in the details (enter), so STATE, GPUS and WAIT/RUN keep their room.
+REASON_FROM = 110
 
 
 def state_text(job: Job, overdue: bool) -> Text:
@@ -59,18 +64,27 @@ def time_text(job: Job, now: datetime) -> Text:
     return Text(fmt.short_duration(job.run_seconds(now)))
 
 
-def row_cells(job: Job, now: datetime, widths: dict[str, int], overdue: bool = False) -> tuple[Text, ...]:
-    ident = Text(fmt.clip_middle(job.id, widths["id"]))
-    cells = (
-        Text(fmt.clip(job.cluster, widths.get("cluster", 0))),
-        ident,
-        Text(fmt.clip(job.name, widths["name"])),
-        state_text(job, overdue),
-        Text(fmt.gpus(job.gpus), justify="right"),
-        time_text(job, now),
-        Text(fmt.clip(job.owner or "-", widths["owner"])),
-    )
-    return cells if "cluster" in widths else cells[1:]
+def _bold(cell: Text) -> Text:
+    out = cell.copy()
+    out.stylize("bold")
+    return out
+
+
+def row_cells(job: Job, now: datetime, widths: dict[str, int], overdue: bool = False,
+              reason: str | None = None) -> tuple[Text, ...]:
+    """The row's cells, for the columns in `widths` (the cluster and reason columns come and go)."""
+    cells = {
+        "cluster": Text(fmt.clip(job.cluster, widths.get("cluster", 0))),
+        "id": Text(fmt.clip_middle(job.id, widths["id"])),
+        "name": Text(fmt.clip(job.name, widths["name"])),
+        "state": state_text(job, overdue),
+        "gpus": Text(fmt.gpus(job.gpus), justify="right"),
+        "time": time_text(job, now),
+        "owner": Text(fmt.clip(job.owner or "-", widths["owner"])),
+        # Backend text (a scheduler message): fmt.clip makes it inert; a Text is never markup.
+        "reason": Text(fmt.clip(reason, widths.get("reason", 0)), style="yellow") if reason else Text(""),
+    }
+    return tuple(cells[key] for key, _, _ in COLUMNS if key in widths)
 
 
 class JobsTable(KeyedTable[Job]):
@@ -80,13 +94,20 @@ class JobsTable(KeyedTable[Job]):
     not cut while the name has blank cells); a name longer than 48 competes as 48."""
 
     COLUMNS = COLUMNS
-    SHARED = {"name": (MIN_NAME_WIDTH, 48), "id": (14, 40), "cluster": (8, 16), "owner": (7, 20)}
-    BINDINGS = [Binding("enter", "select_cursor", "Details", id="jobs.details")]
+    # An id competes up to 36 (a KFP run's uuid whole; pod ids are cut in the middle), so the reason
+    # (28 from the start: "Insufficient nvidia.com/gpu" whole) gets its room where it shows.
+    SHARED = {"name": (MIN_NAME_WIDTH, 48), "id": (14, 36), "cluster": (8, 16), "owner": (7, 20),
+              "reason": (28, 40)}
+    SORT_KEYS = {"C": ("cluster", False), "I": ("id", False), "N": ("name", False), "S": ("state", False),
+                 "U": ("gpus", True), "W": ("time", True), "O": ("owner", False)}
+    BINDINGS = [Binding("enter", "select_cursor", "Details", id="jobs.details"), *sort_bindings(SORT_KEYS)]
 
     def __init__(self, several_clusters: bool = True, **kwargs: object) -> None:
         self.several_clusters = several_clusters
         self.now: datetime | None = None
         self.overdue: frozenset[str] = frozenset()
+        self.reasons: dict[str, str] = {}  # job key -> why it waits, short (View.waiting_short)
+        self.marked: set[str] = set()  # job keys marked with space, for one action on several
         super().__init__(**kwargs)
 
     @property
@@ -99,16 +120,38 @@ class JobsTable(KeyedTable[Job]):
 
     def shown_keys(self, total: int) -> set[str]:
         """The cluster column is always there from 100 columns up; below that, only with several
-        clusters (with one, its name is on the header's source line)."""
-        keys = {key for key, _, _ in COLUMNS}
+        clusters (with one, its name is on the header's source line). The reason column from
+        REASON_FROM columns up, while some job waits."""
+        keys = {key for key, _, _ in COLUMNS} - ({"reason"} if total < REASON_FROM or not self.reasons else set())
         return keys if self.several_clusters or total >= 100 else keys - {"cluster"}
 
+    def fields(self, job: Job) -> dict[str, Value]:
+        return job_fields(job, self.now)
+
     def needs(self, job: Job) -> dict[str, int]:
-        return {"name": len(job.name), "id": len(job.id), "cluster": len(job.cluster), "owner": len(job.owner or "-")}
+        return {"name": len(job.name), "id": len(job.id), "cluster": len(job.cluster), "owner": len(job.owner or "-"),
+                "reason": len(self.reasons.get(job.key, ""))}
 
     def cells(self, record: Job, widths: dict[str, int]) -> tuple[Text, ...]:
         assert self.now is not None
-        return row_cells(record, self.now, widths, record.key in self.overdue)
+        cells = row_cells(record, self.now, widths, record.key in self.overdue, self.reasons.get(record.key))
+        if record.key not in self.marked:
+            return cells
+        # A marked row reads as marked by more than colour: a mark before its id, and bold.
+        at = [key for key, _, _ in self.columns_shown].index("id")
+        mark = Text(fmt.MARK + fmt.clip_middle(record.id, widths["id"] - len(fmt.MARK)), style="bold reverse")
+        return tuple(mark if i == at else _bold(c) for i, c in enumerate(cells))
+
+    def toggle_mark(self) -> Job | None:
+        job = self.selected
+        if job is not None:
+            self.marked.symmetric_difference_update({job.key})
+            self.resync()
+        return job
+
+    def clear_marks(self) -> None:
+        self.marked.clear()
+        self.resync()
 
     def sync(  # type: ignore[override]
         self,
@@ -116,7 +159,12 @@ class JobsTable(KeyedTable[Job]):
         now: datetime | None = None,
         overdue: frozenset[str] = frozenset(),
         keep: str | None = None,
+        reasons: dict[str, str] | None = None,
     ) -> None:
         if now is not None:
             self.now, self.overdue = now, overdue
+        if self.marked:
+            self.marked &= {job.key for job in jobs}  # a job that left the queue is no longer marked
+        if reasons is not None:
+            self.reasons = reasons
         super().sync(jobs, keep=keep)

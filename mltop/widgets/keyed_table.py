@@ -13,7 +13,11 @@ from typing import Any, Generic, TypeVar
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import DataTable
+
+from mltop import format as fmt
+from mltop.query import Query, Value, parse, sort_value
 
 R = TypeVar("R")
 
@@ -50,6 +54,12 @@ def share(room: int, shared: dict[str, tuple[int, int]], needs: dict[str, int]) 
     return widths
 
 
+def sort_bindings(sort_keys: dict[str, tuple[str, bool]]) -> list[Binding]:
+    """shift+letter sorts by a column, as in k9s (letter -> (column key, numbers: biggest first))."""
+    return [Binding(letter, f"sort('{column}')", f"Sort by {column}", show=False) for letter, column in
+            ((letter, column) for letter, (column, _) in sort_keys.items())]
+
+
 class KeyedTable(DataTable, Generic[R]):
     """Subclasses give COLUMNS ((key, title, width); width 0 = takes the room left), `widths()`
     for a table width, and `cells()` for a record."""
@@ -78,6 +88,11 @@ class KeyedTable(DataTable, Generic[R]):
         self.touched = False
         self._syncing = False
         self._relaying = False
+        self.query: Query = Query("")  # the `/` filter of this panel
+        self.sort_by: str | None = None  # a column key; None: mltop's own order
+        self.sort_descending = False
+        self.total_rows = 0  # before the filter
+        self._given: list[R] = []  # the records of the last sync, before filter and sort
 
     # -- for subclasses ---------------------------------------------------------------------
 
@@ -106,8 +121,70 @@ class KeyedTable(DataTable, Generic[R]):
     def key_of(self, record: R) -> str:
         return record.key  # type: ignore[attr-defined]
 
+    # shift+letter -> (column key, descending first); the subclass adds `sort_bindings(SORT_KEYS)`.
+    SORT_KEYS: dict[str, tuple[str, bool]] = {}
+
+    def fields(self, record: R) -> dict[str, Value]:
+        """The record's fields for the `/` filter and sorting, by column key (mltop.query)."""
+        return {}
+
     def cells(self, record: R, widths: dict[str, int]) -> tuple[Text, ...]:
         raise NotImplementedError
+
+    # -- filter and sort ------------------------------------------------------------------------
+
+    def set_filter(self, text: str) -> None:
+        self.query = parse(text, set(self.fields(self._given[0]).keys()) if self._given else frozenset())
+        self.resync()
+
+    def action_sort(self, column: str) -> None:
+        """First press: by that column (numbers biggest first); again: reversed; a third time:
+        back to mltop's own order. Ties keep mltop's order, so rows do not jump on refresh."""
+        biggest_first = next((d for c, d in self.SORT_KEYS.values() if c == column), False)
+        if self.sort_by != column:
+            self.sort_by, self.sort_descending = column, biggest_first
+        elif self.sort_descending == biggest_first:
+            self.sort_descending = not biggest_first
+        else:
+            self.sort_by = None
+        self.touched = True
+        self.resync()
+        self.post_message(self.Arranged(self))
+
+    def resync(self) -> None:
+        KeyedTable.sync(self, self._given, keep=self.selected_key)
+
+    def arrange(self, records: Sequence[R]) -> list[R]:
+        """The rows to show: the filter's, in the chosen order."""
+        self._given, self.total_rows = list(records), len(records)
+        if not self.query and self.sort_by is None:
+            return list(records)
+        rows = [(r, self.fields(r)) for r in records]
+        rows = [(r, f) for r, f in rows if self.query.matches(f)]
+        if self.sort_by is not None:
+            column = self.sort_by
+            known = [(r, f) for r, f in rows if sort_value(f.get(column))[0] < 2]
+            known.sort(key=lambda rf: sort_value(rf[1].get(column)), reverse=self.sort_descending)
+            rows = known + [(r, f) for r, f in rows if sort_value(f.get(column))[0] == 2]  # unknown last
+        return [r for r, _ in rows]
+
+    def describe(self) -> str:
+        """For the panel's title: the filter and the sort in force."""
+        parts = []
+        if self.query.text:
+            notes = f"; {'; '.join(self.query.notes)}" if self.query.notes else ""
+            parts.append(f"[filter: {self.query.text}, {self.row_count} of {self.total_rows}{notes}]")
+        if self.sort_by is not None:
+            title = next((t for k, t, _ in self.COLUMNS if k == self.sort_by), self.sort_by)
+            parts.append(f"[sort: {title} {fmt.DOWN if self.sort_descending else fmt.UP}]")
+        return ("  " + " ".join(parts)) if parts else ""
+
+    class Arranged(Message):
+        """The user changed the filter or sort: the panel's title says so."""
+
+        def __init__(self, table: KeyedTable[Any]) -> None:
+            super().__init__()
+            self.table = table
 
     # -- moving between panels --------------------------------------------------------------
 
@@ -206,6 +283,8 @@ class KeyedTable(DataTable, Generic[R]):
         """
         if not self.columns:
             self.relayout(self.size.width or 80)
+        if not self._relaying:
+            records = self.arrange(records)
         if self.SHARED and not self._relaying:
             needs: dict[str, int] = {}
             for record in records:
