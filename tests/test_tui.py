@@ -215,3 +215,24 @@ async def test_a_dead_source_shows_its_error_and_the_rest_keeps_working(frozen_d
         assert "ray/demo" in text and len(rows(app)) == 6
         # With two clusters the cluster column appears.
         assert str(app.query_one(JobsTable).get_row_at(0)[0]) == "demo"
+
+
+async def test_the_open_palette_offers_and_runs_mltops_actions_for_the_selection(frozen_demo):
+    """Typed into the real palette (which covers the main screen while open): cancel is offered for
+    the selected job, and choosing it opens the confirmation for that job."""
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    app = make_app(frozen_demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await refreshed(app, pilot)
+        select(app, "raysubmit_mistral_ft")
+        await pilot.press("ctrl+p", *"cancel")
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, CommandPalette)
+        options = app.screen.query_one(OptionList)
+        shown = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert any("Cancel the selected job" in text for text in shown), shown
+        await pilot.press("down", "enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ConfirmCancel) and app.screen.job.id == "raysubmit_mistral_ft"

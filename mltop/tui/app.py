@@ -195,24 +195,28 @@ class MltopApp(JobActions, BulkActions, LogActions, RawActions, App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in MUTATING_ACTIONS and self.read_only:
             return False  # hidden from footer, help and palette; the key does nothing
-        if action in MAIN_SCREEN_ACTIONS and self.screen is not self.screen_stack[0]:
+        # The command palette asks which actions apply while it covers the main screen: it offers
+        # what applies to the main screen's selection (it runs the action once it has closed).
+        palette = isinstance(self.screen, CommandPalette)
+        if action in MAIN_SCREEN_ACTIONS and self.screen is not self.screen_stack[0] and not palette:
             return False  # these act on the main screen's panels, which another screen covers
-        if action in ("cancel_job", "scale_pool") and isinstance(self.focused, WarningsTable):
+        focused = self.main.focused if self.is_mounted else None
+        if action in ("cancel_job", "scale_pool") and isinstance(focused, WarningsTable):
             wanted = "jobs.cancel" if action == "cancel_job" else "pools.scale"  # some warning's FIX
-            return any(w.remedy_action == wanted for w in self.focused.records.values())
+            return any(w.remedy_action == wanted for w in focused.records.values())
         if action in ("cancel_job", "retry_job"):
-            return self._job_action_state(action)
+            return self._job_action_state(action, focused)
         if action == "scale_pool":
-            if not self.main.has_infra or not isinstance(self.focused, PoolsTable):
+            if not self.main.has_infra or not isinstance(focused, PoolsTable):
                 return False
             # A pool that cannot be scaled keeps the key: pressing it says why (not a silent key).
-            return None if self.focused.selected is None else True
+            return None if focused.selected is None else True
         return True
 
-    def _job_action_state(self, action: str) -> bool | None:
+    def _job_action_state(self, action: str, focused: object) -> bool | None:
         """The key is for the jobs panel. On a row it cannot apply to, it stays live and says why
         when pressed (not a silent key); with no row at all it is shown dimmed."""
-        if self.main.has_infra and not isinstance(self.focused, JobsTable):
+        if self.main.has_infra and not isinstance(focused, JobsTable):
             return False
         if action == "retry_job" and not any(can(s, "jobs.retry") for s in self.sources.values()):
             return False  # no source here can retry anything: not offered at all
