@@ -57,6 +57,13 @@ class Scalable(Protocol):
 
 
 @runtime_checkable
+class KueueControllable(Protocol):
+    """Its jobs' Kueue Workloads can be stopped and resumed (spec.active)."""
+
+    async def set_workload_active(self, job: Any, active: bool) -> ActionOutcome: ...
+
+
+@runtime_checkable
 class HasJobDetails(Protocol):
     async def job_detail(self, job_id: str) -> JobDetail: ...
 
@@ -72,6 +79,7 @@ ACTIONS = {
     "jobs.cancel": Action("jobs.cancel", Cancellable, "cancel"),
     "jobs.retry": Action("jobs.retry", Retryable, "retry"),
     "pools.scale": Action("pools.scale", Scalable, "scale"),
+    "jobs.workload": Action("jobs.workload", KueueControllable, "stop or resume the Kueue workload of"),
 }
 
 

@@ -54,6 +54,10 @@ class CostConfig(Strict):
     currency: str = "$"
     spot_discount: float = Field(default=0.0, ge=0, lt=1)
     prices: PricesConfig = Field(default_factory=PricesConfig)
+    # Which region's list prices the shipped catalog is read in (a node's own zone label wins):
+    # `region` for every cloud that has a region of that name, `regions` per cloud ({aws = "us-west-2"}).
+    region: str | None = None
+    regions: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("kinds")
     @classmethod
@@ -208,4 +212,5 @@ def cost_prices(cost: CostConfig):  # -> mltop.prices.PriceBook
     from mltop.prices import price_book
 
     return price_book(pools=cost.prices.pools, instances=cost.prices.instance_types, per_gpu=cost.prices.gpu_models,
-                      spot_discount=cost.spot_discount, currency=cost.currency)
+                      spot_discount=cost.spot_discount, currency=cost.currency, region=cost.region,
+                      regions=cost.regions)

@@ -17,7 +17,8 @@ from datetime import datetime
 from mltop.cost import CostPolicy, CostReport, IdleHistory, evaluate
 from mltop.cost.spent import gpu_cost_so_far
 from mltop.jobs import StopEvent, StopTracker, order_jobs
-from mltop.model import GpuNode, Job, JobState, Pool, RayClusterState, SourceHealth
+from mltop import kueue
+from mltop.model import GpuNode, Job, JobState, Pool, QueueUse, RayClusterState, SourceHealth
 from mltop.prices import PriceBook
 from mltop.refresh import SourceUpdate, snapshot_of
 from mltop.registry import job_noun
@@ -75,6 +76,7 @@ class View:
     stale_after: float = 10.0
     owners: dict[str, str] = field(default_factory=dict)  # record key -> the key of the source it came from
     pending_pods: dict[str, tuple[Job, ...]] = field(default_factory=dict)  # pod name -> pending pod jobs
+    queues: tuple[QueueUse, ...] = ()  # Kueue ClusterQueues (the queues view; mltop/kueue.py)
 
     def waits(self, job: Job) -> bool:
         """Queued, or (a KFP run) running with a step whose pod has not started."""
@@ -98,8 +100,10 @@ class View:
                         and w.kind in WAITING_KINDS), None)
         if warning is not None:
             said = f". The scheduler says: {job.scheduler_message}" if job.scheduler_message else ""
+            if kueue.held(job):
+                said = f". {kueue.sentence(job, quota=False)}"
             return f"{warning.message}; {warning.remedy}{said}"
-        return job.scheduler_message or job.message or "the backend gives no reason"
+        return kueue.sentence(job) or job.scheduler_message or job.message or "the backend gives no reason"
 
     def _step_reason(self, job: Job) -> str:
         pod = self.pod_for(job)
@@ -119,6 +123,8 @@ class View:
             pod = self.pod_for(job)
             inner = self.waiting_short(pod) if pod is not None else None
             return f"{job.waiting_step}: {inner or 'pod not started'}"
+        if kueue.held(job):  # a pod Kueue gates never reaches the scheduler: Kueue's reason is the one
+            return kueue.short(job)
         said = job.scheduler_message or job.message
         nodes = (n for n in self.nodes if n.cluster == job.cluster)
         source = self.owners.get(job.key)
@@ -198,6 +204,7 @@ class Dashboard:
             overdue=frozenset(j.key for j in ordered if self.stops.is_overdue(j, now)),
             nodes=tuple(nodes), pools=tuple(pools), cost=self.cost, summary=self._summary(kube_nodes),
             events=tuple(events), stale_after=self.stale_after, owners=owners, pending_pods=pending_pods(ordered),
+            queues=tuple(q for u in self._updates() if u.data for q in u.data.queues),
         )
 
     # -- parts of the view -------------------------------------------------------------------------

@@ -53,6 +53,7 @@ class StopRequest:
     cluster: str
     requested_at: datetime
     overdue_told: bool = False
+    deletes: bool = False  # the stop was a deletion (a KubeRay RayJob): gone from the list is its success
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ class StopTracker:
 
     def requested(self, job: Job, at: datetime, source_key: str) -> None:
         """The backend accepted a stop of `job`, which came from the source `source_key`."""
-        self._requests[job.key] = StopRequest(job.key, source_key, job.id, job.cluster, at)
+        deletes = (job.cancel_effect or "").startswith("deletes")
+        self._requests[job.key] = StopRequest(job.key, source_key, job.id, job.cluster, at, deletes=deletes)
 
     def apply(self, jobs: Iterable[Job], now: datetime, sources: set[str] | None = None) -> tuple[list[Job], list[StopEvent]]:
         """Overlay pending stop requests on fresh jobs, and report how each request ended.
@@ -121,6 +123,8 @@ class StopTracker:
             if key not in seen and (sources is None or req.source_key in sources):
                 del self._requests[key]
                 events.append(
+                    StopEvent(key, "information", f"{req.cluster}/{req.job_id}: deleted (the cluster no longer lists it)")
+                    if req.deletes else
                     StopEvent(key, "warning", f"{req.cluster}/{req.job_id}: no longer listed; its final state is unknown")
                 )
         return out, events

@@ -68,6 +68,24 @@ class Job:
     # The nodes it runs on, as GpuNode keys, where the backend says so cheaply (a Ray job: its
     # driver's node, which holds the GPUs its entrypoint asked for). Empty: not said, or not placed.
     node_keys: tuple[str, ...] = ()
+    # Kueue (mltop/adapters/kube_kueue.py): the Workload that queues this job, when one does.
+    queue: str | None = None  # its LocalQueue ("namespace/name")
+    cluster_queue: str | None = None
+    queue_position: int | None = None  # 1 = next in its ClusterQueue
+    position_estimated: bool = False  # computed by mltop (no visibility API), not Kueue's own word
+    priority: int | None = None
+    admission: str | None = None  # "pending", "quota reserved", "admitted", "stopped", "evicted", "finished"
+    queue_reason: str | None = None  # why Kueue does not admit it, in KEP-10852's words ("waiting for quota")
+    queue_message: str | None = None  # Kueue's own message (raw, clipped; shown through `inert`)
+    held_by: str | None = None  # "ClusterQueue team-a-cq has used 6 of its 8 nvidia.com/gpu" when quota holds it
+    workload: str | None = None  # the Workload "namespace/name" (stop / resume act on it)
+    dra_claims: tuple[str, ...] = ()  # a pod waiting on DRA: its ResourceClaims not yet allocated
+    # KubeRay RayJobs (mltop/adapters/kuberay_jobs.py): the RayCluster it runs on, its Ray submission
+    # id, and KubeRay's reason word (status.reason: "DeadlineExceeded", "AppFailed"...).
+    ray_cluster: str | None = None
+    submission_id: str | None = None
+    reason: str | None = None
+    cancel_effect: str | None = None  # what a cancel changes, where it is more than a stop ("deletes RayJob ...")
 
     def queued_seconds(self, now: datetime) -> float | None:
         """How long a job still waiting has waited; None once it left the queue."""
@@ -206,6 +224,7 @@ class GpuNode:
     origin: str = "kubernetes"
     address: str | None = None  # its IP address (Ray nodes)
     gpu_utilization: float | None = None  # measured percent over its GPUs, where telemetry reports it
+    dra_gpus: float = 0.0  # of gpus_total, those counted from DRA ResourceSlices (kube_dra.py)
 
     @property
     def gpus_free(self) -> float:
@@ -265,6 +284,14 @@ class GpuSample:
 
 
 @dataclass(frozen=True)
+class NodeCost:
+    """A node's price as the cluster itself reports it ($/h): OpenCost's metrics in Prometheus."""
+    node: str  # the Kubernetes node name (OpenCost's `node` label)
+    total_per_hour: float | None = None  # node_total_hourly_cost
+    gpu_per_hour: float | None = None  # node_gpu_hourly_cost, per GPU
+
+
+@dataclass(frozen=True)
 class SourceData:
     """Everything one poll of one source produced."""
 
@@ -282,6 +309,25 @@ class SourceData:
     # left out, counted here and reported on the source's line, never the cause of a blank source.
     skipped: int = 0
     skip_reason: str | None = None  # the first one's reason, one line
+    queues: tuple[QueueUse, ...] = ()  # Kueue ClusterQueues, one row per flavor and resource
+    node_costs: tuple[NodeCost, ...] = ()  # the cluster's own node prices (OpenCost, via Prometheus)
+
+
+@dataclass(frozen=True)
+class QueueUse:
+    """One Kueue ClusterQueue's quota of one resource in one flavor, for the queues view."""
+
+    cluster: str
+    cluster_queue: str
+    flavor: str
+    resource: str
+    nominal: float | None  # None: unreadable
+    used: float | None  # status.flavorsUsage total
+    borrowed: float | None
+    borrowing_limit: float | None  # None: no limit set
+    pending: int | None  # workloads of the ClusterQueue (not per flavor: Kueue counts them per queue)
+    admitted: int | None
+    cohort: str | None = None
 
 
 @dataclass(frozen=True)
@@ -311,6 +357,7 @@ class Snapshot:
     nodes: tuple[GpuNode, ...] = ()
     pools: tuple[Pool, ...] = ()
     gpu_samples: tuple[GpuSample, ...] = ()
+    node_costs: tuple[NodeCost, ...] = ()
 
 
 @dataclass(frozen=True)

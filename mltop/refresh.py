@@ -145,4 +145,5 @@ def snapshot_of(updates: Iterable[SourceUpdate], now: datetime) -> Snapshot:
         nodes=tuple(node for u in updates if u.data for node in u.data.nodes),
         pools=tuple(pool for u in updates if u.data for pool in u.data.pools),
         gpu_samples=tuple(s for u in updates if u.data for s in u.data.gpu_samples),
+        node_costs=tuple(c for u in updates if u.data for c in u.data.node_costs),
     )

@@ -92,11 +92,15 @@ def wait_models() -> tuple[tuple[str, str], ...]:
     return tuple((b.kind, b.waits_on) for b in backends() if b.waits_on)
 
 
+# Row sources that are not backends of their own: the KubeRay RayJobs a Kubernetes source lists.
+ROW_SOURCES = {"kuberay": ("KubeRay", "RayJob")}  # kind -> (display name, job noun)
+
+
 def display_name(kind: str) -> str:
     found = backend(kind)
-    return found.display_name if found else kind
+    return found.display_name if found else ROW_SOURCES.get(kind, (kind, ""))[0]
 
 
 def job_noun(kind: str) -> str:
     found = backend(kind)
-    return found.job_noun if found else "job"
+    return found.job_noun if found else ROW_SOURCES.get(kind, ("", "job"))[1]

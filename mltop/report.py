@@ -11,7 +11,7 @@ from typing import Any
 
 from collections.abc import Mapping
 
-from mltop import format as fmt
+from mltop import format as fmt, kueue
 from mltop.cost import CostReport
 from mltop.dashboard import SourceLine, View
 from mltop.keys import key_label
@@ -58,6 +58,11 @@ def job_json(job: Job, now: datetime, waiting_reason: str | None = None) -> dict
         "namespace": job.namespace,
         "experiment": job.experiment,
         "pipeline": job.pipeline,
+        "dra_claims": list(job.dra_claims),  # DRA ResourceClaims it waits on
+        "ray_cluster": job.ray_cluster,  # KubeRay RayJobs: the RayCluster it runs on
+        "submission_id": job.submission_id,  # ...its Ray job submission id
+        "reason": job.reason,  # ...KubeRay's reason word (status.reason)
+        **kueue.job_fields(job),  # queue, cluster_queue, queue_position, queue_reason...: null without Kueue
     }
 
 
@@ -84,6 +89,7 @@ def node_json(node: GpuNode, cost: CostReport | None = None) -> dict[str, Any]:
     return {
         "price_per_hour": price.per_hour if price else None,
         "price_basis": price.basis if price else None,
+        "price_source": price.source if price else None,  # "config: pools", "opencost", "catalog: ..."
         "idle_gpus": node.gpus_free,
         "key": node.key,
         "cluster": node.cluster,
@@ -95,6 +101,7 @@ def node_json(node: GpuNode, cost: CostReport | None = None) -> dict[str, Any]:
         "gpus_allocatable": node.gpus_allocatable,
         "gpus_allocated": node.gpus_allocated,
         "gpus_free": node.gpus_free,
+        "dra_gpus": node.dra_gpus,  # of gpus_total, those from DRA ResourceSlices
         "sharing": node.sharing,
         "ready": node.ready,
         "schedulable": node.schedulable,
@@ -206,6 +213,7 @@ def to_json(view: View, keymap: Mapping[str, str] | None = None) -> dict[str, An
         "pools": [pool_json(p, cost) for p in view.pools],
         "warnings": [warning_json(w, keymap) for w in cost.warnings] if cost else [],
         "cost": cost_json(cost),
+        "queues": [kueue.queue_json(q) for q in view.queues],  # Kueue ClusterQueues; empty without Kueue
     }
 
 

@@ -10,6 +10,7 @@ import pytest
 from mltop.registry import wait_models
 from mltop.cost import CostPolicy, IdleHistory, evaluate
 from mltop.model import GpuDevice, GpuNode, GpuPod, JobState, Pool, RayClusterState, RayNode, Snapshot
+from mltop.price_catalog import shipped_catalog
 from mltop.prices import canonical_model, price_book
 from tests.conftest import FIXED_NOW
 from tests.factories import job
@@ -55,10 +56,13 @@ def test_price_matching_order_user_pool_instance_model_then_table():
     assert book.price(pool="other", **p).per_hour == 40.0
     assert book.price(pool=None, instance_type="x", gpu_model="nvidia-tesla-a100", gpus=4).per_hour == 8.0
     table = price_book(spot_discount=0.6)
-    assert table.price(pool=None, **p).per_hour == pytest.approx(55.04)  # shipped table, by instance type
-    assert table.price(pool=None, **p, spot=True).per_hour == pytest.approx(55.04 * 0.4)
+    assert table.price(pool=None, **p).per_hour == pytest.approx(H100_NODE)  # shipped table, by instance type
+    assert table.price(pool=None, **p, spot=True).per_hour == pytest.approx(listed("p5.48xlarge")[1])  # its spot price
+    no_spot_price = dict(instance_type="p5.4xlarge", gpu_model="H100", gpus=1)
+    assert listed("p5.4xlarge")[1] is None  # the catalog has no spot price there: the discount applies
+    assert table.price(pool=None, **no_spot_price, spot=True).per_hour == pytest.approx(listed("p5.4xlarge")[0] * 0.4)
     by_model = table.price(pool=None, instance_type="unknown.type", gpu_model="NVIDIA-L4", gpus=2)
-    assert by_model.per_hour == pytest.approx(2 * 0.8048) and "per GPU" in by_model.basis
+    assert by_model.per_hour == pytest.approx(2 * listed("g6.16xlarge")[0]) and by_model.source == "catalog: per-GPU model"
     unknown = table.price(pool=None, instance_type="weird", gpu_model="FooGPU", gpus=1)
     assert unknown.per_hour is None and "no known price" in unknown.basis
     assert canonical_model("NVIDIA-A100-SXM4-80GB") == "A100-80GB" and canonical_model("nvidia-tesla-a100") == "A100"
@@ -69,9 +73,9 @@ def test_idle_node_after_the_threshold_with_cost_and_lower_bound_since():
     node, busy = gpu_node("n1", free=8, last_end=NOW - 40 * MIN), gpu_node("n2")
     report = evaluate(snap([node, busy], [nodepool("pool-a", [node, busy])]), BOOK, POLICY, history, NOW)
     (w,) = report.warnings
-    assert w.kind == "idle-node" and w.idle_gpus == 8 and w.cost_per_hour == pytest.approx(55.04)
+    assert w.kind == "idle-node" and w.idle_gpus == 8 and w.cost_per_hour == pytest.approx(H100_NODE)
     assert w.idle_since == NOW - 40 * MIN and w.idle_since_is_lower_bound
-    assert w.wasted == pytest.approx(55.04 * 40 / 60)
+    assert w.wasted == pytest.approx(H100_NODE * 40 / 60)
     assert "drain n1" in w.remedy and report.burn_rate == pytest.approx(2 * 55.04)
 
 
@@ -81,7 +85,7 @@ def test_below_the_threshold_no_warning_and_a_transition_seen_is_exact():
     evaluate(snap([busy]), BOOK, POLICY, history, NOW)
     idle = replace(busy, gpus_allocated=2, pods=())
     report = evaluate(snap([idle]), BOOK, POLICY, history, NOW + 5 * MIN)
-    assert report.warnings == () and report.idle_rate == pytest.approx(55.04 * 6 / 8)
+    assert report.warnings == () and report.idle_rate == pytest.approx(H100_NODE * 6 / 8)
     report = evaluate(snap([idle]), BOOK, POLICY, history, NOW + 21 * MIN)
     (w,) = report.warnings
     assert w.idle_since == NOW + 5 * MIN and not w.idle_since_is_lower_bound
@@ -119,7 +123,7 @@ def test_shared_and_mig_nodes_cost_their_idle_share():
     assert by_name["t4"].idle_gpus == pytest.approx(0.25)
     assert by_name["t4"].cost_per_hour == pytest.approx(0.526 * 0.25)
     assert by_name["mig"].idle_gpus == pytest.approx(5 / 7)
-    assert by_name["mig"].cost_per_hour == pytest.approx(3.67 * 5 / 7)
+    assert by_name["mig"].cost_per_hour == pytest.approx(A100_GPU * 5 / 7)
 
 
 def test_ray_cluster_holding_gpus_no_task_uses():
@@ -131,7 +135,7 @@ def test_ray_cluster_holding_gpus_no_task_uses():
     evaluate(snap(ray=[("prod", cluster)]), BOOK, POLICY, history, NOW)
     report = evaluate(snap(ray=[("prod", cluster)]), BOOK, POLICY, history, NOW + 16 * MIN)
     (w,) = report.warnings
-    assert w.kind == "ray-idle" and w.idle_gpus == 6 and w.cost_per_hour == pytest.approx(3.67 * 6)
+    assert w.kind == "ray-idle" and w.idle_gpus == 6 and w.cost_per_hour == pytest.approx(A100_GPU * 6)
     assert w.idle_since_is_lower_bound
 
 
@@ -147,7 +151,7 @@ def test_a_job_hogging_gpus_at_low_utilization_after_the_window():
     report = evaluate(snap(jobs=[hog, busy], ray=[("prod", cluster)]), BOOK, POLICY, history, NOW + 11 * MIN)
     (w,) = [w for w in report.warnings if w.kind == "low-utilization"]
     assert w.target == hog.key and w.remedy_action == "jobs.cancel" and "3% utilization" in w.message
-    assert w.cost_per_hour == pytest.approx(3.67 * 6)
+    assert w.cost_per_hour == pytest.approx(A100_GPU * 6)
     # Back to work: the warning clears.
     report = evaluate(snap(jobs=[replace(hog, gpu_utilization=90.0), busy], ray=[("prod", cluster)]), BOOK, POLICY,
                       history, NOW + 12 * MIN)
@@ -165,7 +169,7 @@ def test_idle_while_waiting_explains_wrong_model_taint_and_fragmentation():
     report = evaluate(snap([h100], jobs=[waiting("a100-job", 8, placement=[("nvidia.com/gpu.product", "A100")])]),
                       BOOK, POLICY, IdleHistory(), NOW)
     (w,) = [w for w in report.warnings if w.kind == "idle-while-waiting"]
-    assert "requires nvidia.com/gpu.product=A100" in w.message and w.cost_per_hour == pytest.approx(55.04)
+    assert "requires nvidia.com/gpu.product=A100" in w.message and w.cost_per_hour == pytest.approx(H100_NODE)
     report = evaluate(snap([tainted], jobs=[waiting("x", 8)]), BOOK, POLICY, IdleHistory(), NOW)
     assert "taint dedicated=infer:NoSchedule" in [w for w in report.warnings if w.kind == "idle-while-waiting"][0].message
     frag = [gpu_node(f"f{i}", free=4) for i in range(2)]
@@ -200,11 +204,11 @@ def test_waste_today_accumulates_between_evaluations_and_resets_at_midnight():
     history = IdleHistory()
     node = gpu_node("n", free=8, created_min_ago=60 * 24 * 5)  # idle for days: today counts from midnight
     first = evaluate(snap([node]), BOOK, POLICY, history, NOW)
-    assert first.wasted_today == pytest.approx(55.04 * 12)  # FIXED_NOW is 12:00
+    assert first.wasted_today == pytest.approx(H100_NODE * 12)  # FIXED_NOW is 12:00
     later = evaluate(snap([node]), BOOK, POLICY, history, NOW + 30 * MIN)
-    assert later.wasted_today == pytest.approx(55.04 * 12.5)
+    assert later.wasted_today == pytest.approx(H100_NODE * 12.5)
     tomorrow = evaluate(snap([node]), BOOK, POLICY, history, NOW + timedelta(hours=13))
-    assert tomorrow.wasted_today < 55.04 * 2
+    assert tomorrow.wasted_today < H100_NODE * 2
 
 
 def test_logical_ray_gpus_without_telemetry_have_no_price_and_the_cost_line_says_so():
@@ -221,15 +225,20 @@ def test_waste_before_start_is_counted_once_whichever_source_answers_first():
     evaluate(snap(), BOOK, POLICY, history, NOW)  # the first refresh had no Kubernetes data yet
     node = gpu_node("n", free=8, created_min_ago=60 * 24 * 5)
     report = evaluate(snap([node]), BOOK, POLICY, history, NOW + MIN)
-    assert report.wasted_today == pytest.approx(55.04 * (12 + 1 / 60))  # since midnight, counted once
+    assert report.wasted_today == pytest.approx(H100_NODE * (12 + 1 / 60))  # since midnight, counted once
     report = evaluate(snap([node]), BOOK, POLICY, history, NOW + 2 * MIN)
-    assert report.wasted_today == pytest.approx(55.04 * (12 + 2 / 60))
+    assert report.wasted_today == pytest.approx(H100_NODE * (12 + 2 / 60))
 
 
 # -- one definition of idle $/h ------------------------------------------------------------------
 
-H100_NODE = 55.04  # p5.48xlarge, 8 GPUs, from the shipped table
-A100_GPU = 3.67  # per GPU, from the shipped table
+def listed(instance_type: str, region: str = "us-east-1") -> list:
+    """[on-demand, spot] of an AWS instance type in the shipped catalog (so a refresh moves no test)."""
+    return shipped_catalog().clouds["aws"][instance_type]["regions"][region]
+
+
+H100_NODE = listed("p5.48xlarge")[0]  # 8 GPUs
+A100_GPU = listed("p4de.24xlarge")[0] / 8  # per GPU: the lowest per-GPU price of an A100-80GB there
 
 
 def test_a_waiting_job_and_the_idle_node_it_cannot_use_count_those_gpus_once():

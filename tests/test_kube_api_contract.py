@@ -202,7 +202,7 @@ def test_missing_node_is_a_404_status(kube: Kube) -> None:
 
 def test_unknown_path_and_method_are_statuses(kube: Kube) -> None:
     with pytest.raises(ApiException) as err:
-        kube.api.call_api("/apis/ray.io/v1/namespaces/ml/rayjobs", "GET", auth_settings=["BearerToken"],
+        kube.api.call_api("/apis/ray.io/v1/namespaces/ml/rayservices", "GET", auth_settings=["BearerToken"],
                           response_type="object")
     assert err.value.status == 404 and status_body(err.value)["reason"] == "NotFound"
     with pytest.raises(ApiException) as err:

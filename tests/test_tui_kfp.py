@@ -106,7 +106,7 @@ async def test_ray_jobs_pending_pods_and_kfp_runs_form_one_queue(frozen_demo):
         await loaded(app, pilot)
         jobs = [app.query_one(JobsTable).records[k] for k in app.query_one(JobsTable)._order]
         waiting = [j for j in jobs if j.state is JobState.PENDING]
-        assert {j.source for j in waiting} == {"ray", "kubernetes", "kfp"}
+        assert {j.source for j in waiting} == {"ray", "kubernetes", "kfp", "kuberay"}  # a KubeRay RayJob waits too
         waits = [j.queued_seconds(fixed_clock()) for j in waiting]
         assert waits == sorted(waits, reverse=True)  # one queue, longest wait first
         first_active = jobs.index(next(j for j in jobs if j.state is not JobState.PENDING))

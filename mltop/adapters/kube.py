@@ -27,10 +27,13 @@ from mltop.adapters.kube_cache import MiB, WatchCache, read_bounded, wait_synced
 from mltop.adapters.kube_errors import kube_error
 from mltop.adapters.kube_logs import PodLog
 from mltop.adapters.kube_events import SchedulerEvents
+from mltop.adapters.kube_kueue import KueueReader
+from mltop.adapters.kube_rayjobs import RayJobs
+from mltop.adapters.kube_dra_source import DraReader
 from mltop.adapters.kube_target import KubeTarget
 from mltop.adapters.values import Skips
 from mltop.adapters.kube_pools import machine_deployment, node_pools, worker_groups
-from mltop.adapters.kube_nodes import gpu_node, node_facts
+from mltop.adapters.kube_nodes import gpu_node
 from mltop.adapters.kube_parse import (
     KIND,
     NO_MAX,
@@ -84,14 +87,19 @@ class KubeSource:
         core = k8s.CoreV1Api(self._api)
         self._custom = k8s.CustomObjectsApi(self._api)
         self._auth = k8s.AuthorizationV1Api(self._api)
-        self.nodes = WatchCache(f"{self.name}: nodes", core.list_node, node_facts)
+        self.dra = DraReader(self._custom, self.name)  # DRA GPUs: kube_dra.py, kube_dra_source.py
+        self.nodes = WatchCache(f"{self.name}: nodes", core.list_node, self.dra.node_record)
         self.pods = WatchCache(f"{self.name}: pods", core.list_pod_for_all_namespaces, pod_facts)
         self.events = SchedulerEvents(core.list_event_for_all_namespaces, f"{self.name}: events")
         self._access: dict[tuple[str, ...], tuple[bool, float]] = {}
+        self.kueue = KueueReader(self._api, self._custom, self.name, self.allowed)  # kube_kueue.py
+        self.rayjobs = RayJobs(self._custom, self.name, self._list_custom, self.allowed)  # kube_rayjobs.py
 
     async def aclose(self) -> None:
         self.nodes.stop()
         self.pods.stop()
+        self.kueue.stop()
+        self.dra.stop()
         try:  # quitting never waits on a connection pool that will not close
             await in_thread(self._api.close, timeout=CLOSE_DEADLINE, name="mltop-kube-close")
         except asyncio.TimeoutError:
@@ -106,6 +114,9 @@ class KubeSource:
     # -- reading ------------------------------------------------------------------------------
 
     def _collect(self) -> SourceData:
+        if self.dra.probe() and self.nodes.lists:  # DRA came: re-list nodes, keeping those without extended GPUs
+            self.nodes.stop()
+            self.nodes = WatchCache(f"{self.name}: nodes", k8s.CoreV1Api(self._api).list_node, self.dra.node_record)
         caches = [self.nodes, self.pods]
         for cache in caches:
             cache.start()
@@ -118,17 +129,22 @@ class KubeSource:
         for pod in pods:
             if pod.node_name:
                 by_node.setdefault(pod.node_name, []).append(pod)
-        facts = sorted(self.nodes.snapshot(), key=lambda f: f.name)
-        gpu_nodes = [gpu_node(f, by_node.get(f.name, ()), self.name) for f in facts]
-        jobs = tuple(job for pod in pods if (job := pending_job(pod, self.name)) is not None)
+        dra, dra_skips = self.dra.view(self.sync_timeout, pods)  # nothing, without DRA
+        facts = [f for f in sorted(self.nodes.snapshot(), key=lambda f: f.name) if dra.shows(f)]
+        gpu_nodes = [dra.node(gpu_node(f, by_node.get(f.name, ()), self.name), f) for f in facts]
+        jobs = tuple(job for pod in pods
+                     if (job := pending_job(pod, self.name) or dra.waiting_job(pod, self.name)) is not None)
         said = self.events.messages({job.id: job.submitted_at for job in jobs})  # the scheduler's own words
         jobs = tuple(replace(job, scheduler_message=said[job.id]) if job.id in said else job for job in jobs)
+        # Objects that cannot be read are left out and counted; the rest of the cluster still shows.
+        skips = Skips()
+        rayclusters = self._list_custom(RAY_GROUP, RAY_VERSION, RAY_PLURAL)
+        jobs += self.rayjobs.rows(rayclusters, skips)  # KubeRay RayJobs, before Kueue attaches its queue facts
+        jobs, queues, queue_skips = self.kueue.collect(jobs, self.sync_timeout)  # none without Kueue
         # Nodes a MachineDeployment owns are its pool, not a cloud node pool's.
         pools: list[Pool] = node_pools([(f, n) for f, n in zip(facts, gpu_nodes) if not n.machine_deployment],
                                        self.name)
-        # Objects that cannot be read are left out and counted; the rest of the cluster still shows.
-        skips = Skips()
-        for rc in self._list_custom(RAY_GROUP, RAY_VERSION, RAY_PLURAL):
+        for rc in rayclusters:
             try:
                 pools.extend(worker_groups(rc, pods, self.name, skips))
             except Unreadable as exc:
@@ -139,8 +155,8 @@ class KubeSource:
             except Unreadable as exc:
                 skips.add(f"{self.name}: {exc}")
         pools = [self._with_permission(p) for p in pools]
-        parts = [self.nodes.skips(), self.pods.skips(), skips]  # the caches' reasons name the cluster already
-        return SourceData(jobs=jobs, nodes=tuple(gpu_nodes), pools=tuple(pools),
+        parts = [self.nodes.skips(), self.pods.skips(), skips, queue_skips, dra_skips]  # the caches' reasons name the cluster already
+        return SourceData(jobs=jobs, nodes=tuple(gpu_nodes), pools=tuple(pools), queues=queues,
                           skipped=sum(p.count for p in parts),
                           skip_reason=next((p.reason for p in parts if p.reason), None))
 
@@ -199,12 +215,28 @@ class KubeSource:
         self._access[key] = (answer, time.monotonic())
         return answer
 
+    async def cancel_job(self, job_id: str) -> ActionOutcome:
+        """The cancel of a KubeRay RayJob row: delete that RayJob (kube_rayjobs.py). Pods are not cancelled."""
+        self.rayjobs.action_deadline = self.action_deadline
+        return await self.rayjobs.cancel(job_id)
+
     def raw_refusal(self, record: Any) -> str | None:
         return raw_objects.kube_refusal(record)
 
     async def raw_object(self, record: Any) -> RawObject:
         """The row's pod, node, RayCluster or MachineDeployment as the API server holds it (`y`)."""
         return await raw_objects.kube_object(self._api, self.name, self.clock, record)
+
+    async def set_workload_active(self, job: Job, active: bool) -> ActionOutcome:
+        """Stop (False) or resume (True) the Kueue Workload behind a row (spec.active; kube_kueue.py)."""
+        if not job.workload:
+            raise Conflict(f"{self.name}: {job.id} is not queued by Kueue; nothing to stop or resume")
+        try:
+            return await in_thread(self.kueue.set_active, job.workload, active, timeout=self.action_deadline,
+                                   name="mltop-kueue-active")
+        except asyncio.TimeoutError:
+            raise OutcomeUnknown(f"{self.name}: Workload {job.workload}: no answer within "
+                                 f"{self.action_deadline:.0f}s; check the cluster (the next refresh shows it)") from None
 
     # -- logs ---------------------------------------------------------------------------------
 

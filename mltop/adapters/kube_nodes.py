@@ -74,15 +74,16 @@ def _taint(taint: Any) -> str | None:
     return f"{key}{'=' + value if value else ''}:{_str(taint.get('effect')) or ''}"
 
 
-def node_facts(obj: Any) -> NodeFacts | None:
-    """The facts of a node with accelerator capacity; None for CPU-only nodes.
+def node_facts(obj: Any, *, keep_all: bool = False) -> NodeFacts | None:
+    """The facts of a node with accelerator capacity; None for CPU-only nodes unless `keep_all`
+    (DRA: a node's GPUs may be in ResourceSlices only, kube_dra.py).
 
     Unreadable when the node has no usable shape or name, or an accelerator amount is junk
     (a GPU count of "nan" is not zero GPUs: showing the node with a made-up count would lie)."""
     meta, spec, status, name = _parts(obj, "node")
     capacity = _accelerators(status.get("capacity"), f"node {name}: capacity")
     allocatable = _accelerators(status.get("allocatable"), f"node {name}: allocatable")
-    if not any(capacity.values()) and not any(allocatable.values()):
+    if not keep_all and not any(capacity.values()) and not any(allocatable.values()):
         return None
     conditions = []
     ready = False

@@ -24,6 +24,7 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
+from mltop.adapters.kube_pod_claims import pod_claims
 from mltop.adapters.values import mapping, number, rfc3339, sequence
 from mltop.model import Job, JobState
 
@@ -234,6 +235,7 @@ class PodFacts:
     placement: tuple[tuple[str, str], ...] = ()
     tolerates: tuple[str, ...] = ()
     finished_at: datetime | None = None
+    claims: tuple[tuple[str, str], ...] = ()  # DRA: (reference, ResourceClaim name or "" not made yet)
 
 
 def _placement(spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -288,7 +290,8 @@ def pod_facts(obj: Any) -> PodFacts | None:
     except Unreadable as exc:
         raise Unreadable(f"pod {namespace}/{name}: {exc}") from None
     ray_group = labels.get("ray.io/group") if labels.get("ray.io/node-type") == "worker" else None
-    if not requests and ray_group is None:
+    claims = pod_claims(spec, status)
+    if not requests and ray_group is None and not claims:
         return None  # most pods of a big cluster: not kept at all
     owners = [o for o in sequence(meta.get("ownerReferences")) if isinstance(o, dict)]
     controller = next((o for o in owners if o.get("controller") is True), owners[0] if owners else {})
@@ -315,6 +318,7 @@ def pod_facts(obj: Any) -> PodFacts | None:
         placement=_placement(spec) if not node_name else (),
         tolerates=_tolerates(spec) if not node_name else (),
         finished_at=_finished_at(status) if phase in FINISHED_PHASES else None,
+        claims=claims,
     )
 
 

@@ -1,4 +1,5 @@
-"""Measured GPU utilization from Prometheus: NVIDIA's DCGM exporter metrics, through the HTTP API.
+"""Measured GPU utilization from Prometheus: NVIDIA's DCGM exporter metrics, through the HTTP API;
+and, where the same Prometheus has OpenCost's metrics, the cluster's own node prices (adapters/opencost.py).
 
 One instant query per refresh, averaged over the window server-side:
 `avg_over_time(DCGM_FI_DEV_GPU_UTIL[10m])`. Each series carries the exporter's labels: `Hostname`
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 
 from mltop.adapters.http import Endpoint, decode_json, make_client, request
+from mltop.adapters.opencost import node_costs
 from mltop.adapters.prometheus_endpoint import PrometheusEndpoint
 from mltop.adapters.values import Skips, number
 from mltop.errors import BadResponse
@@ -56,7 +58,14 @@ class PrometheusSource:
             error = body.get("error") if isinstance(body, dict) else None
             raise BadResponse(f"{what}: query failed: {error or 'unexpected answer'}")
         samples, skips = parse_vector(body.get("data"), what)
-        return SourceData(gpu_samples=samples, skipped=skips.count, skip_reason=skips.reason)
+        try:  # OpenCost is optional: its metrics missing or unreadable never blank the utilization
+            costs, cost_skips = await node_costs(self._client, self.name)
+        except BadResponse as exc:
+            costs, cost_skips = (), Skips()
+            cost_skips.add(str(exc))
+        reason = skips.reason or cost_skips.reason
+        return SourceData(gpu_samples=samples, node_costs=costs, skipped=skips.count + cost_skips.count,
+                          skip_reason=reason)
 
 
 class BadSeries(ValueError):

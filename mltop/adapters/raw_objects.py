@@ -32,6 +32,8 @@ KUBE_TIMEOUT = (5, 20)  # (connect, read) seconds per request
 KUBE_DEADLINE = 30.0  # for the whole read, in its thread
 RAY_CLUSTER = ("ray.io", "v1", "rayclusters", "RayCluster")
 MACHINE_DEPLOYMENT = ("cluster.x-k8s.io", "v1beta1", "machinedeployments", "MachineDeployment")
+RAY_JOB = ("ray.io", "v1", "rayjobs", "RayJob")
+CUSTOM = {t[3]: t for t in (RAY_CLUSTER, MACHINE_DEPLOYMENT, RAY_JOB)}
 
 
 def job_refusal(record: Any, backend: str) -> str | None:
@@ -78,6 +80,8 @@ async def kfp_run(record: Job, read: Callable[[str], Awaitable[dict[str, Any]]],
 def kube_refusal(record: Any) -> str | None:
     """Why a Kubernetes row has no object of its own to show, or None."""
     if isinstance(record, Job):
+        if record.kind == "RayJob" and record.id.startswith("rayjob:") and "/" in record.id:
+            return None
         return None if record.kind == "Pod" and "/" in record.id else f"{_named(record)} is not a pod"
     if isinstance(record, GpuNode):
         return None
@@ -111,8 +115,8 @@ async def kube_object(api: k8s.ApiClient, cluster: str, clock: Callable[[], date
 def _kube_target(record: Any) -> tuple[str, str | None, str, str]:
     """(kind, namespace, name, note) of the object behind a row."""
     if isinstance(record, Job):
-        namespace, name = record.id.split("/", 1)
-        return "Pod", namespace, name, ""
+        namespace, name = record.id.removeprefix("rayjob:").split("/", 1)
+        return ("RayJob" if record.kind == "RayJob" else "Pod"), namespace, name, ""
     if isinstance(record, GpuNode):
         return "Node", None, record.name, ""
     namespace = record.namespace or "default"
@@ -131,7 +135,7 @@ def _read_kube(api: k8s.ApiClient, kind: str, namespace: str | None, name: str, 
         elif kind == "Node":
             response = core.read_node(name, **options)
         else:
-            group, version, plural, _ = RAY_CLUSTER if kind == "RayCluster" else MACHINE_DEPLOYMENT
+            group, version, plural, _ = CUSTOM[kind]
             response = custom.get_namespaced_custom_object(group, version, namespace, plural, name, **options)
         data = read_bounded(response, KUBE_LIMIT, what)
     except SourceError:
@@ -153,7 +157,7 @@ def _api_path(kind: str, namespace: str | None, name: str) -> str:
         return f"GET /api/v1/namespaces/{namespace}/pods/{name}"
     if kind == "Node":
         return f"GET /api/v1/nodes/{name}"
-    group, version, plural, _ = RAY_CLUSTER if kind == "RayCluster" else MACHINE_DEPLOYMENT
+    group, version, plural, _ = CUSTOM[kind]
     return f"GET /apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}"
 
 

@@ -68,7 +68,7 @@ BACKEND = register(Backend(
                    metavar="NAME"),
     ),
     env=("KUBECONFIG", "KUBERNETES_SERVICE_HOST"),
-    actions=frozenset({"pools.scale", "jobs.details"}),
+    actions=frozenset({"pools.scale", "jobs.details", "jobs.cancel"}),  # cancel: KubeRay RayJobs (delete)
     waits_on="nodes",
     demo=lambda platform: platform.kube_targets(),
     order=20,

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from mltop.cost.history import IdleHistory
 from mltop.cost.policy import CostPolicy
-from mltop.cost.rates import IdleGpus, known_sum, ray_node_price, share
+from mltop.cost.rates import IdleGpus, known_sum, opencost_price, ray_node_price, share
 from mltop.model import GpuNode, GpuPod, IdleWarning, Job, JobState, Pool, Snapshot
 from mltop.prices import Price, PriceBook
 
@@ -96,8 +96,11 @@ def with_measurements(snapshot: Snapshot) -> Snapshot:
 
 def observe(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history: IdleHistory, now: datetime) -> CostContext:
     """Price everything, record in `history` what is idle now, and forget what is gone."""
+    opencost = {c.node: c for c in snapshot.node_costs}  # by node name: OpenCost labels nodes by name only
     node_prices = {n.key: prices.price(pool=n.pool, instance_type=n.instance_type, gpu_model=n.gpu_model,
-                                       gpus=n.gpus_total, spot=n.capacity_type == "spot") for n in snapshot.nodes}
+                                       gpus=n.gpus_total, spot=n.capacity_type == "spot", zone=n.zone,
+                                       cluster=opencost_price(opencost.get(n.name), n.gpus_total))
+                   for n in snapshot.nodes}
     ray_prices = {(name, n.node_id): ray_node_price(n, prices)
                   for name, c in snapshot.ray_clusters for n in c.nodes if n.gpus_total}
     pool_of_node, pool_members = _pools(snapshot)

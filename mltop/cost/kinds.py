@@ -182,6 +182,8 @@ def _fits(job: Job, node: GpuNode) -> str | None:
 def _why_pod_waits(job: Job, snapshot: Snapshot, ctx: CostContext) -> Finding | None:
     wanted = job.gpus or 0
     nodes = [n for n in snapshot.nodes if n.cluster == job.cluster]
+    if job.held_by:  # Kueue holds it for quota: idle GPUs it could use stay idle for that reason
+        return _held_by_quota(job, nodes, ctx)
     idle = sorted((n for n in nodes if n.gpus_free > 0), key=lambda n: (-n.gpus_free, n.name))
     if not idle:
         if any(n.gpus_allocatable >= wanted and _fits(job, n) is None for n in nodes) or any(not n.ready for n in nodes):
@@ -208,6 +210,16 @@ def _why_pod_waits(job: Job, snapshot: Snapshot, ctx: CostContext) -> Finding | 
     return _waiting("idle-while-waiting", job, ctx, [unallocated_key(n) for n in idle], idle_gpus,
                     f"{g(idle_gpus)} GPUs idle while {job.name} waits for {g(wanted)}: {reason}",
                     "fix the job's placement (selector, tolerations, GPU count) or move the idle capacity")
+
+
+def _held_by_quota(job: Job, nodes: list[GpuNode], ctx: CostContext) -> Finding | None:
+    idle = [n for n in nodes if n.gpus_free > 0 and _fits(job, n) is None]
+    if not idle:
+        return None  # nothing idle that it could use: an ordinary queue
+    idle_gpus = sum(n.gpus_free for n in idle)
+    return _waiting("idle-while-waiting", job, ctx, [unallocated_key(n) for n in idle], idle_gpus,
+                    f"{g(idle_gpus)} GPUs idle while {job.name} waits for {g(job.gpus)}: held by quota: {job.held_by}",
+                    "raise the ClusterQueue's nominal quota, let it borrow through a cohort, or stop a workload in it")
 
 
 def _why_ray_job_waits(job: Job, snapshot: Snapshot, ctx: CostContext) -> Finding | None:

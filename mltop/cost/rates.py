@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from mltop.model import IdleWarning, RayNode
+from mltop.model import IdleWarning, NodeCost, RayNode
 from mltop.prices import Price, PriceBook
 
 
@@ -39,6 +39,18 @@ def full_sum(values: Iterable[float | None]) -> float | None:
     if not listed or any(v is None for v in listed):
         return None
     return sum(v for v in listed if v is not None)
+
+
+def opencost_price(cost: NodeCost | None, gpus: float) -> Price | None:
+    """The cluster's own price for a node (OpenCost): its total, else its per-GPU price x its GPUs."""
+    if cost is None:
+        return None
+    if cost.total_per_hour is not None:
+        return Price(cost.total_per_hour, "the cluster's own price (OpenCost node_total_hourly_cost)", "opencost")
+    if cost.gpu_per_hour is not None and gpus:
+        return Price(cost.gpu_per_hour * gpus, f"the cluster's own price (OpenCost node_gpu_hourly_cost x{gpus:g})",
+                     "opencost")
+    return None
 
 
 def ray_node_price(node: RayNode, prices: PriceBook) -> Price:

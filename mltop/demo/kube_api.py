@@ -7,7 +7,9 @@ resource version" in-stream), PUT with optimistic concurrency, JSON patch and me
 the autoscaling/v1 `scale` subresource, SelfSubjectAccessReview, and `Status` bodies for errors.
 
 Served: core Nodes, Pods and Events (read only), KubeRay RayClusters and Cluster API MachineDeployments
-(read, update, patch; scale for MachineDeployments only, as the real CRDs declare).
+(read, update, patch; scale for MachineDeployments only, as the real CRDs declare), KubeRay RayJobs
+(read, update, patch, delete: kube_delete.py), DRA ResourceSlices and ResourceClaims (resource.k8s.io
+v1, v1beta2, v1beta1; read only).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from mltop.demo.kube_pod_logs import PodLogs, add_log_route
+from mltop.demo.kueue_api import add_visibility_routes
 
 VERSION_INFO = {
     "major": "1", "minor": "31", "gitVersion": "v1.31.0",
@@ -63,6 +66,7 @@ class Resource:
     writable: bool = False
     scalable: bool = False
     status_subresource: bool = False  # writes to the main resource keep the stored status
+    deletable: bool = False  # DELETE on an item (kube_delete.py)
 
     @property
     def api_version(self) -> str:
@@ -87,8 +91,24 @@ RESOURCES = {
             "reason", "reportingComponent", "type"}),
         Resource("ray.io", "v1", "RayCluster", "rayclusters", True, _META_FIELDS,
                  writable=True, status_subresource=True),
+        Resource("ray.io", "v1", "RayJob", "rayjobs", True, _META_FIELDS,
+                 writable=True, status_subresource=True, deletable=True),
         Resource("cluster.x-k8s.io", "v1beta1", "MachineDeployment", "machinedeployments", True, _META_FIELDS,
                  writable=True, scalable=True, status_subresource=True),
+        # Kueue: both served versions (a store holds each object in the version it was put in; the
+        # real apiserver converts, this one does not: tests pick one version per store).
+        *(Resource("kueue.x-k8s.io", version, kind, plural, namespaced, _META_FIELDS if namespaced
+                   else frozenset({"metadata.name"}), writable=True, status_subresource=True)
+          for version in ("v1beta2", "v1beta1")
+          for kind, plural, namespaced in (("Workload", "workloads", True), ("LocalQueue", "localqueues", True),
+                                           ("ClusterQueue", "clusterqueues", False),
+                                           ("ResourceFlavor", "resourceflavors", False))),
+        # DRA (resource.k8s.io): v1 (Kubernetes 1.34+) and the betas older clusters serve; read only.
+        *(Resource("resource.k8s.io", version, kind, plural, namespaced,
+                   _META_FIELDS if namespaced else frozenset({"metadata.name"}))
+          for version in ("v1", "v1beta2", "v1beta1")
+          for kind, plural, namespaced in (("ResourceSlice", "resourceslices", False),
+                                           ("ResourceClaim", "resourceclaims", True))),
     )
 }
 
@@ -132,6 +152,11 @@ class KubeStore:
         self.access: Callable[[dict[str, Any]], bool] = self._access_from_denied_verbs
         # (verb, resource) pairs answered 403, e.g. ("patch", "rayclusters"), ("update", "machinedeployments/scale").
         self.denied_verbs: set[tuple[str, str]] = set()
+        # (group, version) pairs not served (404), e.g. ("kueue.x-k8s.io", "v1beta2") on a Kueue v0.14
+        # cluster, or ("visibility.kueue.x-k8s.io", "v1beta1") where that aggregated API is off.
+        self.unserved: set[tuple[str, str]] = set()
+        # Resources whose CRD is not installed (404), by qualified name, e.g. "rayjobs.ray.io".
+        self.uninstalled: set[str] = set()
         self._objects: dict[_Key, dict[str, Any]] = {}
         self._history: deque[_Event] = deque(maxlen=history_limit)
         self._history_start = 0  # a watch or snapshot can start from any RV >= this one
@@ -527,6 +552,8 @@ def make_kube_app(store: KubeStore, *, token: str | None = None, bookmark_second
         # A namespaced path for a cluster-scoped type (or an item path without a namespace) is not a route.
         if res is None or (namespaced_path and not res.namespaced) or ("name" in info and res.namespaced != namespaced_path):
             raise web.HTTPNotFound()
+        if (res.group, res.version) in store.unserved or res.qualified in store.uninstalled:
+            raise web.HTTPNotFound()
         return res, namespace
 
     def authorize(verb: str, res: Resource, namespace: str | None, name: str | None = None,
@@ -561,13 +588,18 @@ def make_kube_app(store: KubeStore, *, token: str | None = None, bookmark_second
     async def item(request: web.Request) -> web.Response:
         res, namespace = resolve(request, namespaced_path="namespace" in request.match_info)
         name = request.match_info["name"]
-        verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}[request.method]
-        if verb != "get" and not res.writable:
+        verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[request.method]
+        if (verb != "get" and not res.writable) or (verb == "delete" and not res.deletable):
             raise web.HTTPMethodNotAllowed(request.method, ["GET"])
         authorize(verb, res, namespace, name)
         current = stored(res, name, namespace)
         if verb == "get":
             return web.json_response(current)
+        if verb == "delete":
+            from mltop.demo.kube_delete import delete_object, delete_options  # it imports this module
+
+            options = delete_options(await request.read(), request.query)
+            return web.json_response(delete_object(store, res, name, namespace, current, options))
         if verb == "update":
             new = await _json_body(request)
         else:
@@ -618,6 +650,7 @@ def make_kube_app(store: KubeStore, *, token: str | None = None, bookmark_second
     app.router.add_get("/version/", version)  # what the official client's VersionApi asks for
     app.router.add_post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", access_review)
     add_log_route(app, store)  # GET /api/v1/namespaces/{namespace}/pods/{name}/log (kube_pod_logs.py)
+    add_visibility_routes(app, store)  # Kueue's pending workloads (kueue_api.py)
     for prefix in ("/api/v1", "/apis/{group}/{version}"):
         app.router.add_get(prefix + "/{plural}", collection)
         app.router.add_get(prefix + "/namespaces/{namespace}/{plural}", collection)
@@ -625,6 +658,7 @@ def make_kube_app(store: KubeStore, *, token: str | None = None, bookmark_second
         for method in ("GET", "PUT", "PATCH"):
             app.router.add_route(method, prefix + "/namespaces/{namespace}/{plural}/{name}", item)
             app.router.add_route(method, prefix + "/namespaces/{namespace}/{plural}/{name}/scale", scale)
+        app.router.add_route("DELETE", prefix + "/namespaces/{namespace}/{plural}/{name}", item)
     return app
 
 

@@ -127,8 +127,8 @@ def scheduler_retries(store: KubeStore, now: datetime) -> None:
             said[(event["involvedObject"]["namespace"], event["involvedObject"]["name"])] = event
     for pod in store.list("v1", "Pod"):
         condition = next((c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled"), {})
-        if pod["spec"].get("nodeName") or condition.get("status") != "False":
-            continue
+        if pod["spec"].get("nodeName") or pod["spec"].get("schedulingGates") or condition.get("status") != "False":
+            continue  # a gated pod (Kueue holds it) never reaches the scheduler
         meta = pod["metadata"]
         event = said.get((meta["namespace"], meta["name"]))
         if event is None:
@@ -257,7 +257,8 @@ class KubeScenario:
             self.store.put(rc)
 
     def _new_job(self, now: datetime) -> None:
-        waiting = [p for p in self.store.list("v1", "Pod") if not p["spec"].get("nodeName")]
+        waiting = [p for p in self.store.list("v1", "Pod")
+                   if not p["spec"].get("nodeName") and not p["spec"].get("schedulingGates")]
         if len(waiting) >= 4 or len(self.store.list("v1", "Pod")) >= MAX_PODS:
             return
         gpus = self.rng.choice([1, 2, 4])
@@ -268,7 +269,9 @@ class KubeScenario:
     def _place_pending(self) -> None:
         free = _free_gpus(self.store)
         for pod in self.store.list("v1", "Pod"):
-            if pod["spec"].get("nodeName") or pod["metadata"]["name"].startswith(("finetune-70b", "sweep-lr")):
+            if pod["spec"].get("nodeName") or pod["spec"].get("schedulingGates") \
+                    or pod["metadata"]["name"].startswith(("finetune-70b", "sweep-lr")) \
+                    or pod["spec"].get("resourceClaims"):  # DRA pods: their claim decides (demo/kube_dra.py)
                 continue  # the two opening pods stay queued: one wants a pool that does not exist
             gpus = float(pod["spec"]["containers"][0]["resources"]["limits"].get("nvidia.com/gpu", 0))
             # Batch jobs only land on the A100 pool: the H100 group and the MachineDeployment stay

@@ -17,7 +17,10 @@ from mltop.demo.kfp_api import KfpStore, make_kfp_app
 from mltop.demo.kfp_scenario import NAMESPACES as KFP_NAMESPACES
 from mltop.demo.kfp_scenario import KfpScenario, seed_kfp
 from mltop.demo.kube_api import KubeStore, make_kube_app
+from mltop.demo.kube_dra import seed_dra
+from mltop.demo.kube_rayjobs import seed_rayjobs
 from mltop.demo.kube_scenario import KubeScenario, kubeconfig, seed_kfp_step, seed_kube
+from mltop.demo.kueue_objects import seed_team_a
 from mltop.demo.ray_dashboard import Faults, make_app
 from mltop.demo.ray_sim import RaySim, utcnow
 from mltop.demo.scenario import RayScenario, new_ray_sim
@@ -57,6 +60,9 @@ class DemoPlatform:
         self.kube_store = store
         self.server.call(lambda: seed_kube(store, clock()))
         self.server.call(lambda: seed_kfp_step(store, clock()))  # KFP runs its steps on this cluster
+        self.server.call(lambda: seed_dra(store, clock()))  # a DRA GPU node (resource.k8s.io/v1)
+        self.server.call(lambda: seed_rayjobs(store, clock()))  # KubeRay RayJobs: one running, one waiting
+        self.server.call(lambda: seed_team_a(store, clock()))  # Kueue: a ClusterQueue near its GPU quota
         self.kube_url = self.server.serve(make_kube_app(store, token=DEMO_KUBE_TOKEN))
         kfp = KfpStore(clock=clock, multi_user=True, token=DEMO_KFP_TOKEN)
         self.kfp_store = kfp

@@ -26,7 +26,7 @@ from mltop.audit import AuditLog
 from mltop.config import Config
 from mltop.dashboard import Dashboard, dashboard_for
 from mltop.keys import BINDINGS
-from mltop.model import IdleWarning, Job
+from mltop.model import GpuNode, IdleWarning, Job
 from mltop.refresh import SourceLoop, SourceUpdate, utcnow
 from mltop.safe_text import inert
 from mltop.tui.command_line import execute
@@ -46,9 +46,9 @@ from mltop.widgets.infra_tables import NodesTable, PoolsTable, WarningsTable
 from mltop.widgets.jobs_table import JobsTable
 from mltop.widgets.keyed_table import KeyedTable
 
-MUTATING_ACTIONS = {"cancel_job", "retry_job", "scale_pool", "toggle_mark"}
+MUTATING_ACTIONS = {"cancel_job", "retry_job", "scale_pool", "toggle_mark", "workload_active"}
 MAIN_SCREEN_ACTIONS = {"cancel_job", "retry_job", "scale_pool", "filter", "clear_filter", "refresh", "command",
-                       "show_log", "show_raw", "toggle_mark", "zoom", "incident_snapshot",
+                       "show_log", "show_raw", "toggle_mark", "zoom", "incident_snapshot", "workload_active",
                        "show_warnings"}
 PANEL_NAMES = {"jobs": "jobs", "warnings": "warnings", "nodes": "nodes", "pools": "pools"}
 FILTER_HINT = "regex, field:value, gpus>4, !negates; Enter keeps, Esc clears"
@@ -59,7 +59,7 @@ APP_ACTIONS = {
     "jobs.retry": ("retry_job", True), "pools.scale": ("scale_pool", True), "warnings.show": ("show_warnings", True),
     "refresh": ("refresh", False), "filter.clear": ("clear_filter", False), "copy": ("copy_id", False),
     "command": ("command", False), "logs": ("show_log", False), "raw": ("show_raw", False),
-    "jobs.mark": ("toggle_mark", False), "snapshot": ("incident_snapshot", False), "zoom": ("zoom", False),
+    "jobs.mark": ("toggle_mark", False), "jobs.workload": ("workload_active", False), "snapshot": ("incident_snapshot", False), "zoom": ("zoom", False),
 }
 
 
@@ -206,6 +206,9 @@ class MltopApp(JobActions, BulkActions, LogActions, RawActions, App[int]):
             return any(w.remedy_action == wanted for w in focused.records.values())
         if action in ("cancel_job", "retry_job"):
             return self._job_action_state(action, focused)
+        if action == "workload_active":  # only where some source can: a cluster with Kueue
+            return (any(can(s, "jobs.workload") for s in self.sources.values())
+                    and (not self.main.has_infra or isinstance(focused, JobsTable)))
         if action == "scale_pool":
             if not self.main.has_infra or not isinstance(focused, PoolsTable):
                 return False
@@ -377,7 +380,10 @@ class MltopApp(JobActions, BulkActions, LogActions, RawActions, App[int]):
             self.push_screen(WarningScreen(record, self.clock, go_to=self.main.go_to,
                                            currency=event.data_table.currency, keymap=self.config.keymap))
         elif isinstance(event.data_table, (NodesTable, PoolsTable)):
-            self.push_screen(InfraDetailsScreen(record, self.clock))
+            cost = self.main.view.cost if self.main.view else None
+            price = cost.node_price(record.key) if cost is not None and isinstance(record, GpuNode) else None
+            self.push_screen(InfraDetailsScreen(record, self.clock, price=price,  # with where the price came from
+                                                currency=cost.currency if cost else "$"))
         elif isinstance(record, Job):
             source = self._source_of(record.key)
             reason = self.main.view.waiting_reason(record) if self.main.view else None

@@ -19,7 +19,7 @@ from mltop.widgets.facts import boxed_table
 
 PANELS = {"jobs": "#jobs", "nodes": "#nodes", "pools": "#pools", "warnings": "#warnings"}
 FILTERS = ("cluster", "ctx", "ns")  # each narrows the panels to rows of that cluster or namespace
-COMMANDS = (*PANELS, *FILTERS, "audit", "q", "quit")
+COMMANDS = (*PANELS, *FILTERS, "audit", "queues", "q", "quit")
 SUGGESTER = SuggestFromList([f"{c} " if c in FILTERS else c for c in COMMANDS], case_sensitive=False)
 
 
@@ -89,6 +89,14 @@ def execute(app, text: str) -> None:  # app: MltopApp (not imported: it imports 
             box.value = f"{field}:{command.argument}"
         box.display = True
         app.table.focus()
+    elif command.name == "queues":
+        from mltop.tui.queues_view import QueuesScreen
+
+        view = app.main.view
+        if view is None or not view.queues:
+            app.say("no source reports Kueue queues (no Kueue on these clusters, or not readable)", severity="warning")
+            return
+        app.push_screen(QueuesScreen(view.queues, view.jobs))
     elif command.name == "audit" and app.runner.audit is not None:
         app.push_screen(AuditScreen(app.runner.audit))
     elif command.name == "quit":

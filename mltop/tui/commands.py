@@ -14,12 +14,13 @@ COMMANDS = (
     ("cancel_job", "Cancel the selected job", "ask the backend to stop the job under the cursor"),
     ("retry_job", "Retry the selected run", "ask KFP to re-run the failed or cancelled run under the cursor"),
     ("scale_pool", "Scale the selected pool", "change the replicas of the pool under the cursor"),
+    ("workload_active", "Stop or resume the Kueue workload", "spec.active of the selected job's Kueue Workload"),
     ("toggle_mark", "Mark the selected job", "mark several jobs, then cancel or retry them with one confirmation"),
     ("show_log", "Follow the log", "the selected job's or pod's log, as it is written"),
     ("show_raw", "Show the raw object", "the selected object as the backend sent it, secrets redacted"),
     ("zoom", "Zoom the panel", "the focused panel fills the screen"),
     ("incident_snapshot", "Write an incident snapshot", "queue, reasons, idle GPUs, warnings and actions as Markdown"),
-    ("command", "Command line", ":jobs :nodes :pools :warnings :cluster/:ctx/:ns NAME :audit :q"),
+    ("command", "Command line", ":jobs :nodes :pools :warnings :queues :cluster/:ctx/:ns NAME :audit :q"),
 )
 
 

@@ -30,6 +30,8 @@ def describe(job: Job) -> Table:
         ("GPUs", fmt.gpus(job.gpus)),
         ("owner", job.owner or "-"),
         *((("experiment", job.experiment),) if job.experiment else ()),
+        *((("RayCluster", job.ray_cluster),) if job.ray_cluster else ()),
+        *((("what changes", job.cancel_effect),) if job.cancel_effect else ()),
     ))
 
 
@@ -51,14 +53,51 @@ class ConfirmCancel(ModalScreen[bool]):
         with Vertical(id="dialog"):
             backend = inert(display_name(self.job.source))
             noun = inert(self.noun)
-            verb = "Retry" if self.retry else "Stop"
+            deletes = not self.retry and (self.job.cancel_effect or "").startswith("deletes")
+            verb = "Retry" if self.retry else "Delete" if deletes else "Stop"
             yield Label(Text(f"{verb} this {backend} {noun}?", style="bold"))
             yield Static(describe(self.job))
-            what = "re-run it" if self.retry else "stop it"
+            what = "re-run it" if self.retry else "delete it" if deletes else "stop it"
             yield Static(Text(f"mltop asks the backend to {what}, then shows what the backend reports.", style="dim"))
             with Horizontal(id="buttons"):
                 yield Button("Keep it (n)" if not self.retry else "Don't (n)", id="no", variant="primary")
                 yield Button(f"{verb} {noun} (y)", id="yes", variant="warning" if self.retry else "error")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    def action_dismiss_no(self) -> None:
+        self.dismiss(False)
+
+
+class ConfirmWorkload(ModalScreen[bool]):
+    """Stop or resume a Kueue Workload: names the job, the Workload and the field that changes."""
+
+    BINDINGS = [Binding("y", "confirm", "Yes"), Binding("n,escape", "dismiss_no", "No")]
+
+    def __init__(self, job: Job, *, resume: bool) -> None:
+        super().__init__()
+        self.job, self.resume = job, resume
+
+    def compose(self) -> ComposeResult:
+        verb = "Resume" if self.resume else "Stop"
+        with Vertical(id="dialog"):
+            yield Label(Text(f"{verb} this job's Kueue workload?", style="bold"))
+            yield Static(describe(self.job))
+            change = "false -> true" if self.resume else "true -> false"
+            yield Static(Text(f"Workload {inert(self.job.workload or '?')}: spec.active {change}"))
+            what = ("Kueue may admit it again when quota allows" if self.resume else
+                    "Kueue evicts it if admitted and keeps it out of the queue until resumed")
+            yield Static(Text(f"{what}; mltop shows what the cluster reports.", style="dim"))
+            with Horizontal(id="buttons"):
+                yield Button("No (n)", id="no", variant="primary")
+                yield Button(f"{verb} (y)", id="yes", variant="warning")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

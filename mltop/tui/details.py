@@ -59,6 +59,8 @@ def facts(job: Job, now: datetime, waiting_reason: str | None = None,
         rows.insert(rows.index(("finished", fmt.timestamp(job.finished_at))) + 1,
                     ("ran for" if job.finished_at else "running for", fmt.short_duration(ran)))
     entrypoint = rows.pop()  # last: the live facts go before it, as it may run to many lines
+    rows += [(label, value) for label, value in (("RayCluster", job.ray_cluster), ("submission id", job.submission_id),
+                                                 (f"{job.source} reason", job.reason)) if value]
     rows += [*live, entrypoint]
     if job.stop_requested_at is not None:
         rows.append(("stop", f"requested {fmt.long_duration((now - job.stop_requested_at).total_seconds())} ago; "

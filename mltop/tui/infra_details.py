@@ -15,6 +15,7 @@ from textual.widgets import Footer, Static
 
 from mltop import format as fmt
 from mltop.model import GpuNode, Pool
+from mltop.prices import Price
 from mltop.safe_text import inert
 from mltop.widgets.facts import boxed_table, facts_grid
 
@@ -50,7 +51,14 @@ def ray_node_view(node: GpuNode, now: datetime) -> Group:
                                        "also its Kubernetes node's, and are not counted twice.", style="dim"))
 
 
-def node_view(node: GpuNode, now: datetime) -> Group:
+def price_text(price: Price, currency: str = "$") -> str:
+    """The node's price and where it came from: the user's config, OpenCost, or the catalog."""
+    if price.per_hour is None:
+        return f"unknown: {price.basis}"
+    return f"{currency}{price.per_hour:,.2f}/h, {price.basis}; source: {price.source}"
+
+
+def node_view(node: GpuNode, now: datetime, price: Price | None = None, currency: str = "$") -> Group:
     if node.origin == "ray":
         return ray_node_view(node, now)
     age = (now - node.created_at).total_seconds() if node.created_at else None
@@ -60,11 +68,14 @@ def node_view(node: GpuNode, now: datetime) -> Group:
         ("GPU", f"{node.gpu_model or 'unknown model'} ({node.gpu_resource})"),
         ("GPUs", f"{fmt.gpus(node.gpus_total)} total, {fmt.gpus(node.gpus_allocatable)} allocatable, "
                  f"{fmt.gpus(node.gpus_allocated)} allocated, {fmt.gpus(node.gpus_free)} free"),
+        *([("DRA", f"{fmt.gpus(node.dra_gpus)} GPUs from ResourceSlices; pods get them through ResourceClaims")]
+          if node.dra_gpus else []),
         ("sharing", node.sharing or "none"),
         ("state", ("Ready" if node.ready else "NotReady") + ("" if node.schedulable else ", cordoned")),
         ("instance", f"{node.instance_type or '-'} in {node.zone or '-'}, {node.capacity_type or 'capacity type unknown'}"),
         ("age", fmt.long_duration(age)),
         ("taints", ", ".join(node.taints) or "none"),
+        *([("price", price_text(price, currency))] if price is not None else []),
     ])
     pods = boxed_table("Pods holding GPUs", expand=False)
     for column in ("namespace", "pod", "GPUs", "phase", "owner"):
@@ -106,15 +117,18 @@ def pool_view(pool: Pool) -> Group:
 class InfraDetailsScreen(Screen[None]):
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
 
-    def __init__(self, record: GpuNode | Pool, clock: Callable[[], datetime]) -> None:
+    def __init__(self, record: GpuNode | Pool, clock: Callable[[], datetime], price: Price | None = None,
+                 currency: str = "$") -> None:
         super().__init__()
         self.record = record
         self.clock = clock
+        self.price = price  # the node's price and its source, when the dashboard priced it
+        self.currency = currency
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="details"):
             if isinstance(self.record, GpuNode):
-                yield Static(node_view(self.record, self.clock()), id="body")
+                yield Static(node_view(self.record, self.clock(), self.price, self.currency), id="body")
             else:
                 yield Static(pool_view(self.record), id="body")
         yield Footer()

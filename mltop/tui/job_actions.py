@@ -12,7 +12,7 @@ from mltop.actions import Result
 from mltop.model import Job
 from mltop.registry import job_noun
 from mltop.scaling import ScalePlan, proposed_down
-from mltop.tui.confirm import ConfirmCancel
+from mltop.tui.confirm import ConfirmCancel, ConfirmWorkload
 from mltop.tui.scale import ScaleDialog
 from mltop.widgets.infra_tables import PoolsTable, WarningsTable
 
@@ -81,6 +81,42 @@ class JobActions:
     def _audit_problem(self) -> None:
         if self.runner.audit is not None and self.runner.audit.error:
             self.say(f"the action was not written to the audit log: {self.runner.audit.error}", severity="warning")
+
+    def action_workload_active(self) -> None:
+        """`a`: stop or resume the selected job's Kueue Workload (spec.active), after a confirmation."""
+        if self.read_only:
+            return
+        job = self.table.selected_job  # captured now, by key
+        if job is None:
+            return
+        if not job.workload:
+            self.say(f"{job.cluster}/{job.id}: not queued by Kueue: no workload to stop or resume", severity="warning")
+            return
+        if self.runner.busy(job.key):
+            self.say(f"an action on {job.cluster}/{job.id} is already under way", severity="warning")
+            return
+        resume = job.admission == "stopped"
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.set_workload_active(job, resume)
+
+        self.push_screen(ConfirmWorkload(job, resume=resume), confirmed)
+
+    @work(group="actions", description="stop or resume a Kueue workload", exit_on_error=False)
+    async def set_workload_active(self, job: Job, active: bool) -> None:
+        source_key = self.main.view.source_of(job.key) if self.main.view else None
+        source = self.sources.get(source_key or "")
+        result = await self.runner.run("jobs.workload", source, job.key, f"{job.cluster}/{job.workload}",
+                                       lambda s: s.set_workload_active(job, active),
+                                       change=f"spec.active: {'false -> true' if active else 'true -> false'}")
+        self._audit_problem()
+        if source_key in self.loops:
+            self.loops[source_key].poke()
+        if result.outcome is None:
+            self.say(result.error or "failed", severity="warning" if result.unknown else "error", timeout=15)
+        else:
+            self.say(f"{result.outcome.message}; the queue shows Kueue's state once the cluster reports it", timeout=8)
 
     def action_scale_pool(self) -> None:
         from_warning = isinstance(self.focused, WarningsTable)

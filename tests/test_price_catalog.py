@@ -1,0 +1,268 @@
+"""Prices from SkyPilot's catalog (the generator, against a slice of the real catalog kept in
+tests/fixtures/skypilot), the region they are read in, and the order sources win in: the user's
+config, then the cluster's own prices (OpenCost, through a real Prometheus), then the catalog."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp import web
+
+from mltop.adapters.prometheus import PrometheusSource
+from mltop.adapters.prometheus_endpoint import PrometheusEndpoint
+from mltop.config import cost_prices, load
+from mltop.cost import CostPolicy, IdleHistory, evaluate
+from mltop.demo.server import LoopbackServer
+from mltop.model import GpuNode, NodeCost, Snapshot
+from mltop.price_catalog import Catalog, shipped_catalog
+from mltop.prices import Price, canonical_model, price_book
+from mltop.registry import wait_models
+from mltop.report import node_json
+from tests.conftest import FIXED_NOW, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SLICE = ROOT / "tests" / "fixtures" / "skypilot"
+AWS_COMMIT = "00148f2af3672e2229b4f7bf8157d5a3f36e3c35"  # the catalog commit the slice was copied from
+
+
+def generator():
+    spec = importlib.util.spec_from_file_location("gen_prices", ROOT / "scripts" / "gen_prices.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def slice_catalog() -> Catalog:
+    gen = generator()
+    table = gen.build(gen.from_folder(str(SLICE), gen.CLOUDS), AWS_COMMIT, "2026-11-30")
+    return Catalog(clouds=table["clouds"], commit=table["commit"], date=table["date"])
+
+
+def node(name, *, itype="p5.48xlarge", model="NVIDIA-H100-80GB-HBM3", zone=None, pool="pool-a", free=8):
+    return GpuNode(key=f"kubernetes/prod/{name}", cluster="prod", name=name, pool=pool, gpu_model=model,
+                   gpu_resource="nvidia.com/gpu", gpus_total=8, gpus_allocatable=8, gpus_allocated=8 - free,
+                   ready=True, schedulable=True, instance_type=itype, zone=zone, capacity_type="on-demand")
+
+
+# --- the generator, on real catalog rows -----------------------------------------------------------------
+
+def test_the_generator_keeps_gpu_machines_with_their_gpus_and_prices_by_region():
+    aws = generator().cloud_table((SLICE / "aws" / "vms.csv").read_text())
+    assert "a1.large" not in aws  # a CPU machine
+    assert aws["p5.48xlarge"]["gpu"] == "H100" and aws["p5.48xlarge"]["gpus"] == 8
+    # Zones folded into their region: one on-demand price, the spot price the median over the zones.
+    assert aws["g4dn.xlarge"]["regions"]["us-east-1"] == [0.526, 0.2039]
+    assert aws["p5.48xlarge"]["regions"]["us-east-1"] == [55.04, 21.1543]
+    assert aws["p5.48xlarge"]["regions"]["ap-northeast-2"] == [75.9552, None]  # no spot price listed: none
+    assert aws["p5e.48xlarge"]["regions"]["us-east-2"] == [None, pytest.approx(40.8658)]  # spot only, as listed
+
+
+def test_the_generator_leaves_out_tpus_and_gcp_host_rows_that_carry_no_gpu():
+    gcp = generator().cloud_table((SLICE / "gcp" / "vms.csv").read_text())
+    assert gcp == {}  # a2/a3 host rows price the host alone; a TPU is not a GPU
+
+
+def test_the_generator_records_the_catalog_commit_and_date_from_git(tmp_path):
+    repo = tmp_path / "skypilot-catalog"
+    (repo / "catalogs" / "v8" / "aws").mkdir(parents=True)
+    shutil.copy(SLICE / "aws" / "vms.csv", repo / "catalogs" / "v8" / "aws" / "vms.csv")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "catalog"], check=True, env={"GIT_COMMITTER_DATE": "2026-11-29T10:00:00Z",
+                                                                     "GIT_AUTHOR_DATE": "2026-11-29T10:00:00Z"})
+    sha = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    out = tmp_path / "table.json"
+    assert generator().main(["--git-dir", str(repo / ".git"), "--out", str(out)]) == 0
+    table = json.loads(out.read_text())
+    assert table["source"] == "skypilot-catalog" and table["commit"] == sha
+    assert table["date"].startswith("2026-11-29T10:00:00")
+    assert set(table["clouds"]) == {"aws"} and table["clouds"]["aws"]["p4d.24xlarge"]["gpu"] == "A100"
+
+
+def test_the_generator_will_not_write_a_table_that_does_not_say_which_catalog_it_is(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        generator().main(["--catalog", str(SLICE), "--out", str(tmp_path / "t.json")])
+    assert "--commit" in capsys.readouterr().err and not (tmp_path / "t.json").exists()
+
+
+# --- the shipped table -----------------------------------------------------------------------------------
+
+COMMON = {  # the GPU types each cloud's table must price (canonical model names)
+    "aws": {"T4", "A10G", "L4", "A100", "A100-80GB", "H100", "H200", "B200"},
+    "gcp": {"T4", "L4", "A100", "A100-80GB", "H100", "H200", "B200"},  # GKE: a2, a3, g2, a4 families
+    "azure": {"T4", "A10", "A100-80GB", "H100", "H200"},  # NCasT4, NVadsA10, NC A100 v4, ND H100/H200 v5
+    "lambda": {"A6000", "H100", "B200"},
+}
+
+
+def test_the_shipped_table_says_where_it_came_from_and_covers_the_common_gpus():
+    data = json.loads((ROOT / "mltop" / "data" / "gpu_catalog.json").read_text())
+    assert data["source"] == "skypilot-catalog" and data["date"]
+    assert data["commit"] or data["commits"]
+    assert {"aws", "lambda"} <= set(data["clouds"])
+    for cloud, types in data["clouds"].items():
+        models = {canonical_model(e["gpu"]) for e in types.values()}
+        missing = COMMON.get(cloud, set()) - models
+        assert not missing, f"{cloud}: the table prices no {sorted(missing)}"
+        for itype, entry in types.items():  # every entry priced somewhere, with its GPUs
+            assert entry["gpus"] > 0 and any(p is not None for r in entry["regions"].values() for p in r), itype
+
+
+# --- the region -------------------------------------------------------------------------------------------
+
+def test_prices_are_read_in_the_default_region_the_chosen_one_or_the_nodes_own():
+    catalog = slice_catalog()
+    default = price_book(catalog=catalog)
+    west = price_book(catalog=catalog, region="us-west-1")
+    p = dict(pool=None, instance_type="p5en.48xlarge", gpu_model="H200", gpus=8)
+    assert default.price(**p).per_hour == 63.296 and "aws us-east-1" in default.price(**p).source
+    assert west.price(**p).per_hour == 79.12 and "us-west-1" in west.price(**p).source
+    assert price_book(catalog=catalog, regions={"aws": "us-west-1"}).price(**p).per_hour == 79.12
+    # The node's zone label wins over the configured region.
+    assert west.price(**p, zone="us-east-1a").per_hour == 63.296
+    assert AWS_COMMIT[:12] in default.price(**p).source
+
+
+def test_a_type_listed_only_elsewhere_says_which_region_and_one_listed_nowhere_is_unknown():
+    book = price_book(catalog=slice_catalog())
+    elsewhere = book.price(pool=None, instance_type="g5.12xlarge", gpu_model="A10G", gpus=4)
+    assert elsewhere.per_hour == 7.09282  # the median of ap-east-1, eu-central-1, eu-west-1
+    assert "not listed in us-east-1" in elsewhere.basis and "eu-central-1" in elsewhere.source
+    nowhere = book.price(pool=None, instance_type="x9.huge", gpu_model="FooGPU", gpus=8)
+    assert nowhere.per_hour is None and nowhere.source == "none" and "no known price" in nowhere.basis
+    no_on_demand = book.price(pool=None, instance_type="p5e.48xlarge", gpu_model=None, gpus=8)
+    assert no_on_demand.per_hour is None  # listed with a spot price only: never made up from it
+    report = evaluate(Snapshot(FIXED_NOW, (), (), nodes=(node("n", itype="x9.huge", model="FooGPU"),)), book,
+                      CostPolicy(waits_on=wait_models()), IdleHistory(), FIXED_NOW)
+    assert report.unpriced_nodes == 1 and report.burn_rate == 0  # unknown, not free: counted as unpriced
+
+
+def test_region_settings_come_from_the_config_file(tmp_path):
+    path = tmp_path / "mltop.toml"
+    path.write_text('[cost]\nregion = "us-west-2"\n\n[cost.regions]\nlambda = "us-west-1"\n')
+    book = cost_prices(load(config_flag=str(path), environ={}).cost)
+    assert book.regions["aws"] == "us-west-2" and book.regions["lambda"] == "us-west-1"
+    assert book.price(pool=None, instance_type="g6.16xlarge", gpu_model="L4", gpus=1).source.startswith(
+        "catalog: skypilot aws us-west-2")
+
+
+# --- which source wins ------------------------------------------------------------------------------------
+
+def test_the_users_prices_win_then_the_clusters_own_then_the_catalog():
+    book = price_book(catalog=slice_catalog(), pools={"special": 10.0}, instances={"p4d.24xlarge": 20.0},
+                      per_gpu={"H100": 3.0})
+    opencost = Price(40.0, "the cluster's own price (OpenCost node_total_hourly_cost)", "opencost")
+    h100 = dict(instance_type="p5.48xlarge", gpu_model="NVIDIA-H100-80GB-HBM3", gpus=8)
+    assert book.price(pool="special", **h100, cluster=opencost).source == "config: pools"
+    a100 = dict(instance_type="p4d.24xlarge", gpu_model="A100", gpus=8)
+    assert book.price(pool=None, **a100, cluster=opencost).source == "config: instance types"
+    assert book.price(pool=None, **h100, cluster=opencost) == Price(24.0, "your price for H100-80GB x8",
+                                                                     "config: gpu models")
+    catalog_only = price_book(catalog=slice_catalog())
+    assert catalog_only.price(pool=None, **h100, cluster=opencost) == opencost
+    assert catalog_only.price(pool=None, **h100).source.startswith("catalog: skypilot aws us-east-1")
+    by_model = catalog_only.price(pool=None, instance_type=None, gpu_model="NVIDIA-A100-SXM4-80GB", gpus=8)
+    assert by_model.source == "catalog: per-GPU model" and by_model.per_hour == pytest.approx(27.44705)
+
+
+# --- OpenCost through a real Prometheus -------------------------------------------------------------------
+
+OPENCOST = "\n".join([
+    "# TYPE node_total_hourly_cost gauge",
+    'node_total_hourly_cost{node="gpu-a",instance="opencost:9003",provider_id="aws:///us-east-1a/i-1"} 41.5',
+    "# TYPE node_gpu_hourly_cost gauge",
+    'node_gpu_hourly_cost{node="gpu-a",instance="opencost:9003"} 4.5',
+    'node_gpu_hourly_cost{node="gpu-b",instance="opencost:9003"} 2.25',
+    "# TYPE DCGM_FI_DEV_GPU_UTIL gauge",
+    'DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-1",Hostname="gpu-a",modelName="NVIDIA H100 80GB HBM3"} 0',
+]) + "\n"
+
+
+@pytest.fixture(scope="module")
+def prometheus():
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("the `prometheus` binary is missing: install Debian's prometheus package")
+    exporter = LoopbackServer()
+    app = web.Application()
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(text=OPENCOST, content_type="text/plain")
+
+    app.router.add_get("/metrics", metrics)
+    target = exporter.serve(app).removeprefix("http://")
+    workdir = Path(tempfile.mkdtemp(prefix="mltop-opencost-"))
+    (workdir / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n"
+        f"scrape_configs:\n  - job_name: opencost\n    honor_labels: true\n    static_configs:\n"
+        f"      - targets: ['{target}']\n")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=subprocess.DEVNULL, stderr=open(workdir / "prometheus.log", "wb"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                body = httpx.get(f"{url}/api/v1/query", params={"query": "node_gpu_hourly_cost"}, timeout=2).json()
+                if len(body["data"]["result"]) == 2:
+                    break
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"prometheus did not scrape the exporter; see {workdir / 'prometheus.log'}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        exporter.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def test_opencost_prices_from_prometheus_price_the_nodes_and_say_so(prometheus):
+    source = PrometheusSource(PrometheusEndpoint(name="prom", url=prometheus, window_seconds=30))
+    try:
+        data = await source.fetch()
+    finally:
+        await source.aclose()
+    costs = {c.node: c for c in data.node_costs}
+    assert costs["gpu-a"].total_per_hour == 41.5 and costs["gpu-a"].gpu_per_hour == 4.5
+    assert costs["gpu-b"].total_per_hour is None and costs["gpu-b"].gpu_per_hour == 2.25
+    assert len(data.gpu_samples) == 1 and data.skipped == 0  # utilization still read alongside
+
+    nodes = (node("gpu-a"), node("gpu-b"), node("gpu-c", itype="p4d.24xlarge", model="A100"),
+             node("gpu-d", pool="special"))
+    snapshot = Snapshot(FIXED_NOW, (), (), nodes=nodes, node_costs=data.node_costs + (NodeCost("gpu-d", total_per_hour=99.0),))
+    book = price_book(catalog=slice_catalog(), pools={"special": 12.0})
+    report = evaluate(snapshot, book, CostPolicy(waits_on=wait_models()), IdleHistory(), FIXED_NOW)
+    shown = {n.name: node_json(n, report) for n in nodes}  # what --once --json prints per node
+    assert shown["gpu-a"]["price_per_hour"] == 41.5 and shown["gpu-a"]["price_source"] == "opencost"
+    assert shown["gpu-b"]["price_per_hour"] == 2.25 * 8 and shown["gpu-b"]["price_source"] == "opencost"
+    assert shown["gpu-c"]["price_per_hour"] == 21.957642
+    assert shown["gpu-c"]["price_source"] == f"catalog: skypilot aws us-east-1 (commit {AWS_COMMIT[:12]}, 2026-11-30)"
+    assert shown["gpu-d"]["price_per_hour"] == 12.0 and shown["gpu-d"]["price_source"] == "config: pools"
+
+
+async def test_no_opencost_metrics_is_no_node_costs_and_unreadable_series_are_counted(prometheus):
+    from mltop.adapters.opencost import parse, query
+    from mltop.adapters.values import Skips
+
+    async with httpx.AsyncClient(base_url=prometheus, timeout=5) as client:
+        absent = (await client.get("/api/v1/query", params={"query": query("node_ram_hourly_cost")})).json()
+        no_node = (await client.get("/api/v1/query", params={"query": "DCGM_FI_DEV_GPU_UTIL"})).json()
+    skips = Skips()
+    assert parse(absent, "prom: node_ram_hourly_cost", skips) == [] and skips.count == 0  # a Prometheus without OpenCost
+    assert parse(no_node, "prom: DCGM_FI_DEV_GPU_UTIL", skips) == []  # a series with no `node` label
+    assert skips.count == 1 and "without a node" in skips.reason
