@@ -7,6 +7,9 @@ the backend's answer. JSON escapes every control character, and the answer is an
 was already redacted. The file stays bounded: past MAX_BYTES it is moved to `<name>.1` (one
 generation kept) and a new one begun. One write per line with O_APPEND, so two mltop processes
 appending at once do not interleave their lines.
+
+Each entry is also copied into the state store's `audit` table (mltop/state_store.py), unless
+history is turned off; the JSON-lines file stays the trail `:audit` reads.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class AuditLog:
         self.path = path or default_path()
         self.user = _user()
         self.error: str | None = None  # the last failure to write, for the screen to say
+        self.store_problem: str | None = None  # the last failure to copy it into the state store
 
     def append(self, entry: AuditEntry) -> None:
         """Write one line. A failure to write never stops the action; it is kept in `error`."""
@@ -73,6 +77,9 @@ class AuditLog:
             self.error = None
         except OSError as exc:
             self.error = f"audit log {self.path}: {exc.strerror or exc}"
+        from mltop import state_store
+
+        self.store_problem = state_store.append_audit(record)
 
     def read(self, limit: int = 200) -> list[dict[str, object]]:
         """The most recent entries, newest last, from both generations (unreadable lines left out)."""

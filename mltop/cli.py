@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="print one snapshot and exit")
     p.add_argument("--json", action="store_true", help="with --once: print JSON")
     p.add_argument("--demo", action="store_true", help="run against a simulated platform on loopback")
+    p.add_argument("--no-history", action="store_true",
+                   help="keep no history across runs (idle-since, today's waste, audit copy in the state store)")
     p.add_argument("--fail-on-idle", type=float, metavar="PER_HOUR",
                    help="with --once: exit 3 when idle GPU spend exceeds this many dollars (currency units) per hour")
     p.add_argument("--version", action="version", version=f"mltop {__version__}")
@@ -65,13 +67,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load(vars(args), config_flag=args.config, refresh_flag=args.refresh, read_only_flag=args.read_only)
     except ConfigError as exc:
         return fail(str(exc))
+    from mltop import state_store
 
+    if not config.history:
+        state_store.disable()
     platform = None
     if args.demo:
         import mltop.adapters.kube  # noqa: F401  (slow: imported before the temporary kubeconfig exists)
         from mltop.demo.platform import DemoPlatform
 
         platform = DemoPlatform().start()
+        state_store.use_demo()  # the demo's history goes to demo-state.sqlite3, never the user's store
         # The demo never talks to a real cluster, whatever the config says.
         # Minutes are long in a demo: warn after one, not fifteen.
         demo_cost = config.cost.model_copy(update={"idle_threshold_minutes": 1.0, "low_utilization_window_minutes": 1.0})
@@ -142,8 +148,14 @@ def run_once(config: Config, sources: list, *, as_json: bool, fail_on_idle: floa
     dashboard = dashboard_for(sources, config)
     for update in asyncio.run(collect()):
         dashboard.update(update)
-    # One look has no history: idle times are lower bounds from what the cluster still shows.
-    view = dashboard.view(utcnow())
+    # Idle times come from the state store when an earlier run saw them begin (exact), else they
+    # are lower bounds from what the cluster still shows. Open, read, write, close.
+    try:
+        view = dashboard.view(utcnow())
+    finally:
+        dashboard.close()
+    if (note := dashboard.take_history_note()) is not None:
+        print(inert(f"mltop: {note}"), file=sys.stderr)
     render = render_json if as_json else render_text
     sys.stdout.write(render(view, config.keymap))
     if not as_json:

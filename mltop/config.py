@@ -32,7 +32,8 @@ __all__ = ["Config", "ConfigError", "CostConfig", "load", "cost_policy", "cost_p
 
 DEFAULT_REFRESH = 2.0
 
-COST_KINDS = ("idle-node", "idle-pool", "ray-idle", "low-utilization", "idle-while-waiting", "no-capacity-coming")
+COST_KINDS = ("idle-node", "idle-pool", "ray-idle", "low-utilization", "idle-while-waiting", "no-capacity-coming",
+              "unusable-gpus")
 BINDING_IDS = {binding_id: spec.description for binding_id, spec in BINDINGS.items()}
 
 
@@ -68,6 +69,10 @@ class CostConfig(Strict):
         return value
 
 
+class StateConfig(Strict):
+    history: bool = True  # keep idle-since, the day's waste and the audit in the state store
+
+
 class Settings(Strict):
     """The file's settings that are not a backend's section."""
 
@@ -77,6 +82,7 @@ class Settings(Strict):
     stop_patience: float = Field(default=30.0, gt=0, le=3600)
     cost: CostConfig = Field(default_factory=CostConfig)
     keys: dict[str, Keys] = Field(default_factory=dict)
+    state: StateConfig = Field(default_factory=StateConfig)
 
     @field_validator("keys")
     @classmethod
@@ -109,6 +115,7 @@ class Config:
     keymap: Mapping[str, str] = field(default_factory=dict)
     path: Path | None = None  # the file read, if any
     cost: CostConfig = field(default_factory=lambda: CostConfig())
+    history: bool = True  # --no-history, MLTOP_NO_HISTORY=1 or [state] history = false: off
 
     def of(self, kind: str) -> tuple[Any, ...]:
         """The endpoints configured for one backend."""
@@ -182,6 +189,7 @@ def load(
     if refresh_flag is not None and not (math.isfinite(refresh_flag) and 0.2 <= refresh_flag <= 3600):
         raise ConfigError("--refresh: must be between 0.2 and 3600 seconds")
     env_read_only = env.get("MLTOP_READ_ONLY", "").lower() in ("1", "true", "yes", "on")
+    no_history = bool(flags.get("no_history")) or env.get("MLTOP_NO_HISTORY", "").lower() in ("1", "true", "yes", "on")
     return Config(
         endpoints=endpoints,
         refresh=refresh_flag if refresh_flag is not None else file.refresh,
@@ -191,6 +199,7 @@ def load(
         keymap=dict(file.keys),
         path=path if path.exists() else None,
         cost=file.cost,
+        history=file.state.history and not no_history,
     )
 
 

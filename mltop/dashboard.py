@@ -15,9 +15,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from mltop.cost import CostPolicy, CostReport, IdleHistory, evaluate
+from mltop.state_store import StateStore, open_store
 from mltop.cost.spent import gpu_cost_so_far
 from mltop.jobs import StopEvent, StopTracker, order_jobs
-from mltop import kueue
+from mltop import chain, kueue
 from mltop.model import GpuNode, Job, JobState, Pool, QueueUse, RayClusterState, SourceHealth
 from mltop.prices import PriceBook
 from mltop.refresh import SourceUpdate, snapshot_of
@@ -77,10 +78,33 @@ class View:
     owners: dict[str, str] = field(default_factory=dict)  # record key -> the key of the source it came from
     pending_pods: dict[str, tuple[Job, ...]] = field(default_factory=dict)  # pod name -> pending pod jobs
     queues: tuple[QueueUse, ...] = ()  # Kueue ClusterQueues (the queues view; mltop/kueue.py)
+    chains: chain.Chains = field(default_factory=chain.Chains)  # rows folded under another (mltop/chain.py)
+
+    def children_of(self, key: str) -> tuple[Job, ...]:
+        return self.chains.children(key)
+
+    def parent_of(self, key: str) -> str | None:
+        return self.chains.parents.get(key)
+
+    def chain_tree(self, key: str) -> list[str]:
+        """A job's identity chain as tree lines (empty when it is in none)."""
+        return chain.tree_lines(self.chains, key, self.pools)
+
+    def acts_on(self, job: Job) -> str | None:
+        return chain.acts_on(self.chains, job)
 
     def waits(self, job: Job) -> bool:
-        """Queued, or (a KFP run) running with a step whose pod has not started."""
-        return job.state is JobState.PENDING or (job.waiting_step is not None and not job.state.is_terminal)
+        """Queued, or (a KFP run) running with a step whose pod has not started, or (the top of an
+        identity chain, mltop/chain.py) running with a layer under it that waits."""
+        if job.state is JobState.PENDING or job.state.is_terminal:
+            return job.state is JobState.PENDING
+        return job.waiting_step is not None or any(self.waits(c) for c in self.children_of(job.key))
+
+    def _waiting_child(self, job: Job) -> Job | None:
+        """The layer under a running chain top that waits (a RayJob Kueue holds, a queued Ray job)."""
+        if job.state is JobState.PENDING or job.waiting_step is not None:
+            return None
+        return next((c for c in self.children_of(job.key) if self.waits(c)), None)
 
     def pod_for(self, job: Job) -> Job | None:
         """The pending pod (seen by a Kubernetes source) that a KFP run's waiting step runs in."""
@@ -96,6 +120,8 @@ class View:
             return None
         if job.waiting_step is not None:
             return self._step_reason(job)
+        if (child := self._waiting_child(job)) is not None:
+            return f"{chain.layer_name(child)} waits: {self.waiting_reason(child)}"
         warning = next((w for w in (self.cost.warnings if self.cost else ()) if w.target == job.key
                         and w.kind in WAITING_KINDS), None)
         if warning is not None:
@@ -123,6 +149,8 @@ class View:
             pod = self.pod_for(job)
             inner = self.waiting_short(pod) if pod is not None else None
             return f"{job.waiting_step}: {inner or 'pod not started'}"
+        if (child := self._waiting_child(job)) is not None:
+            return f"{'RayJob' if child.source == chain.RAYJOB else 'Ray job'}: {self.waiting_short(child)}"
         if kueue.held(job):  # a pod Kueue gates never reaches the scheduler: Kueue's reason is the one
             return kueue.short(job)
         said = job.scheduler_message or job.message
@@ -161,12 +189,15 @@ class Dashboard:
 
     def __init__(self, source_keys: Sequence[str], *, prices: PriceBook, policy: CostPolicy,
                  finished_limit: int = 50, stop_patience: float = 30.0, refresh: float = 2.0,
-                 names: dict[str, tuple[str, str]] | None = None) -> None:
+                 names: dict[str, tuple[str, str]] | None = None, store: StateStore | None = None) -> None:
         self.source_keys = list(source_keys)
         self.names = names or {}  # source key -> (kind, name), for sources that never answered
         self.updates: dict[str, SourceUpdate] = {}
         self.stops = StopTracker(stop_patience)
-        self.history = IdleHistory()
+        self.history = IdleHistory(persistent=store is not None)
+        self.store = store  # history that survives restarts (mltop/state_store.py); None: this process only
+        self.history_note: str | None = None  # a line about the store not yet said (take_history_note)
+        self._stored_waste = 0.0
         self.prices, self.policy = prices, policy
         self.finished_limit = finished_limit
         self.stale_after = max(10.0, 3 * refresh)
@@ -189,10 +220,16 @@ class Dashboard:
         jobs = [job for u in self._updates() if u.data for job in u.data.jobs]
         jobs, events = self.stops.apply(jobs, now, sources=self._settled)
         self._settled = set()
-        ordered = tuple(order_jobs(jobs, self.finished_limit))
+        chains = chain.link(jobs)  # a KFP run, its RayJob and its Ray job: one row (mltop/chain.py)
+        everything = tuple(order_jobs(jobs, self.finished_limit))
+        ordered = tuple(j for j in everything if j.key not in chains.parents)
         if with_cost:
-            snapshot = replace(snapshot_of(self._updates(), now), jobs=ordered)
+            snapshot = replace(snapshot_of(self._updates(), now), jobs=everything)
+            if self.store is not None:
+                self.store.load(self.history, now)
             self.cost = evaluate(snapshot, self.prices, self.policy, self.history, now)
+            if self.store is not None:
+                self.cost = self._stored(self.cost, now)
         kube_nodes = [n for u in self._updates() if u.data for n in u.data.nodes]
         # Ray's nodes are shown beside them, but only Kubernetes nodes make the K8s totals (SourceData.ray_nodes).
         nodes = sorted([*kube_nodes, *(n for u in self._updates() if u.data for n in u.data.ray_nodes)],
@@ -201,11 +238,30 @@ class Dashboard:
                        key=lambda p: (POOL_ORDER.get(p.kind, 9), p.cluster, p.name))
         return View(
             now=now, sources=tuple(self._lines()), jobs=ordered,
-            overdue=frozenset(j.key for j in ordered if self.stops.is_overdue(j, now)),
+            overdue=frozenset(j.key for j in everything if self.stops.is_overdue(j, now)),
             nodes=tuple(nodes), pools=tuple(pools), cost=self.cost, summary=self._summary(kube_nodes),
-            events=tuple(events), stale_after=self.stale_after, owners=owners, pending_pods=pending_pods(ordered),
-            queues=tuple(q for u in self._updates() if u.data for q in u.data.queues),
+            events=tuple(events), stale_after=self.stale_after, owners=owners, pending_pods=pending_pods(everything),
+            queues=tuple(q for u in self._updates() if u.data for q in u.data.queues), chains=chains,
         )
+
+    def _stored(self, cost: CostReport, now: datetime) -> CostReport:
+        """Write this evaluation to the store; "wasted today" becomes today's, all processes together."""
+        assert self.store is not None
+        total = self.store.sync(self.history, now)
+        if total is not None:
+            self._stored_waste = total
+        self.history_note = self.store.take_problem() or self.history_note
+        return replace(cost, wasted_today=max(self._stored_waste, self.history.wasted_today))
+
+    def take_history_note(self) -> str | None:
+        """One line about the history store (locked, unusable), once; None when all is well."""
+        note, self.history_note = self.history_note, None
+        return note
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
 
     # -- parts of the view -------------------------------------------------------------------------
 
@@ -272,10 +328,14 @@ def dashboard_for(sources: Sequence[object], config: object) -> Dashboard:
     """A dashboard for these sources, with the config's prices, policy and limits."""
     from mltop.config import cost_policy, cost_prices
 
-    return Dashboard(
+    store, note = open_store() if getattr(config, "history", True) else (None, None)
+    dashboard = Dashboard(
         [s.key for s in sources],  # type: ignore[attr-defined]
         prices=cost_prices(config.cost), policy=cost_policy(config.cost),  # type: ignore[attr-defined]
         finished_limit=config.finished_limit, stop_patience=config.stop_patience,  # type: ignore[attr-defined]
         refresh=config.refresh,  # type: ignore[attr-defined]
         names={s.key: (s.kind, s.name) for s in sources},  # type: ignore[attr-defined]
+        store=store,
     )
+    dashboard.history_note = note
+    return dashboard

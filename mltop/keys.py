@@ -22,7 +22,7 @@ BINDINGS: dict[str, KeySpec] = {
     "quit": KeySpec("q,ctrl+c", "Quit", "quit mltop (ctrl+c too, as in top and k9s)"),
     "help": KeySpec("question_mark", "Keys", "show every key"),
     "filter": KeySpec("slash", "Filter", "filter the jobs"),
-    "command": KeySpec("colon", "Command", "a command: :jobs :nodes :pools :warnings :queues :cluster/:ctx/:ns NAME :audit :q"),
+    "command": KeySpec("colon", "Command", "a command: :jobs :nodes :pools :warnings :queues :teams :cluster/:ctx/:ns NAME :audit :q"),
     "filter.clear": KeySpec("escape", "Clear filter", "clear the filter"),
     "jobs.details": KeySpec("enter", "Details", "open the selected job's details"),
     "jobs.cancel": KeySpec("ctrl+d", "Cancel job", "cancel the selected job"),

@@ -86,6 +86,7 @@ class Job:
     submission_id: str | None = None
     reason: str | None = None
     cancel_effect: str | None = None  # what a cancel changes, where it is more than a stop ("deletes RayJob ...")
+    links: tuple[str, ...] = ()  # facts mltop/chain.py joins rows on: "kfp-run:<id>", "owner-pod:<name>"...
 
     def queued_seconds(self, now: datetime) -> float | None:
         """How long a job still waiting has waited; None once it left the queue."""

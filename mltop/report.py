@@ -11,8 +11,8 @@ from typing import Any
 
 from collections.abc import Mapping
 
-from mltop import format as fmt, kueue
-from mltop.cost import CostReport
+from mltop import chain, format as fmt, kueue
+from mltop.cost import CostReport, TeamCost
 from mltop.dashboard import SourceLine, View
 from mltop.keys import key_label
 from mltop.model import GpuNode, IdleWarning, Job, Pool, RayClusterState
@@ -208,13 +208,39 @@ def to_json(view: View, keymap: Mapping[str, str] | None = None) -> dict[str, An
     return {
         "generated_at": _iso(now),
         "sources": [source_json(line, now) for line in view.sources],
-        "jobs": [job_json(j, now, view.waiting_reason(j)) for j in view.jobs],
+        # The queue's rows, each followed by the jobs folded under it (chain_parent says which: mltop/chain.py)
+        "jobs": [{**job_json(j, now, view.waiting_reason(j)), **chain.json_fields(view.chains, j)}
+                 for j in chain.with_members(view.chains, view.jobs)],
         "nodes": [node_json(n, cost) for n in view.nodes],
         "pools": [pool_json(p, cost) for p in view.pools],
         "warnings": [warning_json(w, keymap) for w in cost.warnings] if cost else [],
         "cost": cost_json(cost),
         "queues": [kueue.queue_json(q) for q in view.queues],  # Kueue ClusterQueues; empty without Kueue
+        "teams": [team_json(t) for t in cost.teams] if cost else [],  # burn and idle per namespace / Ray owner
     }
+
+
+def team_json(t: TeamCost) -> dict[str, Any]:
+    return {
+        "team": t.team,
+        "kind": t.kind,  # "namespace", "owner" (a Ray job's), "unassigned" (GPUs nobody holds)
+        "gpus": round(t.gpus, 3),
+        "burn_per_hour": None if t.burn_per_hour is None else round(t.burn_per_hour, 4),
+        "idle_per_hour": None if t.idle_per_hour is None else round(t.idle_per_hour, 4),
+    }
+
+
+def team_lines(cost: CostReport) -> list[str]:
+    """COST BY TEAM: one line per team, most expensive first."""
+    c = inert(cost.currency)
+
+    def money(value: float | None) -> str:
+        return "price unknown" if value is None else f"{c}{value:,.2f}/h"
+
+    return ["", "COST BY TEAM (burn, of which idle)"] + [
+        f"- {inert(t.team)} ({t.kind}): {fmt.gpus(t.gpus)} GPUs, {money(t.burn_per_hour)}, "
+        f"idle {money(t.idle_per_hour)}"
+        for t in cost.teams]
 
 
 def render_json(view: View, keymap: Mapping[str, str] | None = None) -> str:
@@ -247,10 +273,15 @@ def render_text(view: View, keymap: Mapping[str, str] | None = None) -> str:
     if waiting:
         lines += ["", "WHY THEY WAIT (longest wait first)"]
         lines += [f"- {inert(j.cluster)}/{inert(j.id)}: {inert(view.waiting_reason(j))}" for j in waiting]
+    trees = [view.chain_tree(j.key) for j in view.jobs if view.children_of(j.key)]
+    if trees:
+        lines += ["", "CHAINS (one row each: the layers under it)", *(inert(line) for t in trees for line in t)]
     if view.nodes:
         lines += ["", *_table(NODE_COLUMNS, [_node_cells(n) for n in view.nodes])]
     if view.pools:
         lines += ["", *_table(POOL_COLUMNS, [_pool_cells(p) for p in view.pools])]
+    if view.cost is not None and view.cost.teams:
+        lines += team_lines(view.cost)
     if view.cost is not None and view.cost.warnings:
         lines += ["", "IDLE-COST WARNINGS (most expensive first)"]
         lines += [_warning_line(w, view, keymap) for w in view.cost.warnings]

@@ -48,6 +48,19 @@ def audit_log_in_tmp(tmp_path, monkeypatch):
     return path
 
 
+@pytest.fixture(autouse=True)
+def state_db_in_tmp(tmp_path, monkeypatch):
+    """The history store (mltop/state_store.py) of each test is its own, never the user's; settings
+    a CLI run made (--no-history, --demo) do not leak into the next test."""
+    from mltop import state_store
+
+    path = tmp_path / "state.sqlite3"
+    monkeypatch.setenv("MLTOP_STATE_DB", str(path))
+    monkeypatch.delenv("MLTOP_NO_HISTORY", raising=False)
+    monkeypatch.setattr(state_store, "_settings", {"off": False, "demo": False})
+    return path
+
+
 @pytest.fixture
 def frozen_demo() -> Iterator[DemoPlatform]:
     """The demo platform with the clock stopped: the opening state, every time."""

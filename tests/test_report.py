@@ -35,7 +35,7 @@ async def snapshot_for(endpoints):
 async def test_json_schema_against_the_demo(frozen_demo):
     snap = await snapshot_for(frozen_demo.ray_endpoints())
     report = to_json(snap)
-    assert set(report) == {"generated_at", "sources", "jobs", "nodes", "pools", "warnings", "cost", "queues"}
+    assert set(report) == {"generated_at", "sources", "jobs", "nodes", "pools", "warnings", "cost", "queues", "teams"}
     assert report["queues"] == []  # Kueue's ClusterQueues: none without a Kubernetes source
     assert report["generated_at"] == "2026-11-28T12:00:00Z"
     assert report["pools"] == []

@@ -69,3 +69,16 @@ async def test_queues_command_shows_the_cluster_queues(frozen_demo):
         assert isinstance(app.screen, QueuesScreen)
         await pilot.press("escape")
         assert not isinstance(app.screen, QueuesScreen)
+
+
+async def test_teams_command_shows_cost_by_team(frozen_demo):
+    from mltop.tui.teams_view import TeamsScreen
+
+    app = make_full_app(frozen_demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("colon", *"teams", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, TeamsScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, TeamsScreen)

@@ -27,7 +27,7 @@ import httpx
 
 from mltop.adapters.http import MiB, Endpoint, decode_json, make_client, request, segment
 from mltop.adapters.kfp_runs import (EPOCH_PREFIX, STATE_MAP, _short, run_error, run_sections, run_state, unreadable,
-                                     waiting_step)
+                                     step_pods, waiting_step)
 from mltop.adapters.values import Skips, mapping, sequence, text
 from mltop.adapters.kfp_endpoint import KfpEndpoint
 from mltop.adapters import raw_objects
@@ -302,6 +302,7 @@ class KfpSource:
             pipeline=self._pipelines.get(pipeline_id) if pipeline_id else None,
             waiting_step=step[0] if step else None,
             waiting_pod=step[1] if step else None,
+            links=step_pods(run),
         )
 
     def raw_refusal(self, record: Any) -> str | None:

@@ -78,6 +78,20 @@ def waiting_step(run: dict[str, Any]) -> tuple[str, str | None] | None:
     return None
 
 
+def step_pods(run: dict[str, Any], limit: int = 50) -> tuple[str, ...]:
+    """"step-pod:<pod name>=<step name>" for each step pod the run's task details name, so a RayJob
+    a step made (its ownerReference names the pod) is found under its run (mltop/chain.py)."""
+    out = []
+    for task in sequence(mapping(run.get("run_details")).get("task_details")):
+        task = mapping(task)
+        name = _short(task.get("display_name")) or _short(task.get("task_id")) or "?"
+        for child in sequence(task.get("child_tasks")):
+            pod = text(mapping(child).get("pod_name"))
+            if pod and "=" not in pod and len(out) < limit:
+                out.append(f"step-pod:{pod}={name}")
+    return tuple(out)
+
+
 def run_sections(run: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """What the details view shows under a run's facts: history, tasks, parameters, error.
 

@@ -27,6 +27,7 @@ KIND = "RayJob"
 ID_PREFIX = "rayjob:"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 SELECTOR_KEY = "ray.io/cluster"  # clusterSelector key KubeRay reads as the name of an existing RayCluster
+KFP_RUN_LABEL = "pipeline/runid"  # KFP puts it on a run's step pods; a step that creates a RayJob may copy it
 
 # status.jobDeploymentStatus (rayjob_types.go): "" is New. Running and Complete say no more than
 # that a Ray job was submitted or ended: the Ray job's own status decides those two.
@@ -182,8 +183,19 @@ def rayjob_row(obj: Any, clusters: Mapping[tuple[str, str], dict[str, Any]], sou
         submission_id=_str(status.get("jobId")) or _str(spec.get("jobId")),
         reason=_str(status.get("reason")),
         queue=f"{namespace}/{label}" if (label := _strings(meta.get("labels")).get(QUEUE_LABEL)) else None,
+        links=chain_links(meta),
         **_cancel(namespace, name, state, deleting, rc_name, rc, selector, spec),
     )
+
+
+def chain_links(meta: Mapping[str, Any]) -> tuple[str, ...]:
+    """What ties a RayJob to the KFP run whose step made it (mltop/chain.py): the `pipeline/runid`
+    label KFP puts on step pods, when the step copied it, and an ownerReference to a Pod (a step
+    that owns what it creates, so it goes with the pod). Nothing here is a guess: absent, no link."""
+    run = _strings(meta.get("labels")).get(KFP_RUN_LABEL)
+    pods = [o.get("name") for o in sequence(meta.get("ownerReferences")) if isinstance(o, dict)
+            and o.get("kind") == "Pod" and isinstance(o.get("name"), str) and o.get("name")]
+    return (*((f"kfp-run:{run}",) if run else ()), *(f"owner-pod:{p}" for p in pods[:4]))
 
 
 def _cancel(namespace: str, name: str, state: JobState, deleting: bool, rc_name: str | None,

@@ -60,6 +60,6 @@ BACKEND = register(Backend(
     env=("RAY_ADDRESS", "RAY_AUTH_TOKEN"),
     actions=frozenset({"jobs.cancel", "jobs.details"}),
     waits_on="ray-cluster",
-    demo=lambda platform: platform.ray_endpoints(),
+    demo=lambda platform: platform.ray_endpoints() + platform.chain_ray_endpoints(),
     order=10,
 ))

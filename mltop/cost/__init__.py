@@ -18,15 +18,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from mltop.cost.context import CostContext, Finding, observe, ray_free_key, with_measurements
+from mltop.cost.context import CostContext, Finding, observe, ray_free_key, unusable_gpus, with_measurements
 from mltop.cost.history import IdleHistory
 from mltop.cost.kinds import CHECKS
 from mltop.cost.policy import KINDS, CostPolicy
 from mltop.cost.rates import CostReport, full_sum, known_sum, share
+from mltop.cost.teams import TeamCost, team_costs
 from mltop.model import Snapshot, ray_node_key
 from mltop.prices import PriceBook
 
-__all__ = ["KINDS", "CostPolicy", "CostReport", "IdleHistory", "evaluate"]
+__all__ = ["KINDS", "CostPolicy", "CostReport", "IdleHistory", "TeamCost", "evaluate"]
 
 
 def evaluate(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history: IdleHistory, now: datetime) -> CostReport:
@@ -37,8 +38,10 @@ def evaluate(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history:
     findings.sort(key=lambda f: (-(f.warning.cost_per_hour or 0.0), f.warning.kind, f.warning.target))
     idle_rate = ctx.cost_of(ctx.idle) or 0.0
     history.add_waste(now, idle_rate, [(f.key, f.warning.idle_since, f.warning.cost_per_hour)
-                                       for f in findings if f.warning.idle_since_is_lower_bound])
-    node_idle = {n.key: share(ctx.node_prices[n.key], n.gpus_free, n.gpus_total) for n in snapshot.nodes}
+                                       for f in findings if f.warning.idle_since_is_lower_bound],
+                      groups={k: g.cost_per_hour for k, g in ctx.idle.items()})
+    node_idle = {n.key: share(ctx.node_prices[n.key], n.gpus_free + unusable_gpus(n), n.gpus_total)
+                 for n in snapshot.nodes}
     ray_prices = {ray_node_key(name, node_id): price for (name, node_id), price in ctx.ray_prices.items()}
     pool_nodes = _pool_nodes(snapshot)
     return CostReport(
@@ -56,6 +59,7 @@ def evaluate(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history:
         pool_prices={p: full_sum(ctx.node_prices[n].per_hour for n in nodes) for p, nodes in pool_nodes.items()},
         currency=prices.currency,
         ray_node_prices=ray_prices,
+        teams=team_costs(snapshot, ctx),
     )
 
 

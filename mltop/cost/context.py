@@ -23,6 +23,19 @@ def unallocated_key(node: GpuNode) -> str:
     return f"unallocated/{node.key}"
 
 
+def unusable_key(node: GpuNode) -> str:
+    return f"unusable/{node.key}"
+
+
+def unusable_gpus(node: GpuNode) -> float:
+    """GPUs a node is paid for that its device plugin does not offer: capacity above allocatable,
+    less any that pods still hold (bound before the GPUs went unhealthy). Never counted twice: the
+    unallocated GPUs are allocatable minus held, these are capacity minus the larger of the two."""
+    held = node.gpus_allocated or 0.0
+    gpus = node.gpus_total - max(node.gpus_allocatable, held)
+    return gpus if gpus > 1e-6 else 0.0  # MIG shares add up to 0.999...: not a missing GPU
+
+
 def ray_free_key(cluster: str, node_id: str) -> str:
     return f"ray-free/{cluster}/{node_id}"
 
@@ -104,11 +117,13 @@ def observe(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history: 
     ray_prices = {(name, n.node_id): ray_node_price(n, prices)
                   for name, c in snapshot.ray_clusters for n in c.nodes if n.gpus_total}
     pool_of_node, pool_members = _pools(snapshot)
-    idle = _unallocated(snapshot, node_prices) | _ray_free(snapshot, ray_prices)
+    idle = _unallocated(snapshot, node_prices) | _unusable(snapshot, node_prices) | _ray_free(snapshot, ray_prices)
     ray_free = {name: tuple(ray_free_key(name, n.node_id) for n in c.nodes if ray_free_key(name, n.node_id) in idle)
                 for name, c in snapshot.ray_clusters}
     ray_hosts = frozenset(n.hostname for _, c in snapshot.ray_clusters for n in c.nodes if n.alive)
     since = _observe_nodes(snapshot, pool_members, history, now)
+    since |= {unusable_key(n): history.observe(unusable_key(n), unusable_gpus(n) > 0 or not n.ready, now)
+              for n in snapshot.nodes}
     since |= {f"ray/{name}": history.observe(f"ray/{name}", bool(keys), now) for name, keys in ray_free.items()}
     low = {k: history.observe(k, u < policy.low_utilization_percent, now)
            for k, u in _measured(snapshot, ray_hosts).items()}
@@ -139,6 +154,11 @@ def _unallocated(snapshot: Snapshot, node_prices: Mapping[str, Price]) -> dict[s
             for n in snapshot.nodes if n.gpus_free > 0}
 
 
+def _unusable(snapshot: Snapshot, node_prices: Mapping[str, Price]) -> dict[str, IdleGpus]:
+    return {unusable_key(n): IdleGpus(gpus, share(node_prices[n.key], gpus, n.gpus_total))
+            for n in snapshot.nodes if (gpus := unusable_gpus(n)) > 0}
+
+
 def _ray_free(snapshot: Snapshot, ray_prices: Mapping[tuple[str, str], Price]) -> dict[str, IdleGpus]:
     idle = {}
     for name, cluster in snapshot.ray_clusters:
@@ -157,7 +177,8 @@ def _observe_nodes(snapshot: Snapshot, pool_members: Mapping[str, tuple[GpuNode,
     since = {n.key: history.observe(n.key, n.gpus_free > 0 and n.ready, now, n.last_gpu_pod_end or n.created_at)
              for n in snapshot.nodes}
     for pool_key, members in pool_members.items():
-        all_idle = all(n.gpus_allocated == 0 and n.ready for n in members)
+        # All free, and something to free: a pool whose GPUs are all unusable is not idle (unusable-gpus says so)
+        all_idle = all(n.gpus_allocated == 0 and n.ready for n in members) and any(n.gpus_free > 0 for n in members)
         estimate = max((s for n in members if (s := since[n.key][0]) is not None), default=None)
         since[pool_key] = history.observe(pool_key, all_idle, now, estimate)
     return since

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,6 +22,11 @@ class IdleHistory:
     A target first seen idle has an unknown past: its start is an estimate from the cluster (the
     end of its last GPU pod, its creation) or the first sighting, and is flagged as a lower bound
     on the idle time. A target seen busy and then idle became idle at that refresh: exact.
+
+    With a store (`persistent`, mltop/state_store.py) it also remembers across restarts and
+    processes: `known` holds what the store says is idle now (a target first seen idle takes its
+    start from there, exact if it was), and waste is counted per idle group and episode
+    (`episodes`, `pre_start`) so that two processes can merge their counts without adding them.
     """
 
     _since: dict[str, tuple[datetime, bool]] = field(default_factory=dict)
@@ -31,14 +36,22 @@ class IdleHistory:
     _last: datetime | None = None
     _counted: set[str] = field(default_factory=set)  # targets whose pre-start waste is counted
     _first_seen: dict[str, datetime] = field(default_factory=dict)
+    persistent: bool = False
+    known: dict[str, tuple[datetime, bool]] = field(default_factory=dict)  # from the store: idle now, since
+    ended: dict[str, datetime] = field(default_factory=dict)  # key -> start of an episode seen ending
+    episodes: dict[str, list] = field(default_factory=dict)  # idle group -> [start, $ today, $/h]
+    pre_start: dict[str, tuple[datetime, float]] = field(default_factory=dict)  # key -> (since, $ before first seen)
 
     def observe(self, key: str, idle: bool, now: datetime, estimate: datetime | None = None) -> tuple[datetime | None, bool]:
         if not idle:
             self._busy_seen.add(key)
-            self._since.pop(key, None)
+            if (gone := self._since.pop(key, None)) is not None and self.persistent:
+                self.ended[key] = gone[0]
             return None, False
         if key not in self._since:
-            if key in self._busy_seen:
+            if key in self.known and key not in self._busy_seen and self.known[key][0] <= now:
+                self._since[key] = self.known[key]  # another process, or this one before a restart, saw it
+            elif key in self._busy_seen:
                 self._since[key] = (now, False)
             else:
                 start = min(estimate, now) if estimate is not None else now
@@ -46,6 +59,10 @@ class IdleHistory:
                 # From the last evaluation on, the running count covers it.
                 self._first_seen[key] = self._last or now
         return self._since[key]
+
+    def idle_now(self) -> dict[str, tuple[datetime, bool]]:
+        """Every target idle now: (since, lower bound)."""
+        return dict(self._since)
 
     def forget_except(self, keys: set[str]) -> None:
         """Targets that are gone (deleted nodes, finished jobs) leave the history: memory stays bounded."""
@@ -60,6 +77,7 @@ class IdleHistory:
         now: datetime,
         idle_rate: float,
         before_start: Iterable[tuple[str, datetime | None, float | None]] = (),
+        groups: Mapping[str, float | None] | None = None,
     ) -> None:
         """Accumulate today's idle spend between evaluations; reset at midnight UTC.
 
@@ -67,17 +85,51 @@ class IdleHistory:
         (observed key, idle since, $/h) of targets first seen already idle, with an estimated
         start: what each wasted before mltop first saw it (from that start, or midnight, to that
         first sighting) is added once; targets seen going idle are already in the running count.
+        `groups` (idle group -> $/h) is what `idle_rate` sums; a persistent history counts each.
         """
         day = now.strftime("%Y-%m-%d")
+        last = self._last
         if day != self._day:
             self._day, self.wasted_today, self._last = day, 0.0, None
             self._counted.clear()
+            self.pre_start.clear()
         if self._last is not None:
             self.wasted_today += idle_rate * max(0.0, (now - self._last).total_seconds()) / 3600
+        if self.persistent and groups is not None:
+            self._add_group_waste(now, groups, last)
         for key, since, rate in before_start:
-            if key in self._counted or since is None:
-                continue
+            if key in self._counted or since is None or (self.persistent and key not in self._first_seen):
+                continue  # (a start the store gave was counted by whoever saw it first)
             self._counted.add(key)
             seen = self._first_seen.get(key, now)
-            self.wasted_today += (rate or 0.0) * hours(max(since, midnight(now)), seen)
+            wasted = (rate or 0.0) * hours(max(since, midnight(now)), seen)
+            self.wasted_today += wasted
+            self.pre_start[key] = (since, wasted)
         self._last = now
+
+    def _add_group_waste(self, now: datetime, groups: Mapping[str, float | None], last: datetime | None) -> None:
+        """Each idle group's spend in its current episode, today: from the last evaluation (or
+        midnight), or, for a group first seen now that the store knew, from its stored start."""
+        day_start = midnight(now)
+        for key in list(self.episodes):
+            if key not in groups:
+                self.ended[key] = self.episodes.pop(key)[0]
+        for key, rate in groups.items():
+            rate = rate or 0.0
+            episode = self.episodes.get(key)
+            if episode is None:
+                start = min(self.known.get(key, (now, False))[0], now)  # (a start ahead of now: skew)
+                self.episodes[key] = [start, rate * hours(max(start, day_start), now), rate]
+                continue
+            if last is None or last < day_start:
+                episode[1] = 0.0  # a new day: its waste counts from midnight
+            episode[1] += rate * hours(max(last or now, day_start), now)
+            episode[2] = rate
+
+    def merge(self, stored: Mapping[str, tuple[datetime, bool]]) -> None:
+        """Take the store's start where another process saw an episode begin earlier (it wins)."""
+        for key, value in stored.items():
+            if key in self._since and value[0] < self._since[key][0]:
+                self._since[key] = value
+            if key in self.episodes and value[0] < self.episodes[key][0]:
+                self.episodes[key][0] = value[0]

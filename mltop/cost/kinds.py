@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from mltop.cost.context import CostContext, Finding, job_util_key, pod_util_key, unallocated_key
+from mltop.cost.context import (CostContext, Finding, job_util_key, pod_util_key, unallocated_key, unusable_gpus,
+                                unusable_key)
 from mltop.cost.history import hours
 from mltop.format import gpus as g
 from mltop.model import GpuNode, IdleWarning, Job, JobState, Pool, Snapshot
@@ -83,6 +84,43 @@ def idle_nodes(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
     return out
 
 
+def unusable(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
+    """GPUs paid for that no pod can get: the device plugin is not registered or reports GPUs
+    unhealthy (capacity above allocatable), or the node is NotReady (then its unallocated GPUs too).
+    A node younger than the idle threshold is left alone: its device plugin may still be starting.
+    Missing allocatable on an older node is warned at once (one look is enough: `--once` says it);
+    NotReady alone waits for the threshold, as kubelets flap."""
+    out = []
+    for node in snapshot.nodes:
+        lost = unusable_gpus(node)
+        gpus = lost + (node.gpus_free if not node.ready else 0.0)
+        since = ctx.idle_long_enough(unusable_key(node))
+        young = node.created_at is not None and ctx.now - node.created_at < ctx.policy.idle_threshold
+        if gpus <= 0 or young or (since is None and (node.created_at is None or not lost)):
+            continue
+        seen = ctx.since.get(unusable_key(node), (ctx.now, True))
+        about = [unusable_key(node)] + ([] if node.ready else [unallocated_key(node)])
+        out.append(finding(
+            "unusable-gpus", ctx, key=unusable_key(node), target=node.key, name=node.name, cluster=node.cluster,
+            gpus=gpus, since=(seen[0], seen[1]), about=about,
+            remedy=f"check the device plugin / GPU operator pods on {node.name} "
+                   f"(kubectl get pods -A -o wide --field-selector spec.nodeName={node.name}), "
+                   f"or cordon and drain it (kubectl drain {node.name} --ignore-daemonsets)",
+            message=f"{node.name}: {g(gpus)} of {g(node.gpus_total)} GPUs unusable: {unusable_cause(node)}"))
+    return out
+
+
+def unusable_cause(node: GpuNode) -> str:
+    """The likely cause, from the node's readiness and its capacity against allocatable."""
+    counts = f"(capacity {g(node.gpus_total)}, allocatable {g(node.gpus_allocatable)})"
+    if not node.ready:
+        said = next((m for t, _, m in node.conditions if t == "Ready" and m), "")
+        return "NotReady" + (f" ({said[:80]})" if said else "")
+    if node.gpus_allocatable <= 0:
+        return f"device plugin not registered {counts}"
+    return f"GPUs marked unhealthy {counts}"
+
+
 def ray_idle(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
     out = []
     for name, _ in snapshot.ray_clusters:
@@ -154,7 +192,7 @@ def waiting_jobs(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
     return out
 
 
-CHECKS = (idle_pools, idle_nodes, ray_idle, low_utilization_jobs, low_utilization_pods, waiting_jobs)
+CHECKS = (idle_pools, idle_nodes, unusable, ray_idle, low_utilization_jobs, low_utilization_pods, waiting_jobs)
 
 
 def _waiting(kind: str, job: Job, ctx: CostContext, about: Iterable[str], gpus: float, message: str,

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 KINDS = (
     "idle-node",  # a GPU node idle longer than the threshold
+    "unusable-gpus",  # GPUs paid for that no pod can get (device plugin down, unhealthy GPUs, NotReady)
     "idle-pool",  # a pool whose GPUs are all idle (its minimum may be what keeps them alive)
     "ray-idle",  # a Ray cluster holding GPUs no task uses
     "low-utilization",  # a job or pod holding GPUs at low measured utilization

@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 from mltop.model import IdleWarning, NodeCost, RayNode
 from mltop.prices import Price, PriceBook
+
+if TYPE_CHECKING:
+    from mltop.cost.teams import TeamCost
 
 
 @dataclass(frozen=True)
@@ -70,13 +75,16 @@ class CostReport:
       whole `low_utilization_window` (whether or not that warning kind is on). No GPU is in two:
       (1) is unallocated where (3) is allocated, (2) is free in Ray where (3) is held, and a pod
       that is itself a Ray node (KubeRay) is left to Ray's accounting. GPUs with no known price
-      add nothing; `unpriced_nodes` counts the nodes that leaves out.
+      add nothing; `unpriced_nodes` counts the nodes that leaves out. (4) GPUs a Kubernetes node has
+      and does not offer (capacity minus the larger of allocatable and held: device plugin not
+      registered, GPUs marked unhealthy), at the node's price x unusable/total: paid for, usable
+      by nobody. (4) is capacity above allocatable where (1) is below it: no GPU is in both.
     - warned_rate: the $/h of the union of the GPUs the warnings are about, each GPU counted once
       (an idle-while-waiting warning about GPUs an idle-node warning covers adds nothing). Every
       warning is about idle GPUs of (1)-(3), so warned_rate <= idle_rate.
     - a warning's cost_per_hour: the $/h of the GPUs that warning is about (None when none of them
       has a known price). Two warnings may be about the same GPUs: these do not add up to a total.
-    - node_idle(node): its unallocated GPUs, (1); pool_idle(pool): its member nodes' node_idle
+    - node_idle(node): its unallocated and unusable GPUs, (1) and (4); pool_idle(pool): its member nodes' node_idle
       added up, pool_price(pool): their prices added up; either is None when a member has no
       price or the snapshot holds none of its members.
     """
@@ -94,6 +102,8 @@ class CostReport:
     currency: str = "$"
     # Ray GPU nodes' prices under their nodes-panel keys (ray_node_key); Kubernetes nodes are in node_prices.
     ray_node_prices: Mapping[str, Price] = field(default_factory=dict)
+    # Burn and idle per team (namespace, Ray job owner), most expensive first; see mltop/cost/teams.py.
+    teams: tuple[TeamCost, ...] = ()
 
     def node_price(self, node_key: str) -> Price | None:
         """The price of a whole node (Kubernetes or Ray) by its key; None when it is not priced here."""

@@ -14,6 +14,9 @@ from datetime import datetime, timedelta
 from mltop.demo.kfp_api import KfpStore
 
 NAMESPACES = ("team-nlp", "team-vision")
+# finetune-llama-3-8b-lora's train step creates a RayJob (mltop/demo/kube_rayjobs.py): its id is fixed
+# so the RayJob can carry it, as a step copies its pod's `pipeline/runid` label.
+FINETUNE_RUN_ID = "3f6c2a9e-5b1d-4e8a-9c07-7a1e2d4b8f10"
 MAX_RUNS = 60
 
 
@@ -25,7 +28,7 @@ def seed_kfp(store: KfpStore, now: datetime) -> None:
     ft_exp = store.add_experiment("llm-finetune", "team-nlp")
     eval_exp = store.add_experiment("nightly-eval", "team-nlp")
     det_exp = store.add_experiment("detector-training", "team-vision")
-    store.add_run("finetune-llama-3-8b-lora", ft_exp["experiment_id"], state="RUNNING",
+    store.add_run("finetune-llama-3-8b-lora", ft_exp["experiment_id"], state="RUNNING", run_id=FINETUNE_RUN_ID,
                   created_at=now - 35 * minute, scheduled_at=now - 35 * minute, pipeline_id=finetune["pipeline_id"],
                   parameters={"base_model": "meta-llama/Llama-3-8B", "lr": 0.0002, "epochs": 3},
                   tasks=[{"display_name": "preprocess", "state": "SUCCEEDED", "pod_name": "finetune-llama-preprocess-7d2"},

@@ -83,6 +83,20 @@ def seed_kfp_step(store: KubeStore, now: datetime) -> None:
                                  last=now - timedelta(seconds=30), count=7))
 
 
+def seed_unusable(store: KubeStore, now: datetime) -> None:
+    """A p4d node whose NVIDIA device plugin stopped: the kubelet still reports 8 GPUs of capacity
+    and 0 allocatable, so no pod can get them while they are paid for (an unusable-gpus warning)."""
+    node = k.node(UNUSABLE_NODE, labels={"eks.amazonaws.com/nodegroup": "a100-ng",
+                                         "eks.amazonaws.com/capacityType": "ON_DEMAND",
+                                         "node.kubernetes.io/instance-type": "p4d.24xlarge",
+                                         "topology.kubernetes.io/zone": "us-east-1a",
+                                         **k.gfd_labels("NVIDIA-A100-SXM4-40GB", 8, 40960)},
+                  gpus=8, created=now - timedelta(days=6), cpu="96", memory="1152Gi")
+    node["status"]["allocatable"]["nvidia.com/gpu"] = "0"
+    store.put(node)
+
+
+UNUSABLE_NODE = "ip-10-0-52-8.ec2.internal"
 KFP_STEP_POD = "finetune-mistral-7b-9kq2z-system-container-impl-2871342712"
 PREEMPTION_NOT_HELPFUL = " preemption: 0/10 nodes are available: 10 Preemption is not helpful for scheduling."
 KFP_STEP_SAYS = ("0/10 nodes are available: 2 node(s) didn't match Pod's node affinity/selector, "

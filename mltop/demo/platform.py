@@ -18,8 +18,8 @@ from mltop.demo.kfp_scenario import NAMESPACES as KFP_NAMESPACES
 from mltop.demo.kfp_scenario import KfpScenario, seed_kfp
 from mltop.demo.kube_api import KubeStore, make_kube_app
 from mltop.demo.kube_dra import seed_dra
-from mltop.demo.kube_rayjobs import seed_rayjobs
-from mltop.demo.kube_scenario import KubeScenario, kubeconfig, seed_kfp_step, seed_kube
+from mltop.demo.kube_rayjobs import CHAIN_RAY_CLUSTER, chain_ray_sim, seed_kfp_rayjob, seed_rayjobs
+from mltop.demo.kube_scenario import KubeScenario, kubeconfig, seed_kfp_step, seed_kube, seed_unusable
 from mltop.demo.kueue_objects import seed_team_a
 from mltop.demo.ray_dashboard import Faults, make_app
 from mltop.demo.ray_sim import RaySim, utcnow
@@ -44,6 +44,8 @@ class DemoPlatform:
     ray_sim: RaySim | None = None
     ray_faults: Faults = field(default_factory=Faults)
     ray_url: str = ""
+    chain_sim: RaySim | None = None  # the RayCluster of the RayJob a KFP step made (mltop/chain.py)
+    chain_ray_url: str = ""
     kube_store: KubeStore | None = None
     kube_url: str = ""
     kubeconfig_path: str = ""
@@ -56,12 +58,16 @@ class DemoPlatform:
         self.server.start()
         self.ray_sim = self.server.call(lambda: new_ray_sim(self.clock))
         self.ray_url = self.server.serve(make_app(self.ray_sim, faults=self.ray_faults))
+        self.chain_sim = self.server.call(lambda: chain_ray_sim(self.clock))
+        self.chain_ray_url = self.server.serve(make_app(self.chain_sim))
         store = KubeStore(clock=clock)
         self.kube_store = store
         self.server.call(lambda: seed_kube(store, clock()))
         self.server.call(lambda: seed_kfp_step(store, clock()))  # KFP runs its steps on this cluster
         self.server.call(lambda: seed_dra(store, clock()))  # a DRA GPU node (resource.k8s.io/v1)
+        self.server.call(lambda: seed_unusable(store, clock()))  # a node whose device plugin stopped
         self.server.call(lambda: seed_rayjobs(store, clock()))  # KubeRay RayJobs: one running, one waiting
+        self.server.call(lambda: seed_kfp_rayjob(store, clock()))  # ...and one a KFP step made (mltop/chain.py)
         self.server.call(lambda: seed_team_a(store, clock()))  # Kueue: a ClusterQueue near its GPU quota
         self.kube_url = self.server.serve(make_kube_app(store, token=DEMO_KUBE_TOKEN))
         kfp = KfpStore(clock=clock, multi_user=True, token=DEMO_KFP_TOKEN)
@@ -94,6 +100,11 @@ class DemoPlatform:
 
     def ray_endpoints(self) -> tuple[Endpoint, ...]:
         return (Endpoint(name=DEMO_RAY_NAME, url=self.ray_url),)
+
+    def chain_ray_endpoints(self) -> tuple[Endpoint, ...]:
+        """The dashboard of the RayCluster a KFP step's RayJob runs on: `mltop --demo` watches it too, so
+        the run, its RayJob and its Ray job show as one row (its own tests leave it out)."""
+        return (Endpoint(name=CHAIN_RAY_CLUSTER, url=self.chain_ray_url),)
 
     def kfp_endpoints(self) -> tuple[KfpEndpoint, ...]:
         return (KfpEndpoint(name=DEMO_KFP_NAME, url=self.kfp_url, namespaces=KFP_NAMESPACES, token=DEMO_KFP_TOKEN),)

@@ -21,7 +21,6 @@ from textual.widgets import DataTable, Input
 
 from mltop import format as fmt
 from mltop.actions import ActionRunner, HasJobDetails, Source, can
-from mltop import incident
 from mltop.audit import AuditLog
 from mltop.config import Config
 from mltop.dashboard import Dashboard, dashboard_for
@@ -38,6 +37,7 @@ from mltop.tui.warning_view import WarningScreen
 from mltop.tui.help import HelpScreen
 from mltop.tui.infra_details import InfraDetailsScreen
 from mltop.tui.bulk import BulkActions
+from mltop.tui.screen_actions import ScreenActions
 from mltop.tui.job_actions import JobActions
 from mltop.tui.log_view import LogActions
 from mltop.tui.raw_view import RawActions
@@ -72,7 +72,7 @@ def _binding(binding_id: str) -> Binding:
 _ASCII_KEY_NAMES = {"⏎": "enter", "↑": "up", "↓": "down", "←": "left", "→": "right"}
 
 
-class MltopApp(JobActions, BulkActions, LogActions, RawActions, App[int]):
+class MltopApp(JobActions, BulkActions, LogActions, RawActions, ScreenActions, App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "mltop"
     COMMANDS = App.COMMANDS | {MltopCommands}
@@ -160,6 +160,10 @@ class MltopApp(JobActions, BulkActions, LogActions, RawActions, App[int]):
                 pass
 
         await asyncio.gather(*(close(s) for s in self.sources.values()))
+        try:
+            self.dashboard.close()  # the history store: a short, local close
+        except Exception:
+            pass
 
     # -- data -------------------------------------------------------------------------------------
 
@@ -189,6 +193,9 @@ class MltopApp(JobActions, BulkActions, LogActions, RawActions, App[int]):
             self.say(event.message, severity=event.severity, timeout=10)
         self.main.show(view, cost_changed=with_cost)
         forward_view(self.screen_stack, view)  # an open job details screen stays live
+        note = self.dashboard.take_history_note()  # the history store locked or unusable: said once
+        if note:
+            self.say(note, severity="warning", timeout=15)
 
     # -- which keys apply where -------------------------------------------------------------------
 
@@ -309,43 +316,6 @@ class MltopApp(JobActions, BulkActions, LogActions, RawActions, App[int]):
 
     def on_descendant_focus(self) -> None:
         self.refresh_bindings()
-
-    def action_copy_id(self) -> None:
-        """The selected row's id to the user's clipboard, through the terminal (OSC 52, base64:
-        the id cannot act on the terminal), so it reaches their own machine over SSH."""
-        focused = self.focused
-        record = focused.selected if isinstance(focused, (JobsTable, NodesTable, PoolsTable, WarningsTable)) else None
-        if record is None:
-            self.say("nothing selected to copy", severity="warning")
-            return
-        text = record.target if isinstance(record, IdleWarning) else getattr(record, "id", None) or record.name
-        self.copy_to_clipboard(text)
-        self.say(f"copied {text}", timeout=3)
-
-    def action_zoom(self) -> None:
-        """`z`: the focused panel (title and all) fills the screen, as tmux's zoom; again: back."""
-        screen = self.main
-        table = self.focused if isinstance(self.focused, KeyedTable) else None
-        if screen.maximized is not None or table is None or table.parent is None:
-            screen.minimize()
-        else:
-            screen.maximized = table.parent  # the panel, so its title (counts, filter, sort) stays
-        self.call_after_refresh(screen.relayout)
-
-    def action_incident_snapshot(self) -> None:
-        """`e`: the triage picture as Markdown in a new file; the status line says where."""
-        view = self.main.view
-        if view is None:
-            self.say("nothing to write yet: no source has answered", severity="warning")
-            return
-        audit = self.runner.audit.read(limit=50) if self.runner.audit is not None else []
-        try:
-            path = incident.write(incident.render(view, audit, user=self.runner.audit.user if self.runner.audit else ""),
-                                  view.now)
-        except OSError as exc:
-            self.say(f"the snapshot was not written: {exc}", severity="error", timeout=10)
-            return
-        self.say(f"snapshot written to {path}", timeout=15)
 
     def action_show_warnings(self) -> None:
         self.main.query_one(WarningsTable).focus()

@@ -19,7 +19,7 @@ from mltop.widgets.facts import boxed_table
 
 PANELS = {"jobs": "#jobs", "nodes": "#nodes", "pools": "#pools", "warnings": "#warnings"}
 FILTERS = ("cluster", "ctx", "ns")  # each narrows the panels to rows of that cluster or namespace
-COMMANDS = (*PANELS, *FILTERS, "audit", "queues", "q", "quit")
+COMMANDS = (*PANELS, *FILTERS, "audit", "queues", "teams", "q", "quit")
 SUGGESTER = SuggestFromList([f"{c} " if c in FILTERS else c for c in COMMANDS], case_sensitive=False)
 
 
@@ -97,6 +97,14 @@ def execute(app, text: str) -> None:  # app: MltopApp (not imported: it imports 
             app.say("no source reports Kueue queues (no Kueue on these clusters, or not readable)", severity="warning")
             return
         app.push_screen(QueuesScreen(view.queues, view.jobs))
+    elif command.name == "teams":
+        from mltop.tui.teams_view import TeamsScreen
+
+        view = app.main.view
+        if view is None or view.cost is None or not view.cost.teams:
+            app.say("no GPU cost to share out yet (no GPU node or Ray cluster is reporting)", severity="warning")
+            return
+        app.push_screen(TeamsScreen(view.cost.teams, view.cost.currency))
     elif command.name == "audit" and app.runner.audit is not None:
         app.push_screen(AuditScreen(app.runner.audit))
     elif command.name == "quit":

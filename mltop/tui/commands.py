@@ -20,7 +20,7 @@ COMMANDS = (
     ("show_raw", "Show the raw object", "the selected object as the backend sent it, secrets redacted"),
     ("zoom", "Zoom the panel", "the focused panel fills the screen"),
     ("incident_snapshot", "Write an incident snapshot", "queue, reasons, idle GPUs, warnings and actions as Markdown"),
-    ("command", "Command line", ":jobs :nodes :pools :warnings :queues :cluster/:ctx/:ns NAME :audit :q"),
+    ("command", "Command line", ":jobs :nodes :pools :warnings :queues :teams :cluster/:ctx/:ns NAME :audit :q"),
 )
 
 

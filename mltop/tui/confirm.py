@@ -19,8 +19,9 @@ from mltop.widgets.facts import facts_grid
 
 
 
-def describe(job: Job) -> Table:
-    """Every value is backend text; facts_grid shows it inert, never as markup."""
+def describe(job: Job, acts_on: str | None = None) -> Table:
+    """Every value is backend text; facts_grid shows it inert, never as markup. `acts_on`: which layer
+    of its identity chain a cancel acts on and what the layers under it do (View.acts_on)."""
     return facts_grid((
         ("source", job.source),
         ("cluster", job.cluster),
@@ -32,6 +33,7 @@ def describe(job: Job) -> Table:
         *((("experiment", job.experiment),) if job.experiment else ()),
         *((("RayCluster", job.ray_cluster),) if job.ray_cluster else ()),
         *((("what changes", job.cancel_effect),) if job.cancel_effect else ()),
+        *((("acts on", acts_on),) if acts_on else ()),
     ))
 
 
@@ -56,7 +58,10 @@ class ConfirmCancel(ModalScreen[bool]):
             deletes = not self.retry and (self.job.cancel_effect or "").startswith("deletes")
             verb = "Retry" if self.retry else "Delete" if deletes else "Stop"
             yield Label(Text(f"{verb} this {backend} {noun}?", style="bold"))
-            yield Static(describe(self.job))
+            main = self.app.screen_stack[0] if self.app.screen_stack else None
+            view = getattr(main, "view", None)  # the dashboard's view: the chain under this row
+            acts_on = view.acts_on(self.job) if not self.retry and hasattr(view, "acts_on") else None
+            yield Static(describe(self.job, acts_on))
             what = "re-run it" if self.retry else "delete it" if deletes else "stop it"
             yield Static(Text(f"mltop asks the backend to {what}, then shows what the backend reports.", style="dim"))
             with Horizontal(id="buttons"):

@@ -72,7 +72,7 @@ class DashboardScreen(Screen[None]):
             with Vertical(id="pools-panel", classes="panel"):
                 yield PoolsTable(id="pools")
         yield Input(placeholder="filter jobs: words to match, Enter keeps, Esc clears", id="filter")
-        yield Input(placeholder=":jobs :nodes :pools :warnings :queues :cluster NAME :ctx NAME :ns NAME :audit :q",
+        yield Input(placeholder=":jobs :nodes :pools :warnings :queues :teams :cluster NAME :ctx NAME :ns NAME :audit :q",
                     id="command", suggester=SUGGESTER)
         yield Footer()
 

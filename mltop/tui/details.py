@@ -144,6 +144,7 @@ class JobDetailsScreen(Screen[None]):
         self.clock = clock
         self.waiting_reason = waiting_reason  # the dashboard's words for why it waits
         self.live: list[tuple[str, str]] = []  # live_facts of the newest view
+        self.chain: list[str] = []  # its identity chain, as tree lines (mltop/chain.py), when it is in one
         self.gone_since: datetime | None = None  # when the newest views stopped listing it
         self.views_seen = 0
 
@@ -152,6 +153,7 @@ class JobDetailsScreen(Screen[None]):
             yield Static("", id="gone")
             yield Static(facts(self.job, self.clock(), self.waiting_reason), id="facts")
             yield Static(message_text(self.job), id="message")
+            yield Static("", id="chain")
             loading = "loading…" if self.source is not None else ""
             yield Static(Text(loading, style="dim"), id="log")
         yield Footer()
@@ -172,7 +174,7 @@ class JobDetailsScreen(Screen[None]):
     def on_view(self, view: View) -> None:
         """The dashboard drew a newer view: read this job again by key and redraw what changed."""
         self.views_seen += 1
-        current = next((j for j in view.jobs if j.key == self.job.key), None)
+        current = next((j for j in view.jobs if j.key == self.job.key), None) or view.chains.members.get(self.job.key)
         if current is None:
             self.gone_since = self.gone_since or view.now
         else:
@@ -180,6 +182,7 @@ class JobDetailsScreen(Screen[None]):
             self.job = current
             self.waiting_reason = view.waiting_reason(current)
         self.live = live_facts(self.job, view)
+        self.chain = view.chain_tree(self.job.key)  # the whole chain it is in, from its top; [] for none
         self._redraw(view.now)
 
     def _redraw(self, now: datetime) -> None:
@@ -192,6 +195,7 @@ class JobDetailsScreen(Screen[None]):
                 style="bold yellow"))
         self.query_one("#facts", Static).update(facts(self.job, now, self.waiting_reason, self.live))
         self.query_one("#message", Static).update(message_text(self.job))
+        self.query_one("#chain", Static).update(chain_text(self.chain))
 
     def action_reload(self) -> None:
         if self.source is not None:
@@ -212,6 +216,15 @@ class JobDetailsScreen(Screen[None]):
             self.job = replace(job, gpu_utilization=self.job.gpu_utilization)
             self._redraw(self.clock())
         log.update(sections_text(detail.sections))
+
+
+def chain_text(lines: Sequence[str]) -> Text:
+    """The layers under this row (a KFP run's RayJob, its RayCluster, its Ray job), each inert."""
+    if not lines:
+        return Text("")
+    body = Text("chain (one item: each layer and its own state):\n", style="bold")
+    body.append("\n".join(inert(line) for line in lines) + "\n")
+    return body
 
 
 def message_text(job: Job) -> Text:

@@ -12,7 +12,8 @@ from mltop.query import Value, node_fields, pool_fields, warning_fields
 from mltop.widgets.keyed_table import KeyedTable, sort_bindings
 
 KIND_LABELS = {"idle-node": "idle node", "idle-pool": "idle pool", "ray-idle": "ray idle",
-               "low-utilization": "low util", "idle-while-waiting": "idle+waiting", "no-capacity-coming": "no capacity"}
+               "low-utilization": "low util", "idle-while-waiting": "idle+waiting", "no-capacity-coming": "no capacity",
+               "unusable-gpus": "unusable"}
 POOL_KINDS = {"nodepool": "nodepool", "raycluster-workergroup": "ray group", "machinedeployment": "capi md"}
 
 
