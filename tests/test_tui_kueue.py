@@ -82,3 +82,16 @@ async def test_teams_command_shows_cost_by_team(frozen_demo):
         assert isinstance(app.screen, TeamsScreen)
         await pilot.press("escape")
         assert not isinstance(app.screen, TeamsScreen)
+
+
+async def test_the_demo_shows_a_rayjob_held_by_kueue_quota_and_why(frozen_demo):
+    """What a user sees for a RayJob waiting on Kueue quota: its row, its place in the queue, and why."""
+    app = make_full_app(frozen_demo)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(app, pilot)
+        table = app.query_one(JobsTable)
+        job = next(j for j in table.records.values() if j.id == "rayjob:team-a/rl-policy-sweep")
+        assert (job.source, job.native_state, job.gpus, job.queue_position) == ("kuberay", "Suspended", 8, 3)
+        reason = app.main.view.waiting_reason(job)
+        assert "waiting for quota" in reason and "position 3 in ClusterQueue team-a-cq" in reason
+        assert table.reasons[job.key].startswith("#3 waiting for quota")

@@ -119,3 +119,37 @@ def seed_team_a(store: Any, now: datetime) -> None:
         store.put(workload(pod, LOCAL_QUEUE, created=now - timedelta(minutes=minutes),
                            message=f"couldn't assign flavors to pod set main: insufficient unused quota for "
                                    f"nvidia.com/gpu in flavor {FLAVOR}, 2 more needed"))
+
+
+def seed_queued_rayjob(store: Any, now: datetime) -> None:
+    """A KubeRay RayJob Kueue holds for quota (third in team-a-cq): Kueue keeps it suspended, so it has
+    no RayCluster yet; its Workload (owned by the RayJob) asks for a head and two 4-GPU workers."""
+    from mltop.demo.kube_rayjobs import head_group, rayjob, worker_group
+
+    store.put(cluster_queue(CLUSTER_QUEUE, FLAVOR, gpus=8, used=6, pending=3, admitted=1))
+    store.put(local_queue(LOCAL_QUEUE, NAMESPACE, CLUSTER_QUEUE, pending=3, admitted=1))
+    created = now - timedelta(minutes=8)
+    spec = {"rayVersion": "2.60.0", "headGroupSpec": head_group(),
+            "workerGroupSpecs": [worker_group("gpu", replicas=2, min_replicas=2, max_replicas=2, gpus=4)]}
+    job = rayjob("rl-policy-sweep", NAMESPACE, created=created, cluster_spec=spec, shutdown=True, suspend=True,
+                 entrypoint="python sweep.py --algo ppo --trials 16", deployment="Suspended",
+                 labels={QUEUE_LABEL: LOCAL_QUEUE})
+    job["metadata"]["uid"] = "uid-rayjob-rl-policy-sweep"
+    store.put(job)
+    when = k.rfc3339(created)
+    worker = spec["workerGroupSpecs"][0]["template"]["spec"]
+    store.put({"apiVersion": API, "kind": "Workload",
+               "metadata": {"name": "rayjob-rl-policy-sweep-7c2f1", "namespace": NAMESPACE, "creationTimestamp": when,
+                            "labels": {"kueue.x-k8s.io/job-uid": "uid-rayjob-rl-policy-sweep"},
+                            "ownerReferences": [{"apiVersion": "ray.io/v1", "kind": "RayJob", "name": "rl-policy-sweep",
+                                                 "uid": "uid-rayjob-rl-policy-sweep", "controller": True,
+                                                 "blockOwnerDeletion": True}]},
+               "spec": {"active": True, "queueName": LOCAL_QUEUE, "priority": 0, "priorityClassSource": "",
+                        "podSets": [{"name": "head", "count": 1, "template": spec["headGroupSpec"]["template"]},
+                                    {"name": "gpu", "count": 2, "template": {"spec": worker}}]},
+               "status": {"resourceRequests": [{"name": "head", "resources": {"cpu": "4"}},
+                                               {"name": "gpu", "resources": {"nvidia.com/gpu": "8"}}],
+                          "conditions": [{"type": "QuotaReserved", "status": "False", "reason": "Pending",
+                                          "lastTransitionTime": when, "observedGeneration": 1,
+                                          "message": "couldn't assign flavors to pod set gpu: insufficient unused "
+                                                     f"quota for nvidia.com/gpu in flavor {FLAVOR}, 6 more needed"}]}})

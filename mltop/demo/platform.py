@@ -20,7 +20,7 @@ from mltop.demo.kube_api import KubeStore, make_kube_app
 from mltop.demo.kube_dra import seed_dra
 from mltop.demo.kube_rayjobs import CHAIN_RAY_CLUSTER, chain_ray_sim, seed_kfp_rayjob, seed_rayjobs
 from mltop.demo.kube_scenario import KubeScenario, kubeconfig, seed_kfp_step, seed_kube, seed_unusable
-from mltop.demo.kueue_objects import seed_team_a
+from mltop.demo.kueue_objects import seed_queued_rayjob, seed_team_a
 from mltop.demo.ray_dashboard import Faults, make_app
 from mltop.demo.ray_sim import RaySim, utcnow
 from mltop.demo.scenario import RayScenario, new_ray_sim
@@ -69,6 +69,7 @@ class DemoPlatform:
         self.server.call(lambda: seed_rayjobs(store, clock()))  # KubeRay RayJobs: one running, one waiting
         self.server.call(lambda: seed_kfp_rayjob(store, clock()))  # ...and one a KFP step made (mltop/chain.py)
         self.server.call(lambda: seed_team_a(store, clock()))  # Kueue: a ClusterQueue near its GPU quota
+        self.server.call(lambda: seed_queued_rayjob(store, clock()))  # and a RayJob it holds for quota
         self.kube_url = self.server.serve(make_kube_app(store, token=DEMO_KUBE_TOKEN))
         kfp = KfpStore(clock=clock, multi_user=True, token=DEMO_KFP_TOKEN)
         self.kfp_store = kfp

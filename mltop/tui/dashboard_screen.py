@@ -195,9 +195,11 @@ class DashboardScreen(Screen[None]):
         """A panel's title and its filter and sort, cut by mltop (inert, with the terminal's own
         ellipsis) to fit its top border, rather than by Textual, which would always cut with a
         UTF-8 ellipsis. The counts give way first: the filter in force must stay readable."""
-        extra = table.describe()
+        extra = table.describe().strip()
         room = max(8, table.total_width - 4)
-        return Text(fmt.clip(text, max(8, room - len(extra))) + fmt.clip(extra, room))
+        if not extra:
+            return Text(fmt.clip(text, room))
+        return Text(fmt.clip(text, max(8, room - len(extra) - 2)) + "  " + fmt.clip(extra, room))
 
     def on_keyed_table_arranged(self, message: KeyedTable.Arranged) -> None:
         """A panel's filter or sort changed: redraw the titles that say so."""
