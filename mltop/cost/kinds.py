@@ -177,12 +177,17 @@ def waiting_jobs(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
     """GPUs idle while a GPU job waits for a minute or more (idle-while-waiting), or demand that no
     node can take with nothing scaling up (no-capacity-coming)."""
     out = []
+    clusters: dict[str, _Cluster] = {}  # built once per evaluation, not once per waiting pod
+    verdicts: dict[tuple[object, ...], _Verdict] = {}  # pods alike (placement, GPUs) get one answer
     for job in snapshot.jobs:
         if job.state is not JobState.PENDING or not job.gpus or (job.queued_seconds(ctx.now) or 0) < 60:
             continue
         model = ctx.policy.wait_model(job.source)
         if model == "nodes":
-            found = _why_pod_waits(job, snapshot, ctx)
+            cluster = clusters.get(job.cluster)
+            if cluster is None:
+                cluster = clusters[job.cluster] = _Cluster([n for n in snapshot.nodes if n.cluster == job.cluster])
+            found = _why_pod_waits(job, cluster, ctx, verdicts)
         elif model == "ray-cluster":
             found = _why_ray_job_waits(job, snapshot, ctx)
         else:
@@ -201,9 +206,31 @@ def _waiting(kind: str, job: Job, ctx: CostContext, about: Iterable[str], gpus: 
                    since=(job.submitted_at, False), about=about, remedy=remedy, message=message)
 
 
-def _fits(job: Job, node: GpuNode) -> str | None:
+class _Cluster:
+    """One cluster's GPU nodes, indexed once per evaluation: which have free GPUs (most free
+    first), the largest, whether one is not Ready, and each node's labels as a dict."""
+
+    def __init__(self, nodes: list[GpuNode]) -> None:
+        self.nodes = nodes
+        free = [(n.gpus_free, n) for n in nodes]
+        self.idle = [n for f, n in sorted(((f, n) for f, n in free if f > 0), key=lambda fn: (-fn[0], fn[1].name))]
+        self.free = {n.key: f for f, n in free}
+        self.largest = max((n.gpus_allocatable for n in nodes), default=0.0)
+        self.not_ready = any(not n.ready for n in nodes)
+        self.labels = {n.key: dict(n.labels) for n in nodes}
+
+    def fits(self, job: Job, node: GpuNode) -> str | None:
+        return _fits(job, node, self.labels[node.key])
+
+
+# A verdict for every waiting pod alike: None (it fits: nothing to explain), or (kind, GPUs idle, the
+# reason after "waits for N: ", the idle groups it is about).
+_Verdict = "tuple[str, float, str, tuple[str, ...]] | None"
+
+
+def _fits(job: Job, node: GpuNode, labels: dict[str, str] | None = None) -> str | None:
     """Why `job` cannot run on `node` as it is; None when it could."""
-    labels = dict(node.labels)
+    labels = dict(node.labels) if labels is None else labels
     for key, value in job.placement:
         if labels.get(key) != value:
             return f"it requires {key}={value}, which {node.name} does not have"
@@ -217,47 +244,57 @@ def _fits(job: Job, node: GpuNode) -> str | None:
     return None
 
 
-def _why_pod_waits(job: Job, snapshot: Snapshot, ctx: CostContext) -> Finding | None:
+def _why_pod_waits(job: Job, cluster: _Cluster, ctx: CostContext,
+                   verdicts: dict[tuple[object, ...], _Verdict]) -> Finding | None:
     wanted = job.gpus or 0
-    nodes = [n for n in snapshot.nodes if n.cluster == job.cluster]
-    if job.held_by:  # Kueue holds it for quota: idle GPUs it could use stay idle for that reason
-        return _held_by_quota(job, nodes, ctx)
-    idle = sorted((n for n in nodes if n.gpus_free > 0), key=lambda n: (-n.gpus_free, n.name))
-    if not idle:
-        if any(n.gpus_allocatable >= wanted and _fits(job, n) is None for n in nodes) or any(not n.ready for n in nodes):
-            return None  # it fits once something finishes (an ordinary queue), or a node is coming up
-        return _waiting("no-capacity-coming", job, ctx, (), 0.0,
+    signature = (job.cluster, wanted, job.placement, job.tolerates, bool(job.held_by))
+    if signature not in verdicts:
+        verdicts[signature] = _held_verdict(job, cluster) if job.held_by else _pod_verdict(job, cluster, wanted)
+    verdict = verdicts[signature]
+    if verdict is None:
+        return None
+    kind, idle_gpus, reason, about = verdict
+    if kind == "no-capacity-coming":
+        return _waiting(kind, job, ctx, (), 0.0,
                         f"{job.name} waits for {g(wanted)} GPUs and no node can take it; nothing is scaling up",
                         "add capacity: scale a pool that has this GPU, or check the autoscaler")
+    if job.held_by:  # Kueue holds it for quota: idle GPUs it could use stay idle for that reason
+        return _waiting(kind, job, ctx, about, idle_gpus,
+                        f"{g(idle_gpus)} GPUs idle while {job.name} waits for {g(job.gpus)}: held by quota: {job.held_by}",
+                        "raise the ClusterQueue's nominal quota, let it borrow through a cohort, or stop a workload in it")
+    return _waiting(kind, job, ctx, about, idle_gpus, f"{g(idle_gpus)} GPUs idle while {job.name} waits for {g(wanted)}: {reason}",
+                    "fix the job's placement (selector, tolerations, GPU count) or move the idle capacity")
+
+
+def _pod_verdict(job: Job, cluster: _Cluster, wanted: float) -> _Verdict:
+    idle = cluster.idle
+    if not idle:
+        if any(n.gpus_allocatable >= wanted and cluster.fits(job, n) is None for n in cluster.nodes) or cluster.not_ready:
+            return None  # it fits once something finishes (an ordinary queue), or a node is coming up
+        return ("no-capacity-coming", 0.0, "", ())
     reasons = []
     for node in idle:
-        why = _fits(job, node)
-        if why is None and node.gpus_free < wanted:
-            why = f"{node.name} has only {g(node.gpus_free)} free"
+        why = cluster.fits(job, node)
+        if why is None and cluster.free[node.key] < wanted:
+            why = f"{node.name} has only {g(cluster.free[node.key])} free"
         if why is None:
             return None  # the scheduler will place it: nothing to explain
         reasons.append(why)
-    idle_gpus = sum(n.gpus_free for n in idle)
-    largest = max(n.gpus_allocatable for n in nodes)
-    if wanted > largest:  # not fragmentation: no node could ever hold it
-        reason = f"no node has {g(wanted)} GPUs for one pod (the largest has {g(largest)})"
+    idle_gpus = sum(cluster.free[n.key] for n in idle)
+    if wanted > cluster.largest:  # not fragmentation: no node could ever hold it
+        reason = f"no node has {g(wanted)} GPUs for one pod (the largest has {g(cluster.largest)})"
     elif idle_gpus >= wanted and all("only" in r for r in reasons):
         reason = f"{g(idle_gpus)} GPUs are free but scattered across {len(idle)} nodes (fragmentation)"
     else:
         reason = reasons[0] + (f" (and {len(reasons) - 1} more nodes with free GPUs)" if len(reasons) > 1 else "")
-    return _waiting("idle-while-waiting", job, ctx, [unallocated_key(n) for n in idle], idle_gpus,
-                    f"{g(idle_gpus)} GPUs idle while {job.name} waits for {g(wanted)}: {reason}",
-                    "fix the job's placement (selector, tolerations, GPU count) or move the idle capacity")
+    return ("idle-while-waiting", idle_gpus, reason, tuple(unallocated_key(n) for n in idle))
 
 
-def _held_by_quota(job: Job, nodes: list[GpuNode], ctx: CostContext) -> Finding | None:
-    idle = [n for n in nodes if n.gpus_free > 0 and _fits(job, n) is None]
+def _held_verdict(job: Job, cluster: _Cluster) -> _Verdict:
+    idle = [n for n in cluster.idle if cluster.fits(job, n) is None]
     if not idle:
         return None  # nothing idle that it could use: an ordinary queue
-    idle_gpus = sum(n.gpus_free for n in idle)
-    return _waiting("idle-while-waiting", job, ctx, [unallocated_key(n) for n in idle], idle_gpus,
-                    f"{g(idle_gpus)} GPUs idle while {job.name} waits for {g(job.gpus)}: held by quota: {job.held_by}",
-                    "raise the ClusterQueue's nominal quota, let it borrow through a cohort, or stop a workload in it")
+    return ("idle-while-waiting", sum(cluster.free[n.key] for n in idle), "", tuple(unallocated_key(n) for n in idle))
 
 
 def _why_ray_job_waits(job: Job, snapshot: Snapshot, ctx: CostContext) -> Finding | None:
