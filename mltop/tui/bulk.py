@@ -11,14 +11,13 @@ from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from mltop import format as fmt
 from mltop.model import Job
 from mltop.safe_text import inert
+from mltop.tui.confirm import YesNoDialog
 from mltop.widgets.facts import boxed_table
 
 MAX_LISTED = 200  # rows in the confirmation; more are counted, never silently dropped
@@ -48,10 +47,8 @@ def targets_table(jobs: list[tuple[Job, str]], title: str) -> Table:
     return table
 
 
-class ConfirmBulk(ModalScreen[bool]):
+class ConfirmBulk(YesNoDialog):
     """Names every target; True only on an explicit yes. Focus starts on "no"."""
-
-    BINDINGS = [Binding("y", "confirm", "Yes"), Binding("n,escape", "dismiss_no", "No")]
 
     def __init__(self, send: list[Job], skip: list[tuple[Job, str]], *, retry: bool) -> None:
         super().__init__()
@@ -70,18 +67,6 @@ class ConfirmBulk(ModalScreen[bool]):
             with Horizontal(id="buttons"):
                 yield Button("No (n)", id="no", variant="primary")
                 yield Button(f"{verb} {len(self.send)} (y)", id="yes", variant="warning" if self.retry else "error")
-
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_confirm(self) -> None:
-        self.dismiss(True)
-
-    def action_dismiss_no(self) -> None:
-        self.dismiss(False)
 
 
 class BulkActions:

@@ -37,7 +37,26 @@ def describe(job: Job, acts_on: str | None = None) -> Table:
     ))
 
 
-class ConfirmCancel(ModalScreen[bool]):
+class YesNoDialog(ModalScreen[bool]):
+    """A confirmation: True only on an explicit yes (`y` or the yes button); focus starts on "no",
+    so a stray enter changes nothing. Subclasses compose it with buttons `#no` and `#yes`."""
+
+    BINDINGS = [Binding("y", "confirm", "Yes"), Binding("n,escape", "dismiss_no", "No")]
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    def action_dismiss_no(self) -> None:
+        self.dismiss(False)
+
+
+class ConfirmCancel(YesNoDialog):
     """Returns True only on an explicit yes."""
 
     BINDINGS = [
@@ -68,23 +87,9 @@ class ConfirmCancel(ModalScreen[bool]):
                 yield Button("Keep it (n)" if not self.retry else "Don't (n)", id="no", variant="primary")
                 yield Button(f"{verb} {noun} (y)", id="yes", variant="warning" if self.retry else "error")
 
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_confirm(self) -> None:
-        self.dismiss(True)
-
-    def action_dismiss_no(self) -> None:
-        self.dismiss(False)
-
-
-class ConfirmWorkload(ModalScreen[bool]):
+class ConfirmWorkload(YesNoDialog):
     """Stop or resume a Kueue Workload: names the job, the Workload and the field that changes."""
-
-    BINDINGS = [Binding("y", "confirm", "Yes"), Binding("n,escape", "dismiss_no", "No")]
 
     def __init__(self, job: Job, *, resume: bool) -> None:
         super().__init__()
@@ -103,15 +108,3 @@ class ConfirmWorkload(ModalScreen[bool]):
             with Horizontal(id="buttons"):
                 yield Button("No (n)", id="no", variant="primary")
                 yield Button(f"{verb} (y)", id="yes", variant="warning")
-
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_confirm(self) -> None:
-        self.dismiss(True)
-
-    def action_dismiss_no(self) -> None:
-        self.dismiss(False)
