@@ -14,9 +14,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import NoReturn
 
-from mltop import __version__
-from mltop.config import Config, ConfigError, load
-from mltop.registry import backends
+# httpx imports its optional command-line tool whenever click and rich are installed (Textual
+# brings rich): click, rich and pygments, a tenth of a second and several MiB that mltop never
+# uses, `--once` included. A None entry makes that one import fail, which httpx expects (the
+# `httpx[cli]` extra absent). Nothing else changes: rich stays importable for the TUI.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+
+from mltop import __version__  # noqa: E402  (after the line above, which must precede any import of httpx)
+from mltop.config import Config, ConfigError, load  # noqa: E402
+from mltop.registry import backends  # noqa: E402
 
 EXIT_USAGE = 2
 
@@ -88,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(f"no source configured: pass --ray URL, --kfp URL or --context NAME, set RAY_ADDRESS, "
                     f"or add [[ray]] to {where} (or try mltop --demo)")
     try:
-        sources = make_sources(config)
+        sources = make_sources(config, once=args.once)
     except ConfigError as exc:
         if platform is not None:
             platform.stop()
@@ -114,13 +120,15 @@ def _has_work(config: Config) -> bool:
     return any(config.of(b.kind) for b in backends() if b.actions)
 
 
-def make_sources(config: Config) -> list:
-    """One source per configured endpoint, each built by its backend (which imports its adapter)."""
+def make_sources(config: Config, *, once: bool = False) -> list:
+    """One source per configured endpoint, each built by its backend (which imports its adapter,
+    so only the configured sources' libraries are ever imported); for one snapshot when `once`."""
     sources: list = []
     for backend in backends():
+        build = (backend.build_once or backend.build) if once else backend.build
         for endpoint in config.of(backend.kind):
             try:
-                sources.append(backend.build(endpoint, config))
+                sources.append(build(endpoint, config))
             except OSError as exc:  # ssl.SSLError included: a CA file that is no CA bundle
                 ca_file = getattr(endpoint, "ca_file", None)
                 if not ca_file:

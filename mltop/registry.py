@@ -47,6 +47,9 @@ class Backend:
     job_noun: str  # what its jobs are called: "job", "run", "pod"
     resolve: Callable[[Inputs], tuple[Any, ...]]  # flags/env/file -> endpoints (ConfigError if bad)
     build: Callable[[Any, Any], Any]  # (endpoint, Config) -> Source
+    # The same for one snapshot (`--once`): a source that starts no background work (watches)
+    # it will never use. None: `build` serves both.
+    build_once: Callable[[Any, Any], Any] | None = None
     section: str | None = None  # its `[[section]]` in the config file
     entry_model: type | None = None  # the pydantic model of one entry
     flags: tuple[SourceFlag, ...] = ()

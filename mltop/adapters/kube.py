@@ -3,6 +3,7 @@ MachineDeployments, and scaling the last two. Uses the official `kubernetes` cli
 as kubectl is (kubeconfig, contexts, exec plugins, in-cluster). Its calls block, so they run in
 threads: the watch caches in their own, everything else in a daemon thread per call (`blocking.in_thread`)
 with a total deadline, so a server that never answers can neither hang a poll nor delay quitting.
+With `watch=False` (`mltop --once`, one snapshot) every cache lists in pages and opens no watch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from mltop.adapters import raw_objects
 from mltop.adapters.blocking import in_thread
 from mltop.adapters.kube_config import api_client_for, target_name
 from mltop.adapters.kube_cache import MiB, WatchCache, read_bounded, wait_synced
@@ -77,6 +77,7 @@ class KubeSource:
         api_client: k8s.ApiClient | None = None,
         clock: Callable[[], datetime] = utcnow,
         sync_timeout: float = SYNC_TIMEOUT,
+        watch: bool = True,
     ) -> None:
         self.target = target
         self.name = target_name(target)
@@ -87,12 +88,13 @@ class KubeSource:
         core = k8s.CoreV1Api(self._api)
         self._custom = k8s.CustomObjectsApi(self._api)
         self._auth = k8s.AuthorizationV1Api(self._api)
-        self.dra = DraReader(self._custom, self.name)  # DRA GPUs: kube_dra.py, kube_dra_source.py
-        self.nodes = WatchCache(f"{self.name}: nodes", core.list_node, self.dra.node_record)
-        self.pods = WatchCache(f"{self.name}: pods", core.list_pod_for_all_namespaces, pod_facts)
+        self.watch = watch
+        self.dra = DraReader(self._custom, self.name, watch=watch)  # DRA GPUs: kube_dra.py, kube_dra_source.py
+        self.nodes = WatchCache(f"{self.name}: nodes", core.list_node, self.dra.node_record, watch=watch)
+        self.pods = WatchCache(f"{self.name}: pods", core.list_pod_for_all_namespaces, pod_facts, watch=watch)
         self.events = SchedulerEvents(core.list_event_for_all_namespaces, f"{self.name}: events")
         self._access: dict[tuple[str, ...], tuple[bool, float]] = {}
-        self.kueue = KueueReader(self._api, self._custom, self.name, self.allowed)  # kube_kueue.py
+        self.kueue = KueueReader(self._api, self._custom, self.name, self.allowed, watch=watch)  # kube_kueue.py
         self.rayjobs = RayJobs(self._custom, self.name, self._list_custom, self.allowed)  # kube_rayjobs.py
 
     async def aclose(self) -> None:
@@ -116,7 +118,8 @@ class KubeSource:
     def _collect(self) -> SourceData:
         if self.dra.probe() and self.nodes.lists:  # DRA came: re-list nodes, keeping those without extended GPUs
             self.nodes.stop()
-            self.nodes = WatchCache(f"{self.name}: nodes", k8s.CoreV1Api(self._api).list_node, self.dra.node_record)
+            self.nodes = WatchCache(f"{self.name}: nodes", k8s.CoreV1Api(self._api).list_node, self.dra.node_record,
+                                    watch=self.watch)
         caches = [self.nodes, self.pods]
         for cache in caches:
             cache.start()
@@ -221,10 +224,14 @@ class KubeSource:
         return await self.rayjobs.cancel(job_id)
 
     def raw_refusal(self, record: Any) -> str | None:
+        from mltop.adapters import raw_objects  # the raw view's module loads httpx: not for `--once`
+
         return raw_objects.kube_refusal(record)
 
     async def raw_object(self, record: Any) -> RawObject:
         """The row's pod, node, RayCluster or MachineDeployment as the API server holds it (`y`)."""
+        from mltop.adapters import raw_objects
+
         return await raw_objects.kube_object(self._api, self.name, self.clock, record)
 
     async def set_workload_active(self, job: Job, active: bool) -> ActionOutcome:

@@ -12,6 +12,11 @@ One object that cannot be read never stops the cache: `to_record` may raise (the
 `kube_parse.Unreadable`), and that object is left out and counted per key (`skips()`), so a later
 good MODIFIED or a DELETED clears it. A watch line that is not a JSON object is skipped and
 counted too, until the next list (which object it was about cannot be known).
+
+With `watch=False` (`mltop --once`) it lists, in the same pages, and stops: no watch is opened
+and a failed list is not retried (`finished` is set either way, so a reader stops waiting at once).
+Importing this module does not import the `kubernetes` client: `read_bounded` serves the Ray and
+KFP raw views too, and a Ray-only `--once` must not pay a third of a second for the client.
 """
 
 from __future__ import annotations
@@ -23,8 +28,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
-
-from kubernetes.client.exceptions import ApiException
 
 from mltop.errors import BadResponse, SourceError, first_line
 from mltop.adapters.kube_errors import kube_error
@@ -73,12 +76,14 @@ class WatchCache(Generic[R]):
         *,
         page_size: int = PAGE_SIZE,
         watch_seconds: int = WATCH_SECONDS,
+        watch: bool = True,
     ) -> None:
         self.what = what
         self._list_call = list_call
         self._to_record = to_record
         self.page_size = page_size
         self.watch_seconds = watch_seconds
+        self.watch = watch
         self._records: dict[str, R] = {}
         self._unreadable: dict[str, str] = {}  # key -> why, for objects left out right now
         self._lock = threading.Lock()
@@ -86,6 +91,7 @@ class WatchCache(Generic[R]):
         self._thread: threading.Thread | None = None
         self._response: Any = None
         self.synced = threading.Event()
+        self.finished = threading.Event()  # the one list of a cache without a watch is over, done or failed
         self.resource_version: str | None = None
         self.error: SourceError | None = None  # the last failure; None while healthy
         self.lists = 0  # how many times the resource was (re-)listed
@@ -135,6 +141,9 @@ class WatchCache(Generic[R]):
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        if not self.watch:
+            self._list_once()
+            return
         failures = 0
         need_list = True
         while not self._stop.is_set():
@@ -153,6 +162,14 @@ class WatchCache(Generic[R]):
                 failures += 1
                 need_list = True
                 self._stop.wait(min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 6)))
+
+    def _list_once(self) -> None:
+        try:
+            self._list()
+        except Exception as exc:  # the reader sees it: one snapshot has no later list to wait for
+            self.error = kube_error(exc, self.what)
+        finally:
+            self.finished.set()
 
     def _list(self) -> None:
         fresh: dict[str, R] = {}
@@ -190,6 +207,8 @@ class WatchCache(Generic[R]):
         self.synced.set()
 
     def _watch(self) -> None:
+        from kubernetes.client.exceptions import ApiException  # loaded already: this cache lists through it
+
         self.watches += 1
         response = self._list_call(
             watch=True,
@@ -239,6 +258,8 @@ class WatchCache(Generic[R]):
             message = status.get("message")
             if not isinstance(message, str) or not message:
                 message = "watch error"
+            from kubernetes.client.exceptions import ApiException
+
             raise ApiException(status=code or 500, reason=message)
         if kind not in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK") or not isinstance(obj, dict):
             # Not a change we can place: applying it as a delete (as any unknown type once was) would lose an object.
@@ -309,6 +330,8 @@ def wait_synced(caches: list[WatchCache[Any]], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     for cache in caches:
         while not cache.synced.wait(0.05):
+            if cache.finished.is_set() and cache.error is not None:  # listed once, without a watch, and failed
+                raise cache.error
             if time.monotonic() > deadline:
                 if cache.error is not None:
                     raise cache.error

@@ -28,9 +28,10 @@ PROBE_TIMEOUT = (5, 15)  # (connect, read) seconds
 
 
 class DraReader:
-    def __init__(self, custom: Any, name: str) -> None:
+    def __init__(self, custom: Any, name: str, *, watch: bool = True) -> None:
         self._custom = custom
         self.name = name
+        self.watch = watch  # False: each cache lists once and opens no watch (one snapshot)
         self.version: str | None = None  # the version read; None while DRA is not served (or not known)
         self.slices: WatchCache[Any] | None = None
         self.claims: WatchCache[Any] | None = None
@@ -65,7 +66,7 @@ class DraReader:
 
     def _cache(self, plural: str, record: Any) -> WatchCache[Any]:
         call = partial(self._custom.list_cluster_custom_object, GROUP, self.version, plural)
-        cache: WatchCache[Any] = WatchCache(f"{self.name}: {plural}.{GROUP}", call, record)
+        cache: WatchCache[Any] = WatchCache(f"{self.name}: {plural}.{GROUP}", call, record, watch=self.watch)
         cache.start()
         return cache
 

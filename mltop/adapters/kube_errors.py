@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import json
-
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError as Urllib3Error
+import sys
+from typing import TYPE_CHECKING
 
 from mltop.errors import BadResponse, Conflict, NotFound, SourceError, Unauthorized, Unreachable, first_line
+
+if TYPE_CHECKING:
+    from kubernetes.client.exceptions import ApiException
+
+
+def _loaded(module: str, name: str) -> type:
+    """A class of a module already imported, else a class nothing is an instance of: an exception
+    of a library that was never imported cannot have been raised (and importing the `kubernetes`
+    client costs a third of a second, too much for a Ray-only `--once` that reaches this module)."""
+    return getattr(sys.modules.get(module), name, _Never)
+
+
+class _Never(Exception):
+    pass
 
 
 def status_message(exc: ApiException) -> str:
@@ -24,7 +37,7 @@ def status_message(exc: ApiException) -> str:
 def kube_error(exc: BaseException, what: str) -> SourceError:
     if isinstance(exc, SourceError):
         return exc
-    if isinstance(exc, ApiException):
+    if isinstance(exc, _loaded("kubernetes.client.exceptions", "ApiException")):
         message = status_message(exc)
         status = exc.status
         if status in (401, 403):
@@ -39,7 +52,7 @@ def kube_error(exc: BaseException, what: str) -> SourceError:
         if status == 0 or status is None:
             return Unreachable(f"{what}: {message or 'cannot reach the API server'}")
         return BadResponse(f"{what}: HTTP {status}: {message}")
-    if isinstance(exc, (Urllib3Error, OSError)):
+    if isinstance(exc, (_loaded("urllib3.exceptions", "HTTPError"), OSError)):
         reason = str(getattr(exc, "reason", "") or exc)
         if "Connection refused" in reason:
             reason = "connection refused"

@@ -56,8 +56,9 @@ class KueueReader:
     """The Kueue part of one KubeSource: what `collect` adds to its jobs, and the queues."""
 
     def __init__(self, api: Any, custom: Any, cluster: str, allowed: Callable[..., bool],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, watch: bool = True) -> None:
         self._api, self._custom, self.cluster, self._allowed, self._clock = api, custom, cluster, allowed, clock
+        self.watch = watch  # False: each cache lists once and opens no watch (one snapshot)
         self.version: str | None = None  # the served kueue.x-k8s.io version; None: not installed
         self._probed_at: float | None = None
         self._visibility: str | None = None
@@ -97,7 +98,7 @@ class KueueReader:
     def _start(self, version: str) -> None:
         def cache(plural: str, parse: Callable[[Any], Any]) -> WatchCache[Any]:
             call = functools.partial(self._custom.list_cluster_custom_object, GROUP, version, plural)
-            return WatchCache(f"{self.cluster}: {plural}.{GROUP}", call, parse)
+            return WatchCache(f"{self.cluster}: {plural}.{GROUP}", call, parse, watch=self.watch)
 
         self.caches = [cache("workloads", workload_facts), cache("localqueues", local_queue_facts),
                        cache("clusterqueues", cluster_queue_facts)]

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kubernetes.utils.quantity import parse_quantity
-
 from mltop.adapters.kube_pod_claims import pod_claims
 from mltop.adapters.values import mapping, number, rfc3339, sequence
 from mltop.model import Job, JobState
@@ -130,6 +128,10 @@ def quantity(value: Any) -> float | None:
     """
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
+    # Imported here: the module is tiny, but importing it imports the whole client (a third of a
+    # second), and kube_cache, which the Ray and KFP raw views use, imports this module.
+    from kubernetes.utils.quantity import parse_quantity
+
     try:
         amount = float(parse_quantity(value))
     except (ValueError, TypeError, ArithmeticError):

@@ -14,10 +14,9 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from kubernetes import client as k8s
 
 from mltop.adapters.blocking import in_thread
 from mltop.adapters.http import decode_json, request, segment
@@ -25,6 +24,9 @@ from mltop.adapters.kube_cache import MiB, read_bounded
 from mltop.adapters.kube_errors import kube_error
 from mltop.errors import BadResponse, Conflict, NotFound, SourceError, Unreachable
 from mltop.model import GpuNode, Job, Pool, RawObject
+
+if TYPE_CHECKING:  # the client is imported where a Kubernetes object is read: Ray and KFP never pay for it
+    from kubernetes import client as k8s
 
 RAY_NODE_LIMIT = 16 * MiB  # a node's workers and actors: thousands on a big node
 KUBE_LIMIT = 4 * MiB  # etcd keeps objects under 1.5 MiB by default
@@ -127,6 +129,8 @@ def _kube_target(record: Any) -> tuple[str, str | None, str, str]:
 
 def _read_kube(api: k8s.ApiClient, kind: str, namespace: str | None, name: str, what: str) -> Any:
     """In a thread: the object's JSON, at most KUBE_LIMIT bytes; it must be the object asked for."""
+    from kubernetes import client as k8s
+
     core, custom = k8s.CoreV1Api(api), k8s.CustomObjectsApi(api)
     options = {"_preload_content": False, "_request_timeout": KUBE_TIMEOUT}
     try:

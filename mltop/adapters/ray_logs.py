@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator
-
-import aiohttp
-from yarl import URL
+from typing import TYPE_CHECKING
 
 from mltop.adapters.http import CONNECT_TIMEOUT, Endpoint, segment
 from mltop.errors import BadResponse, NotFound, SourceError, Unauthorized, Unreachable, first_line
@@ -31,6 +29,9 @@ PROBE_DEADLINE = 10.0
 HANDSHAKE_DEADLINE = 15.0
 CLOSE_TIMEOUT = 1.0
 MAX_FRAME = 8 * 1024 * 1024  # Ray's frames hold 10 lines; a bigger one is refused, not buffered
+
+if TYPE_CHECKING:  # imported where a log is followed: aiohttp costs a quarter second, and `--once` follows none
+    import aiohttp
 
 
 class RayJobLog:
@@ -44,6 +45,9 @@ class RayJobLog:
         self._received = 0  # characters of the log received so far
 
     def _target(self) -> tuple[str, aiohttp.BasicAuth | None, dict[str, str]]:
+        import aiohttp
+        from yarl import URL
+
         base = URL(self.endpoint.url.rstrip("/"))
         auth = None
         if base.user is not None:
@@ -64,6 +68,8 @@ class RayJobLog:
         return True
 
     async def chunks(self) -> AsyncIterator[str]:
+        import aiohttp
+
         url, auth, headers = self._target()
         what = f"{self.endpoint.name}: log of job {self.job_id}"
         connect = min(CONNECT_TIMEOUT, self.endpoint.timeout)
@@ -86,6 +92,8 @@ class RayJobLog:
                       what: str) -> AsyncIterator[str]:
         """The text frames until Ray closes. Ray's head never reads from this socket, so it never
         answers a ping: a quiet stream is checked by asking the head for its version instead."""
+        import aiohttp
+
         while True:
             try:
                 message = await ws.receive(timeout=QUIET)
@@ -100,6 +108,8 @@ class RayJobLog:
                 return
 
     async def _probe(self, session: aiohttp.ClientSession, what: str) -> None:
+        import aiohttp
+
         origin = self._target()[0].split("/api/jobs/", 1)[0]
         try:
             async with asyncio.timeout(PROBE_DEADLINE):
@@ -112,6 +122,9 @@ class RayJobLog:
         raise Unreachable(f"{what}: the log is quiet and the head does not answer ({problem})")
 
     async def _connect(self, session: aiohttp.ClientSession, url: str, what: str) -> aiohttp.ClientWebSocketResponse:
+        import aiohttp
+        from yarl import URL
+
         try:
             return await asyncio.wait_for(session.ws_connect(
                 URL(url, encoded=True), ssl=self._ssl(), max_msg_size=MAX_FRAME,

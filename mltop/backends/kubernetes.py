@@ -43,12 +43,12 @@ class SourceSetupError(ConfigError):
     """A cluster that cannot even be set up (a broken kubeconfig, an unknown context)."""
 
 
-def build(target: KubeTarget, config: Any) -> Any:
+def build(target: KubeTarget, config: Any, *, watch: bool = True) -> Any:
     from mltop.adapters.kube import KubeSource
     from mltop.adapters.kube_config import KubeConfigError
 
     try:
-        return KubeSource(target)
+        return KubeSource(target, watch=watch)
     except KubeConfigError as exc:
         raise SourceSetupError(str(exc)) from None
 
@@ -59,6 +59,7 @@ BACKEND = register(Backend(
     job_noun="pod",
     resolve=resolve,
     build=build,
+    build_once=lambda target, config: build(target, config, watch=False),  # paged lists only, no watch
     section="kubernetes",
     entry_model=KubeSourceConfig,
     flags=(

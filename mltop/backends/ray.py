@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mltop.adapters.http import Endpoint
+from mltop.adapters.http_endpoint import Endpoint
 from mltop.config_types import HttpSourceConfig, default_name, local_file, unique_names, url_flags
 from mltop.registry import Backend, Inputs, SourceFlag, register
 
