@@ -342,6 +342,8 @@ class SourceHealth:
     last_attempt: datetime | None
     skipped: int = 0  # items of the last good poll left out as unreadable (see SourceData.skipped)
     skip_reason: str | None = None
+    poll_every: float | None = None  # seconds, when the source polls slower than the refresh (a large Ray job list)
+    note: str | None = None  # why, in a few words for the source's line: "polling every 10s (10,000 jobs, 8.7 MiB)"
 
     def age_seconds(self, now: datetime) -> float | None:
         if self.last_success is None:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from mltop.actions import Source
@@ -82,7 +82,8 @@ async def poll(
 
 
 class SourceLoop:
-    """Polls one source forever: wait `interval` after each success, back off after failures."""
+    """Polls one source forever: wait `interval` (or the source's slower pace) after each success,
+    back off after failures."""
 
     def __init__(
         self,
@@ -104,16 +105,29 @@ class SourceLoop:
         """Poll again now (after an action), instead of at the next interval."""
         self._wake.set()
 
+    def pace(self) -> tuple[float, str | None]:
+        """Seconds between good polls, and why when that is longer than `interval`.
+
+        A source whose answers are large may ask for a slower pace (an optional `poll_pace`
+        method: RaySource's, for a job list of thousands of jobs); never a faster one.
+        """
+        poll_pace = getattr(self.source, "poll_pace", None)
+        seconds, note = poll_pace(self.interval) if poll_pace is not None else (self.interval, None)
+        return (seconds, note) if seconds > self.interval else (self.interval, None)
+
     def next_delay(self) -> float:
         if self.failures == 0:
-            return self.interval
+            return self.pace()[0]
         return min(MAX_BACKOFF_SECONDS, self.interval * 2 ** min(self.failures, 10))
 
     async def run_once(self) -> SourceUpdate:
         self._wake.clear()
         update = await poll(self.source, self.latest, clock=self.clock)
-        self.latest = update
         self.failures = 0 if update.health.ok else self.failures + 1
+        seconds, note = self.pace() if update.health.ok else (self.interval, None)
+        if note:  # the source's line says it, so a slower poll does not read as a stall
+            update = replace(update, health=replace(update.health, poll_every=seconds, note=note))
+        self.latest = update
         self.on_update(update)
         return update
 

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import orjson
 
 from mltop.errors import (BadResponse, Conflict, NotFound, OutcomeUnknown, SourceError, Unauthorized, Unreachable,
                           first_line)
@@ -164,10 +165,20 @@ def error_for(response: httpx.Response, what: str) -> SourceError:
 
 
 def decode_json(response: httpx.Response, what: str) -> Any:
+    # orjson decodes Ray's 8 MiB job list 10-20% faster than the stdlib (bench/ray_jobs.py; most of
+    # the rest is building the Python objects) but reads only strict UTF-8 JSON. What it refuses
+    # the stdlib may still read, as mltop always has: NaN (Python-based servers such as Ray's
+    # dashboard write it), a UTF-16 body, 1e400, a lone surrogate.
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BadResponse(f"{what}: the server did not answer with JSON") from None
+    except RecursionError:  # valid JSON, but deeper than any real answer: hostile, not a bug of ours
+        raise BadResponse(f"{what}: the answer is nested too deeply to read") from None
 
 
 def _body_message(response: httpx.Response) -> str:

@@ -20,25 +20,18 @@ from typing import Any
 import httpx
 
 from mltop.adapters.http import MiB, Endpoint, decode_json, make_client, request, segment
-from mltop.adapters.ray_cluster import parse_cluster, with_utilization
+from mltop.adapters.ray_cluster import parse_cluster
+from mltop.adapters.ray_job_list import STATE_MAP, JobListing, asked, digest, pace, submission_id
 from mltop.adapters import raw_objects
 from mltop.adapters.ray_logs import RayJobLog
 from mltop.adapters.ray_nodes import ray_gpu_nodes
 from mltop.adapters.values import Skips, epoch_ms, mapping, number, text
 from mltop.errors import BadResponse, Conflict
-from mltop.model import TERMINAL_STATES as TERMINAL
 from mltop.model import ActionOutcome, JobDetail
 from mltop.model import Job, JobState, RawObject, SourceData, ray_node_key
 
 KIND = "ray"
 
-STATE_MAP = {
-    "PENDING": JobState.PENDING,
-    "RUNNING": JobState.RUNNING,
-    "STOPPED": JobState.CANCELLED,
-    "SUCCEEDED": JobState.SUCCEEDED,
-    "FAILED": JobState.FAILED,
-}
 SUPERVISOR_PREFIX = "_ray_internal_job_actor_"
 # Ray has no owner or display-name field; these metadata keys are what teams conventionally set
 # with `ray job submit --metadata-json`. The first present wins.
@@ -95,6 +88,7 @@ class RaySource:
         self._requests: dict[str, dict[str, float | None]] = {}
         self._unfindable: set[str] = set()  # submissions whose supervisor Ray no longer lists
         self.max_finished = max_finished
+        self._listing: JobListing | None = None  # the last job list read (ray_job_list.py)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -102,24 +96,14 @@ class RaySource:
     # -- reads ---------------------------------------------------------------------------
 
     async def fetch(self) -> SourceData:
-        jobs_raw, alive, nodes_raw, status_raw = await asyncio.gather(
-            self._get_json("/api/jobs/", "job list"),
+        jobs_response, alive, nodes_raw, status_raw = await asyncio.gather(
+            self._get("/api/jobs/", "job list"),
             self._supervisor_requests(alive_only=True),
             self._get_json("/nodes", "node summary", params={"view": "summary"}),
             self._get_json("/api/cluster_status", "cluster status"),
         )
-        if not isinstance(jobs_raw, list):
-            raise BadResponse(f"{self.name}: job list is not a JSON array")
-        skips = Skips()
-        readable = []
-        for raw in jobs_raw:
-            problem = unreadable(raw)
-            if problem:
-                skips.add(f"job: {problem}")
-            else:
-                readable.append(raw)
-        kept = keep_recent(readable, self.max_finished)
-        wanted = {raw["submission_id"] for raw in kept if isinstance(raw.get("submission_id"), str)}
+        listing, kept = self._read_job_list(jobs_response)
+        wanted = listing.wanted
         self._requests.update(alive)
         missing = wanted - self._requests.keys() - self._unfindable
         if missing:
@@ -130,23 +114,32 @@ class RaySource:
         # Forget what belongs to jobs no longer shown, so memory follows the table, not history.
         self._requests = {sid: r for sid, r in self._requests.items() if sid in wanted}
         self._unfindable &= wanted
-        cluster_skips = Skips()
-        cluster = parse_cluster(nodes_raw, status_raw, skips=cluster_skips)
-        jobs = [self._job(raw) for raw in kept]
-        gpu_jobs_per_node: dict[str, int] = {}
-        for job, raw in zip(jobs, kept):
-            node = text(raw.get("driver_node_id"))
-            if job.state is JobState.RUNNING and job.gpus and node:
-                gpu_jobs_per_node[node] = gpu_jobs_per_node.get(node, 0) + 1
-        jobs = tuple(
-            with_utilization(job, raw, cluster, sole=gpu_jobs_per_node.get(text(raw.get("driver_node_id")) or "") == 1)
-            for job, raw in zip(jobs, kept)
-        )
-        if cluster_skips.count:
-            skips.count += cluster_skips.count
-            skips.reason = skips.reason or cluster_skips.reason
-        return SourceData(jobs=jobs, ray_cluster=cluster, ray_nodes=ray_gpu_nodes(self.name, nodes_raw, cluster),
-                          skipped=skips.count, skip_reason=skips.reason)
+        if kept is None:
+            listing = listing.asking(self._requests)
+        else:
+            listing = listing.built(kept, self._job, self._requests)
+        self._listing = listing
+        skips = Skips()
+        cluster = parse_cluster(nodes_raw, status_raw, skips=skips)
+        return SourceData(jobs=listing.measured(cluster), ray_cluster=cluster,
+                          ray_nodes=ray_gpu_nodes(self.name, nodes_raw, cluster),
+                          skipped=listing.skipped + skips.count, skip_reason=listing.skip_reason or skips.reason)
+
+    def poll_pace(self, base: float) -> tuple[float, str | None]:
+        """Seconds until the next poll and, when slower than `base`, the note that says why
+        (see ray_job_list.pace): the refresh loop asks after each poll."""
+        return pace(base, self._listing)
+
+    def _read_job_list(self, response: httpx.Response) -> tuple[JobListing, list[dict[str, Any]] | None]:
+        """The listing of this job-list body, and its raw entries to build records from; None for
+        the entries when the body is the last one again, whose records are reused undecoded."""
+        body_digest, last = digest(response.content), self._listing
+        if last is not None and last.digest == body_digest and last.max_finished == self.max_finished:
+            return last, None
+        entries = decode_json(response, f"{self.name}: job list")
+        if not isinstance(entries, list):
+            raise BadResponse(f"{self.name}: job list is not a JSON array")
+        return JobListing.read(body_digest, len(response.content), entries, self.max_finished)
 
     async def job_detail(self, job_id: str) -> JobDetail:
         raw = await self._job_by_id(job_id)
@@ -244,15 +237,13 @@ class RaySource:
     # -- parsing -------------------------------------------------------------------------
 
     def _job(self, raw: dict[str, Any]) -> Job:
-        """A readable job (see `unreadable`) as a record; any other field that is junk is unknown."""
+        """A readable job (see `ray_job_list.unreadable`) as a record; any other field that is junk is unknown."""
         native = raw["status"]
         state = STATE_MAP[native]
         job_type = text(raw.get("type")) or ""
-        sid = raw.get("submission_id") if isinstance(raw.get("submission_id"), str) else None
+        sid = submission_id(raw)
         job_id = sid or str(raw.get("job_id"))
         metadata = mapping(raw.get("metadata"))
-        known = bool(sid) and sid in self._requests  # DRIVER jobs ask nothing of Ray themselves
-        requested = self._requests.get(sid, {}) if known and sid else {}
         # Ray reports one start_time, the submission time; a job that is no longer pending is
         # taken to have started then (Ray keeps no separate "started running" time).
         submitted = epoch_ms(raw.get("start_time"))
@@ -265,8 +256,7 @@ class RaySource:
             name=_first(metadata, NAME_KEYS) or entrypoint,
             state=state,
             native_state=native,
-            gpus=requested.get("GPU", 0.0) if known else None,
-            cpus=requested.get("CPU", 0.0) if known else None,
+            **asked(sid, self._requests),
             submitted_at=submitted,
             started_at=None if state is JobState.PENDING else submitted,
             finished_at=epoch_ms(raw.get("end_time")),
@@ -313,38 +303,12 @@ class RaySource:
                 found[name[len(SUPERVISOR_PREFIX):]] = {str(k): number(v) for k, v in resources.items()}
         return found
 
+    async def _get(self, path: str, what: str, params: Any = None) -> httpx.Response:
+        return await request(self._client, "GET", path, what=f"{self.name}: {what}", params=params,
+                             limit=LIMITS.get(what, 8 * MiB))
+
     async def _get_json(self, path: str, what: str, params: Any = None) -> Any:
-        response = await request(self._client, "GET", path, what=f"{self.name}: {what}", params=params,
-                                 limit=LIMITS.get(what, 8 * MiB))
-        return decode_json(response, f"{self.name}: {what}")
-
-
-def unreadable(raw: Any) -> str | None:
-    """Why a job entry cannot be shown at all (it is then skipped and counted), or None."""
-    if not isinstance(raw, dict):
-        return "not an object"
-    status = raw.get("status")
-    if not isinstance(status, str) or status not in STATE_MAP:
-        return f"unknown status {str(status)[:40]!r}"
-    sid, job_id = raw.get("submission_id"), raw.get("job_id")
-    if not (isinstance(sid, str) and sid) and not (isinstance(job_id, str) and job_id):
-        return "neither submission_id nor job_id"
-    return None
-
-
-def epoch_key(value: Any) -> float:
-    """A time in ms to sort by; junk sorts as the oldest."""
-    return number(value, maximum=4102444800000) or 0.0
-
-
-def keep_recent(jobs: list[dict[str, Any]], max_finished: int) -> list[dict[str, Any]]:
-    """Every unfinished job, and the `max_finished` most recently finished."""
-    finished = [j for j in jobs if STATE_MAP.get(str(j.get("status"))) in TERMINAL]
-    if len(finished) <= max_finished:
-        return jobs
-    finished.sort(key=lambda j: epoch_key(j.get("end_time")) or epoch_key(j.get("start_time")), reverse=True)
-    keep = {id(j) for j in finished[:max_finished]}
-    return [j for j in jobs if id(j) in keep or STATE_MAP.get(str(j.get("status"))) not in TERMINAL]
+        return decode_json(await self._get(path, what, params), f"{self.name}: {what}")
 
 
 def _clip(message: Any) -> str | None:

@@ -26,6 +26,10 @@ def source_line(
         line.append(f"  connecting{fmt.ELLIPSIS}", style="dim")
         return line
     if health.ok:
+        # A source that polls slower than the refresh (a large Ray job list) is stale only when
+        # its own pace has been missed, like any other source.
+        if health.poll_every:
+            stale_after = max(stale_after, 3 * health.poll_every)
         stale = age is not None and age > stale_after
         line.append(f"{fmt.LIVE} ", style="yellow" if stale else "green")
         line.append(label, style="bold")
@@ -45,6 +49,8 @@ def source_line(
         line.append(f"  GPUs {used}/{fmt.gpus(cluster.gpus_total)} used")
         if cluster.gpus_waiting:
             line.append(f", {fmt.gpus(cluster.gpus_waiting)} wanted by waiting work", style="yellow")
+    if health.ok and health.note:  # last: on a narrow terminal the GPUs matter more
+        line.append(f"  {inert(health.note)}", style="dim")
     return line
 
 

@@ -1,0 +1,170 @@
+"""Ray's job list at size: read only when it changed, polled less often when it is large.
+
+`GET /api/jobs/` lists every job the head ever ran, in one array with no paging and no filter
+(backend-apis.md part A): 10,000 jobs are about 8 MiB, and decoding that and building records
+every 2 s cost a tenth of a core. So:
+- a body byte-identical to the last one is not decoded again: its records are reused. Nothing
+  built from the list depends on when it was read (times are absolute; ages are worked out when
+  shown), so the same bytes give the same records. What may change between two such polls is
+  read fresh: what each job asked for (the supervisor actors) and GPU telemetry (the nodes).
+- a large list is polled less often (`pace`), and the source's line says so.
+Only the last body's digest and records are kept: memory does not grow with polls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from mltop.adapters.http import MiB
+from mltop.adapters.ray_cluster import with_utilization
+from mltop.adapters.values import Skips, number, text
+from mltop.model import TERMINAL_STATES as TERMINAL
+from mltop.model import Job, JobState, RayClusterState
+
+STATE_MAP = {
+    "PENDING": JobState.PENDING,
+    "RUNNING": JobState.RUNNING,
+    "STOPPED": JobState.CANCELLED,
+    "SUCCEEDED": JobState.SUCCEEDED,
+    "FAILED": JobState.FAILED,
+}
+# Above either size the list is polled less often: about a second per 1,000 jobs or per MiB,
+# never more often than the configured refresh and never less often than MAX_POLL_SECONDS
+# (a job that ends still shows within that).
+LARGE_LIST_BYTES = 2 * MiB
+LARGE_LIST_JOBS = 2000
+MAX_POLL_SECONDS = 15.0
+
+Requests = Mapping[str, Mapping[str, float | None]]  # submission id -> what its supervisor asked for
+
+
+def digest(body: bytes) -> bytes:
+    # SHA-256 has hardware support on current x86 and ARM: 9 ms for 8.7 MiB here, BLAKE2b 17 ms.
+    # Keeping the last body to compare instead would be faster still but hold its 8 MiB.
+    return hashlib.sha256(body).digest()
+
+
+def asked(sid: str | None, requests: Requests) -> dict[str, float | None]:
+    """A job's GPUs and CPUs as its supervisor asked; unknown (None) without one (a DRIVER job
+    asks nothing of Ray itself; a supervisor Ray no longer lists cannot say)."""
+    request = requests.get(sid) if sid else None
+    if request is None:
+        return {"gpus": None, "cpus": None}
+    return {"gpus": request.get("GPU", 0.0), "cpus": request.get("CPU", 0.0)}
+
+
+def submission_id(raw: dict[str, Any]) -> str | None:
+    sid = raw.get("submission_id")
+    return sid if isinstance(sid, str) else None
+
+
+@dataclass(frozen=True)
+class JobListing:
+    """One job-list body, read: the jobs kept (`keep_recent`), built with `asked_with`."""
+
+    digest: bytes
+    size: int  # bytes of the body
+    total: int  # entries Ray listed, readable or not
+    max_finished: int
+    wanted: frozenset[str]  # submission ids of the jobs kept: whose requests to keep
+    skipped: int = 0
+    skip_reason: str | None = None
+    jobs: tuple[Job, ...] = ()
+    sids: tuple[str | None, ...] = ()  # each job's submission id
+    asked_with: Requests | None = None
+    # (index, driver node, the entry's driver fields) of each running job: what with_utilization reads
+    drivers: tuple[tuple[int, str, dict[str, Any]], ...] = ()
+
+    @classmethod
+    def read(cls, body_digest: bytes, size: int, entries: list[Any],
+             max_finished: int) -> tuple[JobListing, list[dict[str, Any]]]:
+        """The listing of a decoded body (`entries`), and the raw entries it keeps."""
+        skips = Skips()
+        readable = []
+        for raw in entries:
+            problem = unreadable(raw)
+            if problem:
+                skips.add(f"job: {problem}")
+            else:
+                readable.append(raw)
+        kept = keep_recent(readable, max_finished)
+        wanted = frozenset(sid for raw in kept if (sid := submission_id(raw)) is not None)
+        listing = cls(body_digest, size, len(entries), max_finished, wanted, skips.count, skips.reason)
+        return listing, kept
+
+    def built(self, kept: list[dict[str, Any]], job_of: Callable[[dict[str, Any]], Job],
+              requests: Requests) -> JobListing:
+        """The listing with its records, `job_of` each kept entry, as asked in `requests`."""
+        jobs = tuple(job_of(raw) for raw in kept)
+        drivers = tuple(
+            (i, node, {"driver_node_id": raw.get("driver_node_id"), "driver_info": raw.get("driver_info")})
+            for i, (job, raw) in enumerate(zip(jobs, kept))
+            if job.state is JobState.RUNNING and (node := text(raw.get("driver_node_id")))
+        )
+        return replace(self, jobs=jobs, sids=tuple(submission_id(raw) for raw in kept), asked_with=dict(requests),
+                       drivers=drivers)
+
+    def asking(self, requests: Requests) -> JobListing:
+        """The same records with what each job asked for as `requests` says now (a supervisor
+        found since, one forgotten); only the jobs whose request changed are rebuilt."""
+        before = self.asked_with or {}
+        if requests == before:
+            return self
+        jobs = tuple(
+            replace(job, **asked(sid, requests)) if sid and requests.get(sid) != before.get(sid) else job
+            for job, sid in zip(self.jobs, self.sids)
+        )
+        return replace(self, jobs=jobs, asked_with=dict(requests))
+
+    def measured(self, cluster: RayClusterState) -> tuple[Job, ...]:
+        """The jobs with their GPUs' measured utilization, from this poll's telemetry."""
+        if not self.drivers:
+            return self.jobs
+        gpu_jobs_per_node = Counter(node for i, node, _ in self.drivers if self.jobs[i].gpus)
+        jobs = list(self.jobs)
+        for i, node, raw in self.drivers:
+            jobs[i] = with_utilization(jobs[i], raw, cluster, sole=gpu_jobs_per_node[node] == 1)
+        return tuple(jobs)
+
+
+def pace(base: float, listing: JobListing | None) -> tuple[float, str | None]:
+    """Seconds to wait before the next poll, and the note that says so when it is over `base`."""
+    if listing is None or (listing.size <= LARGE_LIST_BYTES and listing.total <= LARGE_LIST_JOBS):
+        return base, None
+    seconds = max(base, min(MAX_POLL_SECONDS, math.ceil(max(listing.total / 1000, listing.size / MiB))))
+    if seconds <= base:
+        return base, None
+    return seconds, f"polling every {seconds:.0f}s ({listing.total:,} jobs, {listing.size / MiB:.1f} MiB)"
+
+
+def unreadable(raw: Any) -> str | None:
+    """Why a job entry cannot be shown at all (it is then skipped and counted), or None."""
+    if not isinstance(raw, dict):
+        return "not an object"
+    status = raw.get("status")
+    if not isinstance(status, str) or status not in STATE_MAP:
+        return f"unknown status {str(status)[:40]!r}"
+    sid, job_id = raw.get("submission_id"), raw.get("job_id")
+    if not (isinstance(sid, str) and sid) and not (isinstance(job_id, str) and job_id):
+        return "neither submission_id nor job_id"
+    return None
+
+
+def epoch_key(value: Any) -> float:
+    """A time in ms to sort by; junk sorts as the oldest."""
+    return number(value, maximum=4102444800000) or 0.0
+
+
+def keep_recent(jobs: list[dict[str, Any]], max_finished: int) -> list[dict[str, Any]]:
+    """Every unfinished job, and the `max_finished` most recently finished."""
+    finished = [j for j in jobs if STATE_MAP.get(str(j.get("status"))) in TERMINAL]
+    if len(finished) <= max_finished:
+        return jobs
+    finished.sort(key=lambda j: epoch_key(j.get("end_time")) or epoch_key(j.get("start_time")), reverse=True)
+    keep = {id(j) for j in finished[:max_finished]}
+    return [j for j in jobs if id(j) in keep or STATE_MAP.get(str(j.get("status"))) not in TERMINAL]
