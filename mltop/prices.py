@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from mltop.price_catalog import Catalog, CatalogPrice, shipped_catalog
 
@@ -22,8 +23,10 @@ KNOWN_MODELS = ("H200", "H100", "B200", "A100", "A10G", "L40S", "L40", "L4", "A1
                 "MI300X", "MI250")
 MEMORY = re.compile(r"(\d+)\s*GB", re.IGNORECASE)
 NO_SOURCE = "none"
+MEMO_LIMIT = 4096
 
 
+@lru_cache(maxsize=1024)  # a handful of distinct labels, asked for once per node per refresh
 def canonical_model(text: str | None) -> str | None:
     """'NVIDIA-A100-SXM4-80GB', 'nvidia-tesla-a100', 'a100' -> 'A100-80GB' / 'A100'."""
     if not text:
@@ -53,8 +56,21 @@ class PriceBook:
     user_per_gpu: dict[str, float] = field(default_factory=dict)  # canonical model -> per GPU
     spot_discount: float = 0.0  # 0.6 = spot costs 40% of on-demand
     currency: str = "$"
+    # Answers by their question: 5,000 nodes are a few dozen kinds of node, and matching the catalog
+    # by GPU model scans every instance type (bounded: cleared when it grows past MEMO_LIMIT).
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def price(
+    def price(self, **question) -> Price:
+        """The node's price (see `_price`), remembered: the same question always has the same answer."""
+        key = tuple(sorted(question.items()))
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= MEMO_LIMIT:
+                self._memo.clear()
+            found = self._memo[key] = self._price(**question)
+        return found
+
+    def _price(
         self,
         *,
         pool: str | None,

@@ -10,7 +10,8 @@ node counted once, under its first failing check. The reason most nodes give is 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from functools import lru_cache
+from collections.abc import Iterable, Mapping
 
 from mltop import format as fmt
 from mltop.model import GpuNode, RayClusterState
@@ -38,8 +39,9 @@ _PHRASES = (
 )
 
 
-def scheduler_reasons(message: str | None) -> tuple[int, list[tuple[int, str]]] | None:
-    """(nodes in the cluster, [(nodes, reason)]) from a scheduler message; None if it is not one."""
+@lru_cache(maxsize=512)  # thousands of pending pods, a handful of distinct messages
+def scheduler_reasons(message: str | None) -> tuple[int, tuple[tuple[int, str], ...]] | None:
+    """(nodes in the cluster, ((nodes, reason), ...)) from a scheduler message; None if it is not one."""
     if not message:
         return None
     match = _NODES.search(message.split(" preemption:", 1)[0])
@@ -50,7 +52,7 @@ def scheduler_reasons(message: str | None) -> tuple[int, list[tuple[int, str]]] 
     for part in re.split(r",\s+(?=\d+\s)", body):
         counted = _COUNTED.match(part.strip())
         reasons.append((int(counted[1]), counted[2].strip()) if counted else (0, part.strip()))
-    return total, [r for r in reasons if r[1]]
+    return total, tuple(r for r in reasons if r[1])
 
 
 def phrase(reason: str) -> str:
@@ -71,19 +73,29 @@ def insufficient(reason: str) -> str | None:
     return match[1] if match else None
 
 
+def most_free(nodes: Iterable[GpuNode]) -> dict[str, float]:
+    """The most free accelerators any one node has, by resource name ("nvidia.com/gpu": 8)."""
+    out: dict[str, float] = {}
+    for node in nodes:
+        if node.gpu_resource is not None:
+            out[node.gpu_resource] = max(out.get(node.gpu_resource, 0.0), node.gpus_free)
+    return out
+
+
 def scheduler_short(message: str | None, wanted: float | None = None,
-                    nodes: Iterable[GpuNode] = ()) -> str | None:
+                    free_by_resource: Mapping[str, float] | None = None) -> str | None:
     """The reason most nodes give, in a few words; for too few free accelerators, how many the pod
-    needs against the most any one node has free ("needs 16 GPU, max free 8")."""
+    needs against the most any one node has free ("needs 16 GPU, max free 8"). `free_by_resource`
+    is `most_free` of the pod's cluster: computed once per view, not once per pending pod."""
     parsed = scheduler_reasons(message)
     if parsed is None or not parsed[1]:
         return None
     _, reasons = parsed
     _, reason = max(reasons, key=lambda r: r[0])  # ties: the first said
     resource = insufficient(reason)
-    free = [n.gpus_free for n in nodes if n.gpu_resource == resource] if resource and wanted else []
-    if free and max(free) < (wanted or 0):  # else the free ones are ruled out otherwise: say what the scheduler says
-        return f"needs {fmt.gpus(wanted)} GPU, max free {fmt.gpus(max(free))}"
+    free = (free_by_resource or {}).get(resource) if resource and wanted else None
+    if free is not None and free < (wanted or 0):  # else the free ones are ruled out otherwise: say what it says
+        return f"needs {fmt.gpus(wanted)} GPU, max free {fmt.gpus(free)}"
     return phrase(reason)
 
 

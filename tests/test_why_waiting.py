@@ -24,7 +24,7 @@ from mltop.demo.kube_scenario import KFP_STEP_POD, seed_kfp_step
 from mltop.model import JobState
 from mltop.refresh import poll
 from mltop.report import render_json, render_text
-from mltop.waiting import first_words, ray_short, scheduler_short
+from mltop.waiting import first_words, most_free, ray_short, scheduler_short
 from tests.conftest import FIXED_NOW, fixed_clock
 from tests.kube_helpers import TOKEN, start_fake_cluster
 from tests.test_cost import gpu_node
@@ -146,9 +146,9 @@ def test_the_short_form_is_what_most_nodes_say_in_a_few_words():
     assert scheduler_short(taint) == "taint: dedicated=infer"
     gpus = "0/12 nodes are available: 8 Insufficient nvidia.com/gpu, 4 node(s) had untolerated taint {dedicated: infer}."
     assert scheduler_short(gpus) == "Insufficient nvidia.com/gpu"
-    assert scheduler_short(gpus, 8, [gpu_node("a", free=4), gpu_node("b", free=2)]) == "needs 8 GPU, max free 4"
+    assert scheduler_short(gpus, 8, most_free([gpu_node("a", free=4), gpu_node("b", free=2)])) == "needs 8 GPU, max free 4"
     # 8 free somewhere, yet the scheduler says too few: the free ones are ruled out otherwise; say its words.
-    assert scheduler_short(gpus, 2, [gpu_node("a", free=8)]) == "Insufficient nvidia.com/gpu"
+    assert scheduler_short(gpus, 2, most_free([gpu_node("a", free=8)])) == "Insufficient nvidia.com/gpu"
     assert scheduler_short("0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims. "
                            "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.") == "unbound PVC"
     assert scheduler_short("0/5 nodes are available: 5 node(s) didn't match Pod's node affinity/selector.") \

@@ -33,7 +33,7 @@ from mltop.adapters.kube_dra_source import DraReader
 from mltop.adapters.kube_target import KubeTarget
 from mltop.adapters.values import Skips
 from mltop.adapters.kube_pools import machine_deployment, node_pools, worker_groups
-from mltop.adapters.kube_nodes import gpu_node
+from mltop.adapters.kube_nodes import GpuNodes
 from mltop.adapters.kube_parse import (
     KIND,
     NO_MAX,
@@ -94,6 +94,7 @@ class KubeSource:
         self.pods = WatchCache(f"{self.name}: pods", core.list_pod_for_all_namespaces, pod_facts, watch=watch)
         self.events = SchedulerEvents(core.list_event_for_all_namespaces, f"{self.name}: events")
         self._access: dict[tuple[str, ...], tuple[bool, float]] = {}
+        self._gpu_node = GpuNodes(self.name)  # built again only for nodes whose record or pods changed
         self.kueue = KueueReader(self._api, self._custom, self.name, self.allowed, watch=watch)  # kube_kueue.py
         self.rayjobs = RayJobs(self._custom, self.name, self._list_custom, self.allowed)  # kube_rayjobs.py
 
@@ -134,7 +135,8 @@ class KubeSource:
                 by_node.setdefault(pod.node_name, []).append(pod)
         dra, dra_skips = self.dra.view(self.sync_timeout, pods)  # nothing, without DRA
         facts = [f for f in sorted(self.nodes.snapshot(), key=lambda f: f.name) if dra.shows(f)]
-        gpu_nodes = [dra.node(gpu_node(f, by_node.get(f.name, ()), self.name), f) for f in facts]
+        gpu_nodes = [dra.node(self._gpu_node(f, by_node.get(f.name, [])), f) for f in facts]
+        self._gpu_node.keep_only(f.name for f in facts)
         jobs = tuple(job for pod in pods
                      if (job := pending_job(pod, self.name) or dra.waiting_job(pod, self.name)) is not None)
         said = self.events.messages({job.id: job.submitted_at for job in jobs})  # the scheduler's own words

@@ -83,7 +83,13 @@ def _ray_node_idle(snapshot: Snapshot, ctx: CostContext) -> dict[str, float | No
 
 
 def _about(findings: Iterable[Finding]) -> set[str]:
-    return {key for f in findings for key in f.about}
+    out: set[str] = set()
+    seen: set[int] = set()
+    for f in findings:  # pods waiting alike share one `about`: each set is added once
+        if id(f.about) not in seen:
+            seen.add(id(f.about))
+            out |= f.about
+    return out
 
 
 def _burn(snapshot: Snapshot, ctx: CostContext) -> float:

@@ -69,6 +69,7 @@ class CostContext:
     idle: Mapping[str, IdleGpus]  # every GPU idle now, each in one group (see CostReport)
     ray_free: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # Ray cluster -> its idle group keys
     ray_hosts: frozenset[str] = frozenset()  # hostnames of live Ray nodes (KubeRay: their pod names)
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)  # cost_of's answers, this evaluation
 
     def idle_long_enough(self, key: str) -> tuple[datetime, bool] | None:
         """(since, lower bound) when `key` has been idle for the policy's threshold."""
@@ -83,6 +84,11 @@ class CostContext:
         return (since, lower) if since is not None and self.now - since >= long else None
 
     def cost_of(self, about: Iterable[str]) -> float | None:
+        if isinstance(about, frozenset):  # the same idle groups behind many waiting pods: summed once
+            memo = self._memo
+            if about not in memo:
+                memo[about] = known_sum(self.idle[k].cost_per_hour for k in about if k in self.idle)
+            return memo[about]
         return known_sum(self.idle[k].cost_per_hour for k in about if k in self.idle)
 
     def gpus_of(self, about: Iterable[str]) -> float:

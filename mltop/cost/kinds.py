@@ -23,7 +23,7 @@ def finding(kind: str, ctx: CostContext, *, key: str, target: str, name: str, cl
             since: tuple[datetime | None, bool], about: Iterable[str], remedy: str, message: str,
             action: str | None = None, action_target: str | None = None) -> Finding:
     """A warning about the idle GPU groups `about`, priced from the context."""
-    about = frozenset(about)
+    about = about if isinstance(about, frozenset) else frozenset(about)
     rate = ctx.cost_of(about)
     return Finding(IdleWarning(
         kind=kind, target=target, target_name=name, cluster=cluster, idle_gpus=gpus,
@@ -217,15 +217,18 @@ class _Cluster:
         self.free = {n.key: f for f, n in free}
         self.largest = max((n.gpus_allocatable for n in nodes), default=0.0)
         self.not_ready = any(not n.ready for n in nodes)
-        self.labels = {n.key: dict(n.labels) for n in nodes}
+        self.labels: dict[str, dict[str, str]] = {}  # a node's labels as a dict, made when first asked
 
     def fits(self, job: Job, node: GpuNode) -> str | None:
-        return _fits(job, node, self.labels[node.key])
+        labels = self.labels.get(node.key)
+        if labels is None:
+            labels = self.labels[node.key] = dict(node.labels)
+        return _fits(job, node, labels)
 
 
 # A verdict for every waiting pod alike: None (it fits: nothing to explain), or (kind, GPUs idle, the
 # reason after "waits for N: ", the idle groups it is about).
-_Verdict = "tuple[str, float, str, tuple[str, ...]] | None"
+_Verdict = "tuple[str, float, str, frozenset[str]] | None"
 
 
 def _fits(job: Job, node: GpuNode, labels: dict[str, str] | None = None) -> str | None:
@@ -287,14 +290,15 @@ def _pod_verdict(job: Job, cluster: _Cluster, wanted: float) -> _Verdict:
         reason = f"{g(idle_gpus)} GPUs are free but scattered across {len(idle)} nodes (fragmentation)"
     else:
         reason = reasons[0] + (f" (and {len(reasons) - 1} more nodes with free GPUs)" if len(reasons) > 1 else "")
-    return ("idle-while-waiting", idle_gpus, reason, tuple(unallocated_key(n) for n in idle))
+    return ("idle-while-waiting", idle_gpus, reason, frozenset(unallocated_key(n) for n in idle))
 
 
 def _held_verdict(job: Job, cluster: _Cluster) -> _Verdict:
     idle = [n for n in cluster.idle if cluster.fits(job, n) is None]
     if not idle:
         return None  # nothing idle that it could use: an ordinary queue
-    return ("idle-while-waiting", sum(cluster.free[n.key] for n in idle), "", tuple(unallocated_key(n) for n in idle))
+    return ("idle-while-waiting", sum(cluster.free[n.key] for n in idle), "",
+            frozenset(unallocated_key(n) for n in idle))
 
 
 def _why_ray_job_waits(job: Job, snapshot: Snapshot, ctx: CostContext) -> Finding | None:
