@@ -10,9 +10,11 @@ Flow of one refresh: a source's loop polls its adapter -> `SourceUpdate` -> `Das
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from functools import cached_property
+from datetime import datetime, timezone
 
 from mltop.cost import CostPolicy, CostReport, IdleHistory, evaluate
 from mltop.state_store import StateStore, open_store
@@ -23,9 +25,13 @@ from mltop.model import GpuNode, Job, JobState, Pool, QueueUse, RayClusterState,
 from mltop.prices import PriceBook
 from mltop.refresh import SourceUpdate, snapshot_of
 from mltop.registry import job_noun
-from mltop.waiting import first_words, ray_short, scheduler_short
+from mltop.waiting import first_words, most_free, ray_short, scheduler_short
 
 POOL_ORDER = {"raycluster-workergroup": 0, "machinedeployment": 1, "nodepool": 2}
+# With the same data, the idle-cost engine runs again only this often (for what the clock alone
+# changes: idle thresholds crossed, dollars wasted). At 5,000 nodes an evaluation costs ~0.2 s of CPU:
+# every 2 s for a cluster where nothing happened would be a tenth of a core for nothing.
+COST_REFRESH_SECONDS = 10.0
 WAITING_KINDS = ("idle-while-waiting", "no-capacity-coming")  # warnings that explain a waiting job
 
 
@@ -154,10 +160,31 @@ class View:
         if kueue.held(job):  # a pod Kueue gates never reaches the scheduler: Kueue's reason is the one
             return kueue.short(job)
         said = job.scheduler_message or job.message
-        nodes = (n for n in self.nodes if n.cluster == job.cluster)
         source = self.owners.get(job.key)
         cluster = next((line.cluster for line in self.sources if line.key == source), None)
-        return scheduler_short(said, job.gpus, nodes) or ray_short(job.gpus, cluster) or first_words(said)
+        free = self._most_free.get(job.cluster)
+        return scheduler_short(said, job.gpus, free) or ray_short(job.gpus, cluster) or first_words(said)
+
+    @cached_property
+    def _most_free(self) -> dict[str, dict[str, float]]:
+        """Per cluster, the most free GPUs any one node has, by resource: once per view, not per pod."""
+        by_cluster: dict[str, list[GpuNode]] = {}
+        for node in self.nodes:
+            by_cluster.setdefault(node.cluster, []).append(node)
+        return {cluster: most_free(nodes) for cluster, nodes in by_cluster.items()}
+
+    @cached_property
+    def short_reasons(self) -> dict[str, str]:
+        """Job key -> `waiting_short`, for the jobs table's REASON column (computed off the UI thread)."""
+        return {j.key: short for j in self.jobs if (short := self.waiting_short(j))}
+
+    @cached_property
+    def node_idle_costs(self) -> dict[str, float | None]:
+        return {n.key: self.node_idle_cost(n) for n in self.nodes}
+
+    @cached_property
+    def pool_idle_costs(self) -> dict[str, float | None]:
+        return {p.key: self.pool_idle_cost(p) for p in self.pools}
 
     @property
     def waiting(self) -> int:
@@ -203,45 +230,62 @@ class Dashboard:
         self.stale_after = max(10.0, 3 * refresh)
         self.cost: CostReport | None = None
         self._settled: set[str] = set()
+        self._basis: object = None  # what the last cost evaluation saw, and when
+        self._basis_at = datetime.min.replace(tzinfo=timezone.utc)
+        # The TUI derives views in a worker thread while its UI thread records updates and stops.
+        self._lock, self._stops_lock = threading.Lock(), threading.Lock()
 
     def update(self, update: SourceUpdate) -> None:
         """A source's newest poll. A good one settles that source's stop requests."""
         self.updates[update.key] = update
         if update.health.ok:
-            self._settled.add(update.key)
+            with self._stops_lock:
+                self._settled.add(update.key)
 
     def stop_requested(self, job: Job, at: datetime, source_key: str) -> None:
-        self.stops.requested(job, at, source_key)
+        with self._stops_lock:
+            self.stops.requested(job, at, source_key)
 
     def view(self, now: datetime, *, with_cost: bool = True) -> View:
         """Everything a screen shows now. `with_cost` evaluates the idle-cost engine (it keeps
         history: do it once per source update, not on every clock tick)."""
-        owners = self._owners()
-        jobs = [job for u in self._updates() if u.data for job in u.data.jobs]
-        jobs, events = self.stops.apply(jobs, now, sources=self._settled)
-        self._settled = set()
+        with self._lock:  # one view at a time: the cost engine's history and the store are not shared
+            return self._view(now, with_cost)
+
+    def _view(self, now: datetime, with_cost: bool) -> View:
+        updates = self._updates()  # one consistent set: a source may update while this runs (TUI worker)
+        owners = self._owners(updates)
+        jobs = [job for u in updates if u.data for job in u.data.jobs]
+        with self._stops_lock:
+            jobs, events = self.stops.apply(jobs, now, sources=self._settled)
+            self._settled = set()
         chains = chain.link(jobs)  # a KFP run, its RayJob and its Ray job: one row (mltop/chain.py)
         everything = tuple(order_jobs(jobs, self.finished_limit))
         ordered = tuple(j for j in everything if j.key not in chains.parents)
+        basis = (tuple((u.key, u.data) for u in updates), everything)
+        if with_cost and basis == self._basis and (now - self._basis_at).total_seconds() < COST_REFRESH_SECONDS:
+            with_cost = False  # nothing changed: the last evaluation stands (tuples of the same records compare fast)
         if with_cost:
-            snapshot = replace(snapshot_of(self._updates(), now), jobs=everything)
+            self._basis, self._basis_at = basis, now
+            snapshot = replace(snapshot_of(updates, now), jobs=everything)
             if self.store is not None:
                 self.store.load(self.history, now)
             self.cost = evaluate(snapshot, self.prices, self.policy, self.history, now)
             if self.store is not None:
                 self.cost = self._stored(self.cost, now)
-        kube_nodes = [n for u in self._updates() if u.data for n in u.data.nodes]
+        kube_nodes = [n for u in updates if u.data for n in u.data.nodes]
         # Ray's nodes are shown beside them, but only Kubernetes nodes make the K8s totals (SourceData.ray_nodes).
-        nodes = sorted([*kube_nodes, *(n for u in self._updates() if u.data for n in u.data.ray_nodes)],
+        nodes = sorted([*kube_nodes, *(n for u in updates if u.data for n in u.data.ray_nodes)],
                        key=lambda n: (-n.gpus_free, n.cluster, n.name))
-        pools = sorted((p for u in self._updates() if u.data for p in u.data.pools),
+        pools = sorted((p for u in updates if u.data for p in u.data.pools),
                        key=lambda p: (POOL_ORDER.get(p.kind, 9), p.cluster, p.name))
+        with self._stops_lock:
+            overdue = frozenset(j.key for j in everything if self.stops.is_overdue(j, now))
         return View(
-            now=now, sources=tuple(self._lines()), jobs=ordered,
-            overdue=frozenset(j.key for j in everything if self.stops.is_overdue(j, now)),
-            nodes=tuple(nodes), pools=tuple(pools), cost=self.cost, summary=self._summary(kube_nodes),
+            now=now, sources=tuple(self._lines(updates)), jobs=ordered, overdue=overdue,
+            nodes=tuple(nodes), pools=tuple(pools), cost=self.cost, summary=self._summary(kube_nodes, updates),
             events=tuple(events), stale_after=self.stale_after, owners=owners, pending_pods=pending_pods(everything),
-            queues=tuple(q for u in self._updates() if u.data for q in u.data.queues), chains=chains,
+            queues=tuple(q for u in updates if u.data for q in u.data.queues), chains=chains,
         )
 
     def _stored(self, cost: CostReport, now: datetime) -> CostReport:
@@ -258,27 +302,37 @@ class Dashboard:
         note, self.history_note = self.history_note, None
         return note
 
-    def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
-            self.store = None
+    def close(self, wait: float = 1.0) -> None:
+        """Close the history store, after the view being worked out (if any), waiting at most `wait`
+        seconds: quitting never hangs on it (SQLite keeps what was committed either way)."""
+        if not self._lock.acquire(timeout=wait):
+            return
+        try:
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+        finally:
+            self._lock.release()
 
     # -- parts of the view -------------------------------------------------------------------------
 
     def _updates(self) -> list[SourceUpdate]:
-        return [self.updates[k] for k in self.source_keys if k in self.updates]
+        updates = self.updates
+        return [u for k in self.source_keys if (u := updates.get(k)) is not None]
 
-    def _owners(self) -> dict[str, str]:
+    @staticmethod
+    def _owners(updates: list[SourceUpdate]) -> dict[str, str]:
         owners: dict[str, str] = {}
-        for u in self._updates():
+        for u in updates:
             if u.data:
                 for record in (*u.data.jobs, *u.data.nodes, *u.data.ray_nodes, *u.data.pools):
                     owners[record.key] = u.key
         return owners
 
-    def _lines(self) -> Iterable[SourceLine]:
+    def _lines(self, updates: list[SourceUpdate]) -> Iterable[SourceLine]:
+        by_key = {u.key: u for u in updates}
         for key in self.source_keys:
-            update = self.updates.get(key)
+            update = by_key.get(key)
             if update is None:
                 kind, name = self.names.get(key, tuple(key.split("/", 1)) if "/" in key else (key, key))
                 yield SourceLine(key, SourceHealth(kind, name, False, None, None, None, None))
@@ -293,8 +347,8 @@ class Dashboard:
                 job_noun=job_noun(update.health.kind),
             )
 
-    def _summary(self, nodes: list[GpuNode]) -> Summary:
-        clusters = [u.data.ray_cluster for u in self._updates() if u.data and u.data.ray_cluster]
+    def _summary(self, nodes: list[GpuNode], updates: list[SourceUpdate]) -> Summary:
+        clusters = [u.data.ray_cluster for u in updates if u.data and u.data.ray_cluster]
         used = [c.gpus_used for c in clusters]
         by_model: dict[str | None, list[float]] = {}
         for n in nodes:
@@ -302,7 +356,7 @@ class Dashboard:
             entry[0] += n.gpus_allocated
             entry[1] += n.gpus_allocatable
         return Summary(
-            sources_up=sum(1 for k in self.source_keys if (u := self.updates.get(k)) is not None and u.health.ok),
+            sources_up=sum(1 for u in updates if u.health.ok),
             sources_total=len(self.source_keys),
             ray_gpus_used=None if any(u is None for u in used) else sum(u for u in used if u is not None),
             ray_gpus_total=sum(c.gpus_total for c in clusters),

@@ -23,7 +23,7 @@ from mltop import format as fmt
 from mltop.actions import ActionRunner, HasJobDetails, Source, can
 from mltop.audit import AuditLog
 from mltop.config import Config
-from mltop.dashboard import Dashboard, dashboard_for
+from mltop.dashboard import Dashboard, View, dashboard_for
 from mltop.keys import BINDINGS
 from mltop.model import GpuNode, IdleWarning, Job
 from mltop.refresh import SourceLoop, SourceUpdate, utcnow
@@ -31,6 +31,7 @@ from mltop.safe_text import inert
 from mltop.tui.command_line import execute
 from mltop.tui.commands import MltopCommands
 from mltop.tui.dashboard_screen import DashboardScreen
+from mltop.tui.derive import Deriving, derive
 from mltop.tui.details import JobDetailsScreen, forward_view
 from mltop.tui.terminal import catch_signals
 from mltop.tui.warning_view import WarningScreen
@@ -72,7 +73,7 @@ def _binding(binding_id: str) -> Binding:
 _ASCII_KEY_NAMES = {"⏎": "enter", "↑": "up", "↓": "down", "←": "left", "→": "right"}
 
 
-class MltopApp(JobActions, BulkActions, LogActions, RawActions, ScreenActions, App[int]):
+class MltopApp(Deriving, JobActions, BulkActions, LogActions, RawActions, ScreenActions, App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "mltop"
     COMMANDS = App.COMMANDS | {MltopCommands}
@@ -136,7 +137,7 @@ class MltopApp(JobActions, BulkActions, LogActions, RawActions, ScreenActions, A
         self.call_after_refresh(self._start)
 
     def _start(self) -> None:
-        self._draw(with_cost=False)
+        self._show(derive(self.dashboard, self.clock(), False), cost_changed=False)  # no data yet: cheap
         if self.start_polling:
             for key, loop in self.loops.items():
                 self.run_worker(loop.run(), group="refresh", description=f"poll {key}", exit_on_error=False)
@@ -171,9 +172,12 @@ class MltopApp(JobActions, BulkActions, LogActions, RawActions, ScreenActions, A
         self.post_message(SourceUpdated(update))
 
     async def refresh_now(self) -> None:
-        """Poll every source once and apply the results (tests and the `r` key)."""
+        """Poll every source once and wait until the screen shows the results (tests)."""
         for loop in self.loops.values():
-            await loop.run_once()
+            update = await loop.run_once()
+            self.dashboard.update(update)  # its SourceUpdated message comes later, and changes nothing
+        self._draw(with_cost=True)
+        await self.derived()
 
     def on_source_updated(self, message: SourceUpdated) -> None:
         self.dashboard.update(message.update)
@@ -187,11 +191,11 @@ class MltopApp(JobActions, BulkActions, LogActions, RawActions, ScreenActions, A
         except NoMatches:
             pass  # shutting down: the widgets are already gone
 
-    def _draw(self, *, with_cost: bool) -> None:
-        view = self.dashboard.view(self.clock(), with_cost=with_cost)
+    def _show(self, view: View, *, cost_changed: bool) -> None:
+        """Apply a derived view (mltop/tui/derive.py) to the screen: the only part on the UI thread."""
         for event in view.events:
             self.say(event.message, severity=event.severity, timeout=10)
-        self.main.show(view, cost_changed=with_cost)
+        self.main.show(view, cost_changed=cost_changed)
         forward_view(self.screen_stack, view)  # an open job details screen stays live
         note = self.dashboard.take_history_note()  # the history store locked or unusable: said once
         if note:
@@ -310,12 +314,25 @@ class MltopApp(JobActions, BulkActions, LogActions, RawActions, ScreenActions, A
         self.say(f"refreshing {len(self.loops)} sources now", timeout=2)  # r is never a silent key
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self.refresh_bindings()  # cancel and scale depend on the row under the cursor
+        # Cancel, retry, scale and the Kueue key depend on the row under the cursor. Redrawing the
+        # footer costs more than a cursor move (tens of ms): only when one of them changed.
+        if self._row_keys_now() != getattr(self, "_row_keys", None):
+            self.refresh_bindings()
         if isinstance(event.data_table, PoolsTable):
             self.main.explain_pool(event.data_table.selected)
 
     def on_descendant_focus(self) -> None:
         self.refresh_bindings()
+
+    def refresh_bindings(self) -> None:
+        self._row_keys = self._row_keys_now()  # what the footer now shows of the row-dependent keys
+        super().refresh_bindings()
+
+    def _row_keys_now(self) -> tuple[bool | None, ...]:
+        try:
+            return tuple(self.check_action(action, ()) for action in MUTATING_ACTIONS)
+        except NoMatches:  # before the panels exist, or after they are gone
+            return ()
 
     def action_show_warnings(self) -> None:
         self.main.query_one(WarningsTable).focus()

@@ -22,6 +22,7 @@ from mltop.model import IdleWarning, Pool
 from mltop.report import cost_line
 from mltop.safe_text import inert
 from mltop.tui.command_line import SUGGESTER
+from mltop.widgets.steady import update_if_changed
 from mltop.widgets.infra_tables import NodesTable, PoolsTable, WarningsTable, short_model
 from mltop.widgets.jobs_table import JobsTable
 from mltop.widgets.keyed_table import KeyedTable
@@ -133,8 +134,7 @@ class DashboardScreen(Screen[None]):
         """Draw `view`. The warnings, nodes and pools only change with new data (`cost_changed`);
         the clock's tick redraws the jobs and the source lines."""
         self.view = view
-        reasons = {j.key: short for j in view.jobs if (short := view.waiting_short(j))}
-        self.jobs.sync(list(view.jobs), view.now, view.overdue, reasons=reasons)
+        self.jobs.sync(list(view.jobs), view.now, view.overdue, reasons=view.short_reasons)
         self._jobs_title(view)
         self.query_one(SourceStatus).sync(view.sources, view.now, view.stale_after)
         if cost_changed:
@@ -180,9 +180,9 @@ class DashboardScreen(Screen[None]):
             self.query_one("#pools-panel").display = self._pools_present
             self.relayout()
         nodes_table, pools_table = self.query_one(NodesTable), self.query_one(PoolsTable)
-        nodes_table.idle_costs = {n.key: view.node_idle_cost(n) for n in view.nodes}
+        nodes_table.idle_costs = view.node_idle_costs
         nodes_table.sync(list(view.nodes))
-        pools_table.idle_costs = {p.key: view.pool_idle_cost(p) for p in view.pools}
+        pools_table.idle_costs = view.pool_idle_costs
         pools_table.sync(list(view.pools))
         self.explain_pool(pools_table.selected)
         nodes_panel, pools_panel = self.query_one("#nodes-panel"), self.query_one("#pools-panel")
@@ -227,7 +227,7 @@ class DashboardScreen(Screen[None]):
                 entry[0] += use.allocated
                 entry[1] += use.allocatable
             text += f"  {fmt.SEPARATOR}  " + "  ".join(f"{m} {fmt.gpus(a)}/{fmt.gpus(c)}" for m, (a, c) in sorted(models.items()))
-        self.query_one("#summary", Static).update(Text(inert(text)))  # GPU model names come from node labels
+        update_if_changed(self.query_one("#summary", Static), Text(inert(text)))  # GPU model names come from node labels
 
     # -- focus and the panels' own words ---------------------------------------------------------
 

@@ -58,6 +58,9 @@ class NodesTable(KeyedTable[GpuNode]):
         return {"name": len(short_node_name(node.name)), "pool": len(node.pool or "-"),
                 "model": len(short_model(node.gpu_model))}
 
+    def row_token(self, node: GpuNode) -> object:
+        return (node, self.idle_costs.get(node.key))
+
     def cells(self, node: GpuNode, widths: dict[str, int]) -> tuple[Text, ...]:
         idle = self.idle_costs.get(node.key)
         return (
@@ -97,6 +100,9 @@ class PoolsTable(KeyedTable[Pool]):
 
     def needs(self, pool: Pool) -> dict[str, int]:
         return {"name": len(pool.name)}
+
+    def row_token(self, pool: Pool) -> object:
+        return (pool, self.idle_costs.get(pool.key))
 
     def cells(self, pool: Pool, widths: dict[str, int]) -> tuple[Text, ...]:
         cost = self.idle_costs.get(pool.key)

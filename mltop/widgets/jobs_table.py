@@ -142,6 +142,13 @@ class JobsTable(KeyedTable[Job]):
         mark = Text(fmt.MARK + fmt.clip_middle(record.id, widths["id"] - len(fmt.MARK)), style="bold reverse")
         return tuple(mark if i == at else _bold(c) for i, c in enumerate(cells))
 
+    def row_token(self, record: Job) -> object:
+        assert self.now is not None
+        waited = record.queued_seconds(self.now)  # the TIME column, as coarsely as time_text shows it
+        shown = ("waited", fmt.short_duration(waited)) if waited is not None else \
+            ("ran", fmt.short_duration(record.run_seconds(self.now)))
+        return (record, shown, record.key in self.overdue, self.reasons.get(record.key), record.key in self.marked)
+
     def toggle_mark(self) -> Job | None:
         job = self.selected
         if job is not None:

@@ -80,6 +80,7 @@ class KeyedTable(DataTable, Generic[R]):
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.records: dict[str, R] = {}
         self._cells: dict[str, tuple[Text, ...]] = {}
+        self._tokens: dict[str, object] = {}  # row key -> its row_token when its cells were built
         self._order: list[str] = []
         self.total_width = 80
         self._widths: dict[str, int] = self.widths(80)
@@ -93,12 +94,17 @@ class KeyedTable(DataTable, Generic[R]):
         self.sort_descending = False
         self.total_rows = 0  # before the filter
         self._given: list[R] = []  # the records of the last sync, before filter and sort
+        self.matched = 0  # of those, how many the filter lets through (the rows shown are the first ROW_LIMIT)
 
     # -- for subclasses ---------------------------------------------------------------------
 
     # Columns that share the room the fixed ones leave, by what their values need: key ->
     # (smallest, largest width worth competing for). The first one takes what nobody else needs.
     SHARED: dict[str, tuple[int, int]] = {}
+    # The most rows a table holds. Every row costs memory and time on each refresh, and nobody
+    # scrolls through 5,000 nodes: the order puts what matters first (free GPUs, waiting jobs), the
+    # title says how many more there are, and the filter reaches all of them.
+    ROW_LIMIT = 1000
 
     def widths(self, total: int) -> dict[str, int]:
         shown = self.shown_keys(total)
@@ -131,6 +137,12 @@ class KeyedTable(DataTable, Generic[R]):
     def cells(self, record: R, widths: dict[str, int]) -> tuple[Text, ...]:
         raise NotImplementedError
 
+    def row_token(self, record: R) -> object:
+        """Everything `cells` reads for this record, comparable; None: always rebuild its cells.
+        A row whose token is the same as last time keeps its cells untouched: at thousands of
+        rows, building them again on every tick is most of a refresh."""
+        return None
+
     # -- filter and sort ------------------------------------------------------------------------
 
     def set_filter(self, text: str) -> None:
@@ -158,7 +170,8 @@ class KeyedTable(DataTable, Generic[R]):
         """The rows to show: the filter's, in the chosen order."""
         self._given, self.total_rows = list(records), len(records)
         if not self.query and self.sort_by is None:
-            return list(records)
+            self.matched = len(records)
+            return list(records[:self.ROW_LIMIT])
         rows = [(r, self.fields(r)) for r in records]
         rows = [(r, f) for r, f in rows if self.query.matches(f)]
         if self.sort_by is not None:
@@ -166,14 +179,17 @@ class KeyedTable(DataTable, Generic[R]):
             known = [(r, f) for r, f in rows if sort_value(f.get(column))[0] < 2]
             known.sort(key=lambda rf: sort_value(rf[1].get(column)), reverse=self.sort_descending)
             rows = known + [(r, f) for r, f in rows if sort_value(f.get(column))[0] == 2]  # unknown last
-        return [r for r, _ in rows]
+        self.matched = len(rows)
+        return [r for r, _ in rows[:self.ROW_LIMIT]]
 
     def describe(self) -> str:
         """For the panel's title: the filter and the sort in force."""
         parts = []
         if self.query.text:
             notes = f"; {'; '.join(self.query.notes)}" if self.query.notes else ""
-            parts.append(f"[filter: {self.query.text}, {self.row_count} of {self.total_rows}{notes}]")
+            parts.append(f"[filter: {self.query.text}, {self.matched} of {self.total_rows}{notes}]")
+        if self.matched > self.row_count:
+            parts.append(f"[first {self.row_count:,} of {self.matched:,} shown: / narrows]")
         if self.sort_by is not None:
             title = next((t for k, t, _ in self.COLUMNS if k == self.sort_by), self.sort_by)
             parts.append(f"[sort: {title} {fmt.DOWN if self.sort_descending else fmt.UP}]")
@@ -241,7 +257,7 @@ class KeyedTable(DataTable, Generic[R]):
         records = [self.records[k] for k in self._order]
         selected = self.selected_key
         self.clear(columns=True)
-        self.records, self._cells, self._order = {}, {}, []
+        self.records, self._cells, self._order, self._tokens = {}, {}, [], {}
         self._widths = self.widths(width)
         for key, title, _ in self.columns_shown:
             self.add_column(title, width=self._widths[key], key=key)
@@ -310,8 +326,14 @@ class KeyedTable(DataTable, Generic[R]):
             for key in [k for k in self._order if k not in wanted_set]:
                 self.remove_row(key)
                 del self._cells[key]
+                self._tokens.pop(key, None)
                 del self.records[key]
             for key, record in zip(wanted, records):
+                token = self.row_token(record)
+                if token is not None and key in self._cells and self._tokens.get(key) == token:
+                    self.records[key] = record
+                    continue
+                self._tokens[key] = token
                 cells = list(self.cells(record, self._widths))
                 cells[0] = keyed(cells[0], key)
                 old = self._cells.get(key)

@@ -12,6 +12,7 @@ from mltop import format as fmt
 from mltop.dashboard import SourceLine
 from mltop.model import RayClusterState, SourceHealth
 from mltop.safe_text import inert
+from mltop.widgets.steady import update_if_changed
 
 
 def source_line(
@@ -70,4 +71,4 @@ class SourceStatus(Static):
                                for line in lines)
         text.no_wrap = True
         text.overflow = "ellipsis" if fmt.ELLIPSIS == "…" else "crop"  # Rich draws "…": not on an ASCII terminal
-        self.update(text)
+        update_if_changed(self, text)
