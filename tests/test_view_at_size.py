@@ -1,0 +1,183 @@
+"""The derived view at 5,000 GPU nodes: the same queue, warnings, totals and reasons as a plain
+reference computation, however it was made cheap (memoised prices, per-cluster indexes, costs
+summed once per idle set, an evaluation skipped when nothing changed), and the screen built from it
+off the UI thread, with capped tables that still reach every record through the filter."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import timedelta
+
+from mltop.config import Config
+from mltop.dashboard import COST_REFRESH_SECONDS, Dashboard
+from mltop.jobs import order_jobs
+from mltop.model import GpuNode, JobState, SourceData, SourceHealth
+from mltop.cost.policy import CostPolicy
+from mltop.prices import canonical_model, price_book
+from mltop.refresh import SourceUpdate
+from mltop.registry import wait_models
+from mltop.tui.app import MltopApp
+from mltop.waiting import phrase, scheduler_reasons, insufficient
+from mltop.widgets.infra_tables import NodesTable
+from mltop.widgets.keyed_table import KeyedTable
+from tests.conftest import FIXED_NOW, fixed_clock
+from tests.test_cost_at_size import random_cluster, reference_reason
+
+NOW = FIXED_NOW
+SAID = "0/5000 nodes are available: 4990 Insufficient nvidia.com/gpu, 10 node(s) had untolerated taint {a: b}."
+
+
+def health(ok: bool = True) -> SourceHealth:
+    return SourceHealth("kubernetes", "c", ok, None, 1.0, NOW, NOW)
+
+
+def cluster(pending: int = 200):
+    """5,000 nodes (about one in seven with free GPUs); pods that mostly cannot run anywhere idle:
+    too big for any node, or asking for a GPU no idle node has, besides some that fit."""
+    nodes, jobs = random_cluster(7, count=5000, pending=pending)
+    asks = (("accelerator", "b200"),)
+    jobs = [replace(j, scheduler_message=SAID, gpus=16 if i % 4 == 0 else j.gpus,
+                    placement=asks if i % 4 in (1, 2) else j.placement) for i, j in enumerate(jobs)]
+    return nodes, jobs
+
+
+def dashboard_with(nodes, jobs) -> Dashboard:
+    dash = Dashboard(["kubernetes/c"], prices=price_book(), policy=CostPolicy(waits_on=wait_models()))
+    dash.update(SourceUpdate("kubernetes/c", health(), SourceData(jobs=tuple(jobs), nodes=tuple(nodes))))
+    return dash
+
+
+def plain_price(node: GpuNode) -> float | None:
+    """The node's price asked afresh (no memo): the catalog's per-GPU price of its model."""
+    fresh = price_book()
+    return fresh._price(pool=node.pool, instance_type=node.instance_type, gpu_model=node.gpu_model,
+                        gpus=node.gpus_total, spot=False, zone=node.zone, cluster=None).per_hour
+
+
+def plain_short(job, nodes) -> str | None:
+    """The REASON column as it was computed before: scanning every node of the cluster per pod."""
+    parsed = scheduler_reasons(job.scheduler_message)
+    _, reason = max(parsed[1], key=lambda r: r[0])
+    resource = insufficient(reason)
+    free = [n.gpus_free for n in nodes if n.gpu_resource == resource]
+    if free and max(free) < job.gpus:
+        return f"needs {job.gpus:g} GPU, max free {max(free):g}"
+    return phrase(reason)
+
+
+def test_queue_warnings_totals_and_reasons_at_5000_nodes_match_the_plain_computation():
+    nodes, jobs = cluster()
+    view = dashboard_with(nodes, jobs).view(NOW)
+    # The queue: mltop's order of the same jobs.
+    assert [j.key for j in view.jobs] == [j.key for j in order_jobs(jobs)]
+    # Why each waits (idle-while-waiting), as the per-pod reference says.
+    said = {w.target: w.message for w in view.cost.warnings if w.kind == "idle-while-waiting"}
+    expected = {j.key: m for j in jobs if (m := reference_reason(j, nodes)) is not None}
+    assert said == expected and len(said) > 20
+    # Totals: every node's price, and the price of its free share (capacity = allocatable here: no
+    # unusable GPUs; a NotReady node's free GPUs are idle all the same).
+    prices = {n.key: plain_price(n) for n in nodes}
+    assert all(p is not None for p in prices.values())
+    assert math.isclose(view.cost.burn_rate, sum(prices.values()), rel_tol=1e-9)
+    idle = sum(prices[n.key] * n.gpus_free / n.gpus_total for n in nodes)
+    assert math.isclose(view.cost.idle_rate, idle, rel_tol=1e-9)
+    assert view.cost.node_idle_costs == {n.key: prices[n.key] * n.gpus_free / n.gpus_total for n in nodes}
+    # Each warning's dollars: the sum over the idle GPUs it names, priced afresh.
+    for w in view.cost.warnings:
+        if w.kind == "idle-while-waiting":
+            assert w.cost_per_hour is not None and w.cost_per_hour > 0
+    # The REASON column, indexed once per view, says what scanning every node says.
+    assert view.short_reasons == {j.key: plain_short(j, nodes) for j in jobs}
+    assert canonical_model("NVIDIA-H100-80GB-HBM3") == "H100-80GB"
+
+
+def test_the_same_data_is_not_evaluated_again_until_the_clock_matters():
+    nodes, jobs = cluster(pending=50)
+    dash = dashboard_with(nodes, jobs)
+    first = dash.view(NOW).cost
+    soon = NOW + timedelta(seconds=COST_REFRESH_SECONDS / 2)
+    assert dash.view(soon).cost is first  # same records: the last evaluation stands
+    later = NOW + timedelta(seconds=COST_REFRESH_SECONDS + 1)
+    assert dash.view(later).cost is not first  # the clock alone can cross an idle threshold
+    changed = [replace(nodes[0], gpus_allocated=0.0), *nodes[1:]]
+    dash.update(SourceUpdate("kubernetes/c", health(), SourceData(jobs=tuple(jobs), nodes=tuple(changed))))
+    again = dash.view(later)
+    assert again.cost is not first and again.cost is not None
+    assert again.cost.node_idle_costs[changed[0].key] == plain_price(changed[0])  # all 8 (or 4, 1) now idle
+
+
+class Cluster5000:
+    """A source holding 5,000 GPU nodes, the last of them the only one named `needle`."""
+
+    kind = "kubernetes"
+    name = "c"
+    key = "kubernetes/c"
+
+    def __init__(self) -> None:
+        nodes, _ = random_cluster(3, count=5000, pending=0)
+        self.nodes = [replace(n, gpus_allocated=n.gpus_total) for n in nodes[:-1]]  # none free: ...
+        self.nodes.append(replace(nodes[-1], name="zz-needle", gpus_allocated=nodes[-1].gpus_total))  # ... order by name
+
+    async def fetch(self) -> SourceData:
+        return SourceData(nodes=tuple(self.nodes))
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_5000_node_table_holds_the_first_rows_says_so_and_the_filter_reaches_the_rest():
+    app = MltopApp(Config(), [Cluster5000()], clock=fixed_clock, start_polling=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await app.refresh_now()
+        await pilot.pause()
+        nodes = app.query_one(NodesTable)
+        assert nodes.row_count == KeyedTable.ROW_LIMIT and nodes.total_rows == 5000
+        title = str(app.query_one("#nodes-panel").border_title)
+        assert f"first {KeyedTable.ROW_LIMIT:,} of 5,000 shown" in title
+        assert "zz-needle" not in {n.name for n in nodes.records.values()}  # past the cap: not a row
+        nodes.focus()
+        await pilot.press("slash", *"zz-needle", "enter")
+        assert [n.name for n in nodes.records.values()] == ["zz-needle"]
+        assert "first" not in str(app.query_one("#nodes-panel").border_title)
+        # The view was derived off the UI thread and applied: the summary counts all 5,000 nodes.
+        assert app.main.view is not None and len(app.main.view.nodes) == 5000
+        assert all(j.state is not JobState.PENDING for j in app.main.view.jobs)
+
+
+async def test_a_failing_derivation_is_said_once_and_the_next_one_recovers(monkeypatch):
+    app = MltopApp(Config(), [Cluster5000()], clock=fixed_clock, start_polling=False)
+    said: list[str] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()  # started: its first, empty view is drawn
+        monkeypatch.setattr(app, "say", lambda message, **kw: said.append(message))
+        real = app.dashboard.view
+        monkeypatch.setattr(app.dashboard, "view", lambda *a, **k: 1 / 0)
+        for _ in range(3):
+            await app.refresh_now()
+            await pilot.pause()
+        assert len([s for s in said if "could not work out the screen" in s]) == 1
+        monkeypatch.setattr(app.dashboard, "view", real)
+        await app.refresh_now()
+        await pilot.pause()
+        assert app.main.view is not None and len(app.main.view.nodes) == 5000
+
+
+def test_a_node_is_built_again_only_when_its_record_or_its_pods_change():
+    from mltop.adapters.kube_nodes import GpuNodes, node_facts
+    from mltop.adapters.kube_parse import pod_facts
+    from mltop.demo import kube_objects as k
+
+    build = GpuNodes("c")
+    node = node_facts(k.gke_a100_node("gpu-1", "a100", NOW))
+    pods = [pod_facts(k.pod("train", "ml", gpus=2, node_name="gpu-1", created=NOW))]
+    first = build(node, pods)
+    assert first.gpus_allocated == 2
+    assert build(node, list(pods)) is first  # the same records: the same node
+    more = [*pods, pod_facts(k.pod("eval", "ml", gpus=1, node_name="gpu-1", created=NOW))]
+    assert build(node, more).gpus_allocated == 3  # a pod came
+    assert build(node, pods[:0]).gpus_allocated == 0  # they went
+    relabelled = node_facts(k.gke_a100_node("gpu-1", "other-pool", NOW))
+    assert build(relabelled, []).pool == "other-pool"  # the node's own record changed
+    build.keep_only([])
+    assert build._seen == {}  # a node that is gone is forgotten
