@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from mltop.cost import CostPolicy, CostReport, IdleHistory, evaluate
 from mltop.state_store import StateStore, open_store
 from mltop.cost.spent import gpu_cost_so_far
-from mltop.jobs import StopEvent, StopTracker, order_jobs
+from mltop.jobs import StopEvent, StopTracker, order_jobs, pending_pods
 from mltop import chain, kueue
 from mltop.model import GpuNode, Job, JobState, Pool, QueueUse, RayClusterState, SourceHealth
 from mltop.prices import PriceBook
@@ -231,6 +231,8 @@ class Dashboard:
         self.cost: CostReport | None = None
         self._settled: set[str] = set()
         self._basis: object = None  # what the last cost evaluation saw, and when
+        self._last: tuple[View | None, dict] = (None, {})  # the last view and its parts (_parts), and
+        self._last_data, self._last_jobs = None, []  # the records they were made from
         self._basis_at = datetime.min.replace(tzinfo=timezone.utc)
         # The TUI derives views in a worker thread while its UI thread records updates and stops.
         self._lock, self._stops_lock = threading.Lock(), threading.Lock()
@@ -254,39 +256,52 @@ class Dashboard:
 
     def _view(self, now: datetime, with_cost: bool) -> View:
         updates = self._updates()  # one consistent set: a source may update while this runs (TUI worker)
-        owners = self._owners(updates)
         jobs = [job for u in updates if u.data for job in u.data.jobs]
         with self._stops_lock:
             jobs, events = self.stops.apply(jobs, now, sources=self._settled)
             self._settled = set()
-        chains = chain.link(jobs)  # a KFP run, its RayJob and its Ray job: one row (mltop/chain.py)
-        everything = tuple(order_jobs(jobs, self.finished_limit))
-        ordered = tuple(j for j in everything if j.key not in chains.parents)
-        basis = (tuple((u.key, u.data) for u in updates), everything)
+        data = tuple((u.key, u.data) for u in updates)
+        last, parts = self._last
+        same = last is not None and data == self._last_data and jobs == self._last_jobs
+        parts = parts if same else self._parts(updates, jobs)
+        basis = (data, parts["everything"])
         if with_cost and basis == self._basis and (now - self._basis_at).total_seconds() < COST_REFRESH_SECONDS:
             with_cost = False  # nothing changed: the last evaluation stands (tuples of the same records compare fast)
         if with_cost:
             self._basis, self._basis_at = basis, now
-            snapshot = replace(snapshot_of(updates, now), jobs=everything)
+            snapshot = replace(snapshot_of(updates, now), jobs=parts["everything"])
             if self.store is not None:
                 self.store.load(self.history, now)
             self.cost = evaluate(snapshot, self.prices, self.policy, self.history, now)
             if self.store is not None:
                 self.cost = self._stored(self.cost, now)
+        with self._stops_lock:
+            overdue = frozenset(j.key for j in parts["everything"] if self.stops.is_overdue(j, now))
+        view = View(
+            now=now, sources=tuple(self._lines(updates)), overdue=overdue, cost=self.cost, events=tuple(events),
+            summary=self._summary(parts["kube_nodes"], updates), stale_after=self.stale_after,
+            **{k: parts[k] for k in ("jobs", "nodes", "pools", "owners", "pending_pods", "queues", "chains")})
+        if same and last is not None:  # the same records: what was worked out from them holds (not the clock's)
+            carried = ("_most_free", "short_reasons") + (("node_idle_costs", "pool_idle_costs")
+                                                          if last.cost is self.cost else ())
+            view.__dict__.update({k: last.__dict__[k] for k in carried if k in last.__dict__})
+        self._last, self._last_data, self._last_jobs = (view, parts), data, jobs
+        return view
+
+    def _parts(self, updates: list[SourceUpdate], jobs: list[Job]) -> dict[str, object]:
+        """What a view holds that depends only on the records (not on the clock or the cost)."""
+        chains = chain.link(jobs)  # a KFP run, its RayJob and its Ray job: one row (mltop/chain.py)
+        everything = tuple(order_jobs(jobs, self.finished_limit))
         kube_nodes = [n for u in updates if u.data for n in u.data.nodes]
         # Ray's nodes are shown beside them, but only Kubernetes nodes make the K8s totals (SourceData.ray_nodes).
         nodes = sorted([*kube_nodes, *(n for u in updates if u.data for n in u.data.ray_nodes)],
                        key=lambda n: (-n.gpus_free, n.cluster, n.name))
         pools = sorted((p for u in updates if u.data for p in u.data.pools),
                        key=lambda p: (POOL_ORDER.get(p.kind, 9), p.cluster, p.name))
-        with self._stops_lock:
-            overdue = frozenset(j.key for j in everything if self.stops.is_overdue(j, now))
-        return View(
-            now=now, sources=tuple(self._lines(updates)), jobs=ordered, overdue=overdue,
-            nodes=tuple(nodes), pools=tuple(pools), cost=self.cost, summary=self._summary(kube_nodes, updates),
-            events=tuple(events), stale_after=self.stale_after, owners=owners, pending_pods=pending_pods(everything),
-            queues=tuple(q for u in updates if u.data for q in u.data.queues), chains=chains,
-        )
+        return dict(
+            everything=everything, kube_nodes=kube_nodes, chains=chains, owners=self._owners(updates),
+            jobs=tuple(j for j in everything if j.key not in chains.parents), nodes=tuple(nodes), pools=tuple(pools),
+            pending_pods=pending_pods(everything), queues=tuple(q for u in updates if u.data for q in u.data.queues))
 
     def _stored(self, cost: CostReport, now: datetime) -> CostReport:
         """Write this evaluation to the store; "wasted today" becomes today's, all processes together."""
@@ -366,16 +381,6 @@ class Dashboard:
             gpus_allocatable=sum(n.gpus_allocatable for n in nodes),
             by_model=tuple(ModelUse(m, a, c) for m, (a, c) in by_model.items()),
         )
-
-
-def pending_pods(jobs: Iterable[Job]) -> dict[str, tuple[Job, ...]]:
-    """Pending pods by pod name (a KFP step names its pod without a namespace or cluster)."""
-    out: dict[str, tuple[Job, ...]] = {}
-    for job in jobs:
-        if job.kind == "Pod" and job.state is JobState.PENDING:
-            name = job.id.rsplit("/", 1)[-1]
-            out[name] = (*out.get(name, ()), job)
-    return out
 
 
 def dashboard_for(sources: Sequence[object], config: object) -> Dashboard:

@@ -132,3 +132,13 @@ class StopTracker:
     def is_overdue(self, job: Job, now: datetime) -> bool:
         req = self._requests.get(job.key)
         return req is not None and (now - req.requested_at).total_seconds() >= self.patience_seconds
+
+
+def pending_pods(jobs: Iterable[Job]) -> dict[str, tuple[Job, ...]]:
+    """Pending pods by pod name (a KFP step names its pod without a namespace or cluster)."""
+    out: dict[str, tuple[Job, ...]] = {}
+    for job in jobs:
+        if job.kind == "Pod" and job.state is JobState.PENDING:
+            name = job.id.rsplit("/", 1)[-1]
+            out[name] = (*out.get(name, ()), job)
+    return out

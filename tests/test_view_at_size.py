@@ -5,6 +5,7 @@ off the UI thread, with capped tables that still reach every record through the 
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import replace
 from datetime import timedelta
@@ -181,3 +182,28 @@ def test_a_node_is_built_again_only_when_its_record_or_its_pods_change():
     assert build(relabelled, []).pool == "other-pool"  # the node's own record changed
     build.keep_only([])
     assert build._seen == {}  # a node that is gone is forgotten
+
+
+async def test_a_poll_with_no_watch_event_hands_back_the_same_records_and_an_event_shows_at_once(tmp_path):
+    from mltop.demo import kube_objects as k
+    from tests.kube_helpers import start_fake_cluster
+
+    fake = start_fake_cluster(tmp_path)
+    source = fake.source()
+    try:
+        first = await source.fetch()
+        second = await source.fetch()
+        assert second.nodes and all(a is b for a, b in zip(first.nodes, second.nodes))  # nothing rebuilt
+        node = first.nodes[0]
+        fake.call(lambda: fake.store.put(k.pod("late", "ml", gpus=1, node_name=node.name, created=NOW)))
+        for _ in range(100):  # the watch delivers a moment later: poll until it has
+            data = await source.fetch()
+            now_node = next(n for n in data.nodes if n.key == node.key)
+            if now_node.gpus_allocated != node.gpus_allocated:
+                break
+            await asyncio.sleep(0.05)
+        assert now_node.gpus_allocated == node.gpus_allocated + 1
+        assert any(p.name == "late" for p in now_node.pods)
+    finally:
+        await source.aclose()
+        fake.server.stop()

@@ -32,13 +32,12 @@ from mltop.adapters.kube_rayjobs import RayJobs
 from mltop.adapters.kube_dra_source import DraReader
 from mltop.adapters.kube_target import KubeTarget
 from mltop.adapters.values import Skips
-from mltop.adapters.kube_pools import machine_deployment, node_pools, worker_groups
-from mltop.adapters.kube_nodes import GpuNodes
+from mltop.adapters.kube_pools import machine_deployment, worker_groups
+from mltop.adapters.kube_records import ClusterRecords
 from mltop.adapters.kube_parse import (
     KIND,
     NO_MAX,
     Unreadable,
-    pending_job,
     pod_facts,
 )
 from mltop.errors import BadResponse, Conflict, OutcomeUnknown, SourceError, Unreachable
@@ -94,7 +93,7 @@ class KubeSource:
         self.pods = WatchCache(f"{self.name}: pods", core.list_pod_for_all_namespaces, pod_facts, watch=watch)
         self.events = SchedulerEvents(core.list_event_for_all_namespaces, f"{self.name}: events")
         self._access: dict[tuple[str, ...], tuple[bool, float]] = {}
-        self._gpu_node = GpuNodes(self.name)  # built again only for nodes whose record or pods changed
+        self._records = ClusterRecords(self.name)  # rebuilt only when a watch cache changed (kube_records.py)
         self.kueue = KueueReader(self._api, self._custom, self.name, self.allowed, watch=watch)  # kube_kueue.py
         self.rayjobs = RayJobs(self._custom, self.name, self._list_custom, self.allowed)  # kube_rayjobs.py
 
@@ -128,17 +127,10 @@ class KubeSource:
         for cache in caches:
             if cache.error is not None:  # the watch is failing: what we hold is getting old
                 raise cache.error
+        versions = self._records.versions((self.nodes, self.pods, self.dra.slices, self.dra.claims))
         pods = self.pods.snapshot()
-        by_node: dict[str, list[Any]] = {}
-        for pod in pods:
-            if pod.node_name:
-                by_node.setdefault(pod.node_name, []).append(pod)
         dra, dra_skips = self.dra.view(self.sync_timeout, pods)  # nothing, without DRA
-        facts = [f for f in sorted(self.nodes.snapshot(), key=lambda f: f.name) if dra.shows(f)]
-        gpu_nodes = [dra.node(self._gpu_node(f, by_node.get(f.name, [])), f) for f in facts]
-        self._gpu_node.keep_only(f.name for f in facts)
-        jobs = tuple(job for pod in pods
-                     if (job := pending_job(pod, self.name) or dra.waiting_job(pod, self.name)) is not None)
+        facts, gpu_nodes, jobs, pools = self._records(versions, self.nodes, pods, dra)
         said = self.events.messages({job.id: job.submitted_at for job in jobs})  # the scheduler's own words
         jobs = tuple(replace(job, scheduler_message=said[job.id]) if job.id in said else job for job in jobs)
         # Objects that cannot be read are left out and counted; the rest of the cluster still shows.
@@ -146,9 +138,6 @@ class KubeSource:
         rayclusters = self._list_custom(RAY_GROUP, RAY_VERSION, RAY_PLURAL)
         jobs += self.rayjobs.rows(rayclusters, skips)  # KubeRay RayJobs, before Kueue attaches its queue facts
         jobs, queues, queue_skips = self.kueue.collect(jobs, self.sync_timeout)  # none without Kueue
-        # Nodes a MachineDeployment owns are its pool, not a cloud node pool's.
-        pools: list[Pool] = node_pools([(f, n) for f, n in zip(facts, gpu_nodes) if not n.machine_deployment],
-                                       self.name)
         for rc in rayclusters:
             try:
                 pools.extend(worker_groups(rc, pods, self.name, skips))

@@ -95,6 +95,7 @@ class WatchCache(Generic[R]):
         self.resource_version: str | None = None
         self.error: SourceError | None = None  # the last failure; None while healthy
         self.lists = 0  # how many times the resource was (re-)listed
+        self.version = 0  # goes up whenever the records may have changed: readers skip work when it did not
         self.watches = 0  # how many watch requests were made
 
     # -- reader side ------------------------------------------------------------------------
@@ -201,6 +202,7 @@ class WatchCache(Generic[R]):
         with self._lock:
             self._records = fresh
             self._unreadable = unreadable
+            self.version += 1
         self.resource_version = _version(body) or version
         self.lists += 1
         self.error = None
@@ -281,6 +283,7 @@ class WatchCache(Generic[R]):
                 self._records.pop(key, None)  # deleted, unreadable, or no longer worth keeping
             else:
                 self._records[key] = record
+            self.version += 1
         if version:
             self.resource_version = version
         self.error = None

@@ -81,6 +81,7 @@ class KeyedTable(DataTable, Generic[R]):
         self.records: dict[str, R] = {}
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._tokens: dict[str, object] = {}  # row key -> its row_token when its cells were built
+        self._measured: dict[str, tuple[object, dict[str, int]]] = {}  # row key -> (token, needs)
         self._order: list[str] = []
         self.total_width = 80
         self._widths: dict[str, int] = self.widths(80)
@@ -304,7 +305,7 @@ class KeyedTable(DataTable, Generic[R]):
         if self.SHARED and not self._relaying:
             needs: dict[str, int] = {}
             for record in records:
-                for key, width in self.needs(record).items():
+                for key, width in self._needs_of(record).items():
                     needs[key] = max(needs.get(key, 0), width)
             if needs != self._needs:
                 self._needs = needs
@@ -317,11 +318,28 @@ class KeyedTable(DataTable, Generic[R]):
         finally:
             self._syncing = False
 
+    def _needs_of(self, record: R) -> dict[str, int]:
+        """`needs`, remembered while the row's token stays the same (re-measuring 1,000 rows on every
+        tick is most of a quiet refresh)."""
+        token = self.row_token(record)
+        if token is None:
+            return self.needs(record)
+        key = self.key_of(record)
+        seen = self._measured.get(key)
+        if seen is None or seen[0] != token:
+            seen = self._measured[key] = (token, self.needs(record))
+        return seen[1]
+
     def _apply(self, records: Sequence[R], selected: str | None, pin: bool) -> None:
         old_index = self.cursor_row
         wanted = [self.key_of(r) for r in records]
         wanted_set = set(wanted)
         first_column = self.columns_shown[0][0]
+        # The rows' order after the removals and additions below (add_row appends), without asking
+        # the DataTable row by row.
+        order = [k for k in self._order if k in wanted_set]
+        if len(self._measured) > 2 * max(len(wanted), 100):
+            self._measured = {k: v for k, v in self._measured.items() if k in wanted_set}
         with self.app.batch_update():
             for key in [k for k in self._order if k not in wanted_set]:
                 self.remove_row(key)
@@ -339,13 +357,14 @@ class KeyedTable(DataTable, Generic[R]):
                 old = self._cells.get(key)
                 if old is None:
                     self.add_row(*cells, key=key)
+                    order.append(key)
                 else:
                     for (col_key, _, _), new, before in zip(self.columns_shown, cells, old):
                         if new != before or new.style != before.style:
                             self.update_cell(key, col_key, new)
                 self._cells[key] = tuple(cells)
                 self.records[key] = record
-            if wanted != self._current_order():
+            if wanted != order:
                 rank = {key: i for i, key in enumerate(wanted)}
                 self.sort(first_column, key=lambda cell: rank[cell.row_key])
             self._order = wanted
@@ -355,5 +374,3 @@ class KeyedTable(DataTable, Generic[R]):
                 row = min(max(old_index, 0), len(wanted) - 1) if pin else 0
                 self.move_cursor(row=row, animate=False)
 
-    def _current_order(self) -> list[str]:
-        return [self.coordinate_to_cell_key((i, 0)).row_key.value for i in range(self.row_count)]
