@@ -225,23 +225,21 @@ class Dashboard:
         self.store = store  # history that survives restarts (mltop/state_store.py); None: this process only
         self.history_note: str | None = None  # a line about the store not yet said (take_history_note)
         self._stored_waste = 0.0
-        self.prices, self.policy = prices, policy
-        self.finished_limit = finished_limit
+        self.prices, self.policy, self.finished_limit = prices, policy, finished_limit
         self.stale_after = max(10.0, 3 * refresh)
         self.cost: CostReport | None = None
         self._settled: set[str] = set()
         self._basis: object = None  # what the last cost evaluation saw, and when
+        self._basis_at = datetime.min.replace(tzinfo=timezone.utc)
         self._last: tuple[View | None, dict] = (None, {})  # the last view and its parts (_parts), and
         self._last_data, self._last_jobs = None, []  # the records they were made from
-        self._basis_at = datetime.min.replace(tzinfo=timezone.utc)
-        # The TUI derives views in a worker thread while its UI thread records updates and stops.
-        self._lock, self._stops_lock = threading.Lock(), threading.Lock()
+        self._lock, self._stops_lock = threading.Lock(), threading.Lock()  # views derive in a thread (TUI)
 
     def update(self, update: SourceUpdate) -> None:
-        """A source's newest poll. A good one settles that source's stop requests."""
-        self.updates[update.key] = update
-        if update.health.ok:
-            with self._stops_lock:
+        """A source's newest poll. A good one settles that source's stop requests (against this data)."""
+        with self._stops_lock:
+            self.updates[update.key] = update
+            if update.health.ok:
                 self._settled.add(update.key)
 
     def stop_requested(self, job: Job, at: datetime, source_key: str) -> None:
@@ -255,11 +253,11 @@ class Dashboard:
             return self._view(now, with_cost)
 
     def _view(self, now: datetime, with_cost: bool) -> View:
-        updates = self._updates()  # one consistent set: a source may update while this runs (TUI worker)
+        with self._stops_lock:  # one consistent set: a source may update while this runs (TUI worker)
+            updates, settled, self._settled = self._updates(), self._settled, set()
         jobs = [job for u in updates if u.data for job in u.data.jobs]
         with self._stops_lock:
-            jobs, events = self.stops.apply(jobs, now, sources=self._settled)
-            self._settled = set()
+            jobs, events = self.stops.apply(jobs, now, sources=settled)
         data = tuple((u.key, u.data) for u in updates)
         last, parts = self._last
         same = last is not None and data == self._last_data and jobs == self._last_jobs
@@ -309,12 +307,14 @@ class Dashboard:
         total = self.store.sync(self.history, now)
         if total is not None:
             self._stored_waste = total
-        self.history_note = self.store.take_problem() or self.history_note
+        with self._stops_lock:  # take_history_note reads it on the UI thread
+            self.history_note = self.store.take_problem() or self.history_note
         return replace(cost, wasted_today=max(self._stored_waste, self.history.wasted_today))
 
     def take_history_note(self) -> str | None:
         """One line about the history store (locked, unusable), once; None when all is well."""
-        note, self.history_note = self.history_note, None
+        with self._stops_lock:  # the derivation thread may be setting one
+            note, self.history_note = self.history_note, None
         return note
 
     def close(self, wait: float = 1.0) -> None:

@@ -58,7 +58,7 @@ class PriceBook:
     currency: str = "$"
     # Answers by their question: 5,000 nodes are a few dozen kinds of node, and matching the catalog
     # by GPU model scans every instance type (bounded: cleared when it grows past MEMO_LIMIT).
-    _memo: dict = field(default_factory=dict, compare=False, repr=False)
+    _memo: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def price(self, **question) -> Price:
         """The node's price (see `_price`), remembered: the same question always has the same answer."""

@@ -137,6 +137,9 @@ async def test_a_5000_node_table_holds_the_first_rows_says_so_and_the_filter_rea
         title = str(app.query_one("#nodes-panel").border_title)
         assert f"first {KeyedTable.ROW_LIMIT:,} of 5,000 shown" in title
         assert "zz-needle" not in {n.name for n in nodes.records.values()}  # past the cap: not a row
+        needle = next(n.key for n in app.main.view.nodes if n.name == "zz-needle")
+        assert nodes.select_key(needle) and nodes.selected.name == "zz-needle"  # "go to" reaches past the cap
+        assert nodes.row_count == KeyedTable.ROW_LIMIT + 1
         nodes.focus()
         await pilot.press("slash", *"zz-needle", "enter")
         assert [n.name for n in nodes.records.values()] == ["zz-needle"]

@@ -11,6 +11,7 @@ objects as before is not rebuilt either (kube_nodes.GpuNodes).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from mltop.adapters.kube_nodes import GpuNodes
@@ -23,6 +24,7 @@ class ClusterRecords:
     def __init__(self, cluster: str) -> None:
         self.cluster = cluster
         self._gpu_node = GpuNodes(cluster)
+        self._lock = threading.Lock()
         self._versions: tuple[tuple[int, int], ...] | None = None
         self._last: tuple[list[Any], list[GpuNode], tuple[Job, ...], tuple[Pool, ...]] | None = None
 
@@ -37,10 +39,11 @@ class ClusterRecords:
         """(node records shown, their GpuNodes, pending jobs, node pools) for the caches' contents;
         `versions` of every cache these depend on (nodes, pods, DRA's). The pools come back as a
         new list, which the caller may extend."""
-        if versions != self._versions or self._last is None:
-            self._last = self._build(nodes_cache.snapshot(), pods, dra)
-            self._versions = versions
-        facts, nodes, jobs, pools = self._last
+        with self._lock:  # a poll abandoned at its deadline may still be running in its thread
+            if versions != self._versions or self._last is None:
+                self._last = self._build(nodes_cache.snapshot(), pods, dra)
+                self._versions = versions
+            facts, nodes, jobs, pools = self._last
         return facts, nodes, jobs, list(pools)
 
     def _build(self, node_records: list[Any], pods: list[Any], dra: Any) -> tuple[list[Any], list[GpuNode], tuple[Job, ...], tuple[Pool, ...]]:

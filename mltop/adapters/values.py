@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import math
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -104,15 +105,27 @@ class Skips:
             self.reason = first_line(reason, 120)
 
 
+_gc_lock = threading.Lock()
+_gc_pausers = 0  # how many gc_paused blocks are running now, in any thread
+_gc_was_on = True
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """No garbage collection while a large answer is turned into objects: the collector would run
     every few hundred allocations and scan them all again (30% of decoding Ray's 8 MiB job list).
-    Nothing made here is a reference cycle; collection resumes, and catches up, right after."""
-    was = gc.isenabled()
-    gc.disable()
+    Collection resumes, and catches up, when the last block running in any thread ends (a count,
+    so two sources decoding at once never leave it off)."""
+    global _gc_pausers, _gc_was_on
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_on = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
     try:
         yield
     finally:
-        if was:
-            gc.enable()
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_on:
+                gc.enable()

@@ -69,7 +69,7 @@ class CostContext:
     idle: Mapping[str, IdleGpus]  # every GPU idle now, each in one group (see CostReport)
     ray_free: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # Ray cluster -> its idle group keys
     ray_hosts: frozenset[str] = frozenset()  # hostnames of live Ray nodes (KubeRay: their pod names)
-    _memo: dict = field(default_factory=dict, compare=False, repr=False)  # cost_of's answers, this evaluation
+    _memo: dict = field(default_factory=dict, init=False, compare=False, repr=False)  # cost_of's answers
 
     def idle_long_enough(self, key: str) -> tuple[datetime, bool] | None:
         """(since, lower bound) when `key` has been idle for the policy's threshold."""

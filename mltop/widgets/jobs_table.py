@@ -142,6 +142,9 @@ class JobsTable(KeyedTable[Job]):
         mark = Text(fmt.MARK + fmt.clip_middle(record.id, widths["id"] - len(fmt.MARK)), style="bold reverse")
         return tuple(mark if i == at else _bold(c) for i, c in enumerate(cells))
 
+    def pinned(self) -> set[str]:
+        return super().pinned() | self.marked  # a marked job stays a row, so the action reaches it
+
     def row_token(self, record: Job) -> object:
         assert self.now is not None
         waited = record.queued_seconds(self.now)  # the TIME column, as coarsely as time_text shows it

@@ -96,6 +96,7 @@ class KeyedTable(DataTable, Generic[R]):
         self.total_rows = 0  # before the filter
         self._given: list[R] = []  # the records of the last sync, before filter and sort
         self.matched = 0  # of those, how many the filter lets through (the rows shown are the first ROW_LIMIT)
+        self._pinned: set[str] = set()  # keys shown even past ROW_LIMIT (`_capped`)
 
     # -- for subclasses ---------------------------------------------------------------------
 
@@ -172,7 +173,7 @@ class KeyedTable(DataTable, Generic[R]):
         self._given, self.total_rows = list(records), len(records)
         if not self.query and self.sort_by is None:
             self.matched = len(records)
-            return list(records[:self.ROW_LIMIT])
+            return self._capped(list(records))
         rows = [(r, self.fields(r)) for r in records]
         rows = [(r, f) for r, f in rows if self.query.matches(f)]
         if self.sort_by is not None:
@@ -181,7 +182,18 @@ class KeyedTable(DataTable, Generic[R]):
             known.sort(key=lambda rf: sort_value(rf[1].get(column)), reverse=self.sort_descending)
             rows = known + [(r, f) for r, f in rows if sort_value(f.get(column))[0] == 2]  # unknown last
         self.matched = len(rows)
-        return [r for r, _ in rows[:self.ROW_LIMIT]]
+        return self._capped([r for r, _ in rows])
+
+    def _capped(self, rows: list[R]) -> list[R]:
+        """The first ROW_LIMIT rows, and after them any pinned row past the limit: a record gone to
+        from elsewhere (`select_key`) or marked for an action stays a row, whatever its place."""
+        if len(rows) <= self.ROW_LIMIT:
+            return rows
+        pinned = self.pinned()
+        return rows[:self.ROW_LIMIT] + [r for r in rows[self.ROW_LIMIT:] if self.key_of(r) in pinned]
+
+    def pinned(self) -> set[str]:
+        return self._pinned
 
     def describe(self) -> str:
         """For the panel's title: the filter and the sort in force."""
@@ -285,8 +297,13 @@ class KeyedTable(DataTable, Generic[R]):
         return self.records.get(key) if key else None
 
     def select_key(self, key: str) -> bool:
-        if key not in self.records:
-            return False
+        if key not in self.records:  # past the row limit, maybe: pinned, it becomes a row
+            if not any(self.key_of(r) == key for r in self._given):
+                return False
+            self._pinned = {key}
+            self.resync()
+            if key not in self.records:
+                return False  # the filter hides it
         self.touched = True
         self.move_cursor(row=self.get_row_index(key), animate=False)
         return True
