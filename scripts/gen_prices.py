@@ -2,9 +2,9 @@
 
 Keeps every GPU instance type of each cloud's `catalogs/v8/<cloud>/vms.csv`: its GPU model and count, and
 per region its on-demand price and its spot price (the median over the region's availability zones;
-zones never differ in on-demand price). Rows without a GPU (CPU machines, TPUs, Inferentia, Trainium)
-are left out, and so are rows with no price at all. Nothing is filled in: a region the catalog gives
-no on-demand price for has none here either.
+zones never differ in on-demand price). Rows without a GPU (CPU machines, TPUs, Inferentia, Trainium, Gaudi,
+FPGAs) are left out, and so are rows with no price at all. Nothing is filled in: a region the catalog
+gives no on-demand price for has none here either.
 
 Run from a local copy of the catalog repository (a git directory: commit and date are read from it)
 or from a folder of `<cloud>/vms.csv` files (then say which commit and date they are):
@@ -12,8 +12,18 @@ or from a folder of `<cloud>/vms.csv` files (then say which commit and date they
     python scripts/gen_prices.py --git-dir /path/to/skypilot-catalog.git
     python scripts/gen_prices.py --catalog DIR --commit SHA --date 2026-11-30 [--commit lambda=SHA ...]
 
-GCP's catalog prices the accelerators of its GPU machine families (a2, a3, g2) on rows of their own,
-apart from the host machine; the host rows carry no GPU and are left out here (see the README).
+GCP's catalog prices a GPU machine in two parts: the host row (a2-highgpu-1g, g2-standard-8, ...: no
+AcceleratorName) prices the machine without its GPUs, and accelerator rows (empty InstanceType,
+AcceleratorName A100 / A100-80GB / H100 / H100-MEGA / H200 / B200 / L4, AcceleratorCount n) price n GPUs.
+The rule applied here, as SkyPilot's own gcp_catalog.py does: an instance type of a GPU family
+(GCP_FAMILIES: a2-highgpu/megagpu -> A100, a2-ultragpu -> A100-80GB, a3-highgpu/edgegpu -> H100,
+a3-megagpu -> H100-MEGA, a3-ultragpu -> H200, a4-highgpu -> B200, each "-<n>g" GPUs; g2-standard-N ->
+L4, G2_GPUS) costs its host row plus the accelerator row of its GPU and count in the same zone, for
+on-demand and spot alike (spot only when both parts have one). A host row with no matching accelerator
+row is left out. a4 host rows are listed at 0.0: the catalog puts a4's whole price on its B200 rows.
+GPUs that GKE attaches to general-purpose n1 machines (GPU_ONLY: T4, V100, P100, P4) have no host of
+their own: they are kept as "<GPU> x<n> (GPU only)" entries with "gpu_only": true, the price of the
+GPUs alone, so a node of n1 + T4 is priced by its GPU model (the host's share is not included).
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import argparse
 import csv
 import io
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -31,8 +42,13 @@ from pathlib import Path
 CLOUDS = ("aws", "azure", "gcp", "lambda", "nebius", "oci", "runpod", "fluidstack", "paperspace", "cudo",
           "vast", "hyperbolic", "do", "shadeform", "verda")
 VERSION = "v8"
-NOT_GPUS = ("TPU", "INFERENTIA", "TRAINIUM", "GAUDI")
+NOT_GPUS = ("TPU", "INFERENTIA", "TRAINIUM", "GAUDI", "VIRTEX")  # Virtex: AWS f1/f2 FPGAs
 OUT = Path(__file__).resolve().parent.parent / "mltop" / "data" / "gpu_catalog.json"
+# GCP: instance type prefix -> the accelerator its GPUs are priced as (count: the type's "-<n>g").
+GCP_FAMILIES = {"a2-highgpu-": "A100", "a2-megagpu-": "A100", "a2-ultragpu-": "A100-80GB", "a3-highgpu-": "H100",
+                "a3-edgegpu-": "H100", "a3-megagpu-": "H100-MEGA", "a3-ultragpu-": "H200", "a4-highgpu-": "B200"}
+G2_GPUS = {"4": 1, "8": 1, "12": 1, "16": 1, "32": 1, "24": 2, "48": 4, "96": 8}  # g2-standard-N -> L4 GPUs
+GPU_ONLY = ("T4", "V100", "P100", "P4")  # attached to n1 hosts on GCP: priced per GPU, host not included
 
 
 def _price(text: str | None) -> float | None:
@@ -54,14 +70,52 @@ def gpu_rows(text: str) -> Iterable[dict[str, str]]:
             yield row
 
 
-def cloud_table(text: str) -> dict[str, dict]:
+def gcp_gpus(itype: str) -> tuple[str, int] | None:
+    """The accelerator a GCP instance type's GPUs are priced as, and how many: ("A100", 1) for a2-highgpu-1g."""
+    if itype.startswith("g2-standard-"):
+        count = G2_GPUS.get(itype.removeprefix("g2-standard-"))
+        return ("L4", count) if count else None
+    for prefix, name in GCP_FAMILIES.items():
+        if itype.startswith(prefix) and (m := re.match(r"(\d+)g\b", itype.removeprefix(prefix))):
+            return name, int(m.group(1))
+    return None
+
+
+def _sum(host: str | None, gpus: str | None) -> str | None:
+    """Host + accelerator price, or None when either part has none (a 0.0 host counts: a4 is priced on its GPUs)."""
+    try:
+        total = float(host or "nan") + float(gpus or "nan")
+    except ValueError:
+        return None
+    return None if total != total or not float(gpus or 0) > 0 else str(round(total, 6))
+
+
+def gcp_rows(text: str) -> Iterable[dict[str, str]]:
+    """GCP's rows joined (see the module docstring): GPU-family hosts priced with their accelerators, and
+    the GPU-only accelerators of n1 machines as "<GPU> x<n> (GPU only)" rows."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    accel = {(r["AcceleratorName"], int(float(r["AcceleratorCount"] or 0)), r["AvailabilityZone"]): r
+             for r in rows if not r.get("InstanceType") and _is_gpu(r.get("AcceleratorName") or "")}
+    for row in rows:
+        itype, found = row.get("InstanceType"), None
+        if itype and (gpus := gcp_gpus(itype)) and (found := accel.get((*gpus, row["AvailabilityZone"]))):
+            yield {**row, "AcceleratorName": gpus[0], "AcceleratorCount": str(gpus[1]),
+                   "Price": _sum(row.get("Price"), found.get("Price")),
+                   "SpotPrice": _sum(row.get("SpotPrice"), found.get("SpotPrice"))}
+    for (name, count, _), row in accel.items():
+        if name in GPU_ONLY and row.get("Region"):
+            yield {**row, "InstanceType": f"{name} x{count} (GPU only)", "gpu_only": "1"}
+
+
+def cloud_table(text: str, cloud: str = "") -> dict[str, dict]:
     """instance type -> {"gpu", "gpus", "regions": {region: [on-demand or None, spot or None]}}."""
     seen: dict[str, dict] = {}
     prices: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
-    for row in gpu_rows(text):
+    for row in gcp_rows(text) if cloud == "gcp" else gpu_rows(text):
         itype = row["InstanceType"]
         gpus = float(row.get("AcceleratorCount") or 0)
-        seen.setdefault(itype, {"gpu": row["AcceleratorName"], "gpus": int(gpus) if gpus.is_integer() else gpus})
+        seen.setdefault(itype, {"gpu": row["AcceleratorName"], "gpus": int(gpus) if gpus.is_integer() else gpus,
+                                **({"gpu_only": True} if row.get("gpu_only") else {})})
         on_demand, spot = prices.setdefault((itype, row["Region"]), ([], []))
         if (p := _price(row.get("Price"))) is not None:
             on_demand.append(p)
@@ -100,7 +154,7 @@ def from_folder(folder: str, clouds: Iterable[str]) -> dict[str, str]:
 
 def build(texts: dict[str, str], commit: str, date: str, commits: dict[str, str] | None = None) -> dict:
     """`commit`: the catalog's commit; `commits`: a cloud's file taken from another commit, when so."""
-    clouds = {cloud: table for cloud, text in sorted(texts.items()) if (table := cloud_table(text))}
+    clouds = {cloud: table for cloud, text in sorted(texts.items()) if (table := cloud_table(text, cloud))}
     return {
         "source": "skypilot-catalog",
         "url": "https://github.com/skypilot-org/skypilot-catalog",

@@ -62,7 +62,9 @@ def test_price_matching_order_user_pool_instance_model_then_table():
     assert listed("p5.4xlarge")[1] is None  # the catalog has no spot price there: the discount applies
     assert table.price(pool=None, **no_spot_price, spot=True).per_hour == pytest.approx(listed("p5.4xlarge")[0] * 0.4)
     by_model = table.price(pool=None, instance_type="unknown.type", gpu_model="NVIDIA-L4", gpus=2)
-    assert by_model.per_hour == pytest.approx(2 * listed("g6.16xlarge")[0]) and by_model.source == "catalog: per-GPU model"
+    # The lowest per-GPU L4 price in the default regions: GCP's g2-standard-4 (host + one L4) in us-central1.
+    assert by_model.per_hour == pytest.approx(2 * gcp("g2-standard-4")[0])
+    assert by_model.source == "catalog: per-GPU model"
     unknown = table.price(pool=None, instance_type="weird", gpu_model="FooGPU", gpus=1)
     assert unknown.per_hour is None and "no known price" in unknown.basis
     assert canonical_model("NVIDIA-A100-SXM4-80GB") == "A100-80GB" and canonical_model("nvidia-tesla-a100") == "A100"
@@ -121,9 +123,10 @@ def test_shared_and_mig_nodes_cost_their_idle_share():
     report = evaluate(snap([t4, mig]), BOOK, POLICY, IdleHistory(), NOW)
     by_name = {w.target_name: w for w in report.warnings}
     assert by_name["t4"].idle_gpus == pytest.approx(0.25)
-    assert by_name["t4"].cost_per_hour == pytest.approx(0.526 * 0.25)
+    # GKE n1 + T4: priced by GPU model, GCP's T4 accelerator alone (the n1 host is not in the table).
+    assert by_name["t4"].cost_per_hour == pytest.approx(gcp("T4 x1 (GPU only)")[0] * 0.25)
     assert by_name["mig"].idle_gpus == pytest.approx(5 / 7)
-    assert by_name["mig"].cost_per_hour == pytest.approx(A100_GPU * 5 / 7)
+    assert by_name["mig"].cost_per_hour == pytest.approx(gcp("a2-highgpu-1g")[0] * 5 / 7)  # by its instance type
 
 
 def test_ray_cluster_holding_gpus_no_task_uses():
@@ -232,13 +235,19 @@ def test_waste_before_start_is_counted_once_whichever_source_answers_first():
 
 # -- one definition of idle $/h ------------------------------------------------------------------
 
-def listed(instance_type: str, region: str = "us-east-1") -> list:
-    """[on-demand, spot] of an AWS instance type in the shipped catalog (so a refresh moves no test)."""
-    return shipped_catalog().clouds["aws"][instance_type]["regions"][region]
+def listed(instance_type: str, region: str = "us-east-1", cloud: str = "aws") -> list:
+    """[on-demand, spot] of an instance type in the shipped catalog (so a refresh moves no test)."""
+    return shipped_catalog().clouds[cloud][instance_type]["regions"][region]
+
+
+def gcp(instance_type: str) -> list:
+    return listed(instance_type, "us-central1", "gcp")
 
 
 H100_NODE = listed("p5.48xlarge")[0]  # 8 GPUs
-A100_GPU = listed("p4de.24xlarge")[0] / 8  # per GPU: the lowest per-GPU price of an A100-80GB there
+# Per GPU: the lowest per-GPU price of an A100-80GB in each cloud's default region (today Lambda's
+# gpu_8x_a100_80gb_sxm4 / 8 in us-east-1, below GCP's a2-ultragpu-1g and AWS's p4de.24xlarge / 8).
+A100_GPU = shipped_catalog().per_gpu("A100-80GB", canonical_model, {})[0]
 
 
 def test_a_waiting_job_and_the_idle_node_it_cannot_use_count_those_gpus_once():
