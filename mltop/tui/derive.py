@@ -74,7 +74,8 @@ class Deriving:
     def on_view_ready(self, message: ViewReady) -> None:
         self._deriving = False
         if message.view is not None and self.screen_stack and self.main.is_mounted:  # type: ignore[attr-defined]
-            self._show(message.view, cost_changed=message.cost_changed)  # type: ignore[attr-defined]
+            self._show(message.view, cost_changed=message.cost_changed and self._news(message.view))  # type: ignore
+            self._shown = message.view
         elif message.error and not self._failed_said:
             self._failed_said = True
             self.say(f"mltop could not work out the screen: {message.error}", severity="error")  # type: ignore
@@ -84,6 +85,14 @@ class Deriving:
             self._start_derivation()
         else:
             self._derived_event().set()
+
+    def _news(self, view: View) -> bool:
+        """Whether the warnings, nodes and pools differ from those on screen. The Dashboard hands back
+        the very same cost report and tuples while the records are the same (a quiet cluster):
+        then the three panels need no diff at all, only the jobs and the source lines (ages)."""
+        shown: View | None = getattr(self, "_shown", None)
+        return shown is None or not (view.cost is shown.cost and view.nodes is shown.nodes
+                                     and view.pools is shown.pools)
 
     def _derived_event(self) -> asyncio.Event:
         if not hasattr(self, "_derived"):
