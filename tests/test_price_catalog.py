@@ -80,6 +80,16 @@ def test_gcp_machines_cost_their_host_plus_their_accelerators_zone_by_zone():
     assert set(gcp) == {"a2-highgpu-1g", "a3-highgpu-1g", "a4-highgpu-8g", "g2-standard-8", "T4 x1 (GPU only)"}
 
 
+def test_azure_rows_are_read_by_their_column_names_with_one_price_per_region():
+    # Azure's vms.csv has its own column order and no AvailabilityZone: one row per region.
+    azure = generator().cloud_table((SLICE / "azure" / "vms.csv").read_text(), "azure")
+    assert azure["Standard_NC24ads_A100_v4"]["gpu"] == "A100-80GB" and azure["Standard_NC24ads_A100_v4"]["gpus"] == 1
+    assert azure["Standard_NC24ads_A100_v4"]["regions"]["eastus"] == [3.673, 0.444433]
+    assert len(azure["Standard_NC24ads_A100_v4"]["regions"]) == 7
+    # A CPU machine, a row that names no GPU (NC A10 v4) and a GPU row with neither price: left out.
+    assert set(azure) == {"Standard_NC24ads_A100_v4", "Standard_NC4as_T4_v3", "Standard_ND96isr_H100_v5"}
+
+
 def test_gcp_instance_types_name_their_gpus():
     gcp_gpus = generator().gcp_gpus
     assert gcp_gpus("a2-megagpu-16g") == ("A100", 16) and gcp_gpus("a2-ultragpu-8g") == ("A100-80GB", 8)
@@ -117,8 +127,8 @@ def test_the_generator_will_not_write_a_table_that_does_not_say_which_catalog_it
 COMMON = {  # the GPU types each cloud's table must price (canonical model names)
     "aws": {"T4", "A10G", "L4", "A100", "A100-80GB", "H100", "H200", "B200"},
     "gcp": {"T4", "L4", "A100", "A100-80GB", "H100", "H200", "B200"},  # GKE: a2, a3, g2, a4 families
-    # Azure's vms.csv could not be read for the shipped table (see tests/fixtures/skypilot/SOURCE.md); once it is:
-    "azure": {"T4", "A10", "A100-80GB", "H100", "H200"},  # NCasT4, NVadsA10, NC A100 v4, ND H100/H200 v5
+    # From a fork's copy of the catalog (tests/fixtures/skypilot/SOURCE.md), which lists no H200 (ND H200 v5).
+    "azure": {"T4", "A10", "A100", "A100-80GB", "H100", "V100"},  # NCasT4 v3, NVadsA10 v5, ND A100 v4, NC/ND H100 v5, NCv3
     "lambda": {"A6000", "H100", "B200"},
 }
 
@@ -131,7 +141,7 @@ def test_the_shipped_table_says_where_it_came_from_and_covers_the_common_gpus():
     data = shipped()
     assert data["source"] == "skypilot-catalog" and data["date"]
     assert data["commit"] or data["commits"]
-    assert {"aws", "gcp", "lambda", "nebius"} <= set(data["clouds"]) and set(data["clouds"]) == set(data["commits"])
+    assert {"aws", "azure", "gcp", "lambda", "nebius"} <= set(data["clouds"]) and set(data["clouds"]) == set(data["commits"])
     for cloud, types in data["clouds"].items():
         models = {canonical_model(e["gpu"]) for e in types.values()}
         missing = COMMON.get(cloud, set()) - models
@@ -164,6 +174,44 @@ def test_the_shipped_table_has_each_clouds_gpu_instance_types():
     # p4d, p5 and p6-b200 in every region the catalog lists them, us-east-1 among them.
     assert len(clouds["aws"]["p4d.24xlarge"]["regions"]) == 12 and len(clouds["aws"]["p5.48xlarge"]["regions"]) == 12
     assert set(clouds["aws"]["p6-b200.48xlarge"]["regions"]) == {"us-east-1", "us-east-2", "us-west-2"}
+
+
+AZURE_COMMIT = "20291d7eda23e6f420cd9586558cf0bc4051851c"  # coopslarhette/skypilot-catalog, a fork: see SOURCE.md
+
+
+def test_the_shipped_table_has_azures_gpu_families_at_the_csvs_prices():
+    data = shipped()
+    azure = data["clouds"]["azure"]
+    assert data["commits"]["azure"] == AZURE_COMMIT
+    assert {"Standard_NC4as_T4_v3", "Standard_NC8as_T4_v3", "Standard_NC16as_T4_v3", "Standard_NC64as_T4_v3",
+            "Standard_NV36ads_A10_v5", "Standard_NV36adms_A10_v5", "Standard_NV72ads_A10_v5",
+            "Standard_NC24ads_A100_v4", "Standard_NC48ads_A100_v4", "Standard_NC96ads_A100_v4",
+            "Standard_ND96asr_v4", "Standard_ND96amsr_A100_v4", "Standard_NC40ads_H100_v5",
+            "Standard_NC80adis_H100_v5", "Standard_ND96isr_H100_v5", "Standard_NC6s_v3", "Standard_NC12s_v3",
+            "Standard_NC24s_v3", "Standard_NC24rs_v3", "Standard_ND40rs_v2"} <= set(azure)
+    assert {canonical_model(azure[t]["gpu"]) for t in ("Standard_NC4as_T4_v3", "Standard_NV36ads_A10_v5",
+                                                        "Standard_ND96asr_v4", "Standard_NC24ads_A100_v4",
+                                                        "Standard_NC40ads_H100_v5", "Standard_NC6s_v3")} == {
+        "T4", "A10", "A100", "A100-80GB", "H100", "V100"}
+    # catalogs/v8/azure/vms.csv (the fork, at AZURE_COMMIT), one row per region:
+    # Standard_NC24ads_A100_v4,A100-80GB,1,24.0,220,A100-80GB,3.673,0.444433,eastus,V2
+    assert azure["Standard_NC24ads_A100_v4"] == {"gpu": "A100-80GB", "gpus": 1, "regions": {
+        "centralus": [4.15, 0.4565], "eastus": [3.673, 0.444433], "eastus2": [3.673, 0.47749],
+        "southcentralus": [4.408, 0.57304], "westus": [4.775, 0.647968], "westus2": [3.673, 0.615962],
+        "westus3": [3.673, 0.40403]}}
+    # Standard_NV36ads_A10_v5,A10,1,36.0,440,A10,3.2,0.8,eastus,"V1,V2"
+    assert azure["Standard_NV36ads_A10_v5"]["regions"]["eastus"] == [3.2, 0.8]
+
+
+def test_an_aks_node_is_priced_by_its_vm_size_in_its_zones_region():
+    book = price_book(catalog=shipped_catalog())
+    a100 = book.price(pool=None, instance_type="Standard_NC24ads_A100_v4", zone="eastus-1",
+                      gpu_model="NVIDIA-A100-PCIE-80GB", gpus=1)
+    assert a100.per_hour == 3.673
+    assert a100.source == f"catalog: skypilot azure eastus (commit {AZURE_COMMIT[:12]}, 2026-11-30)"
+    west = book.price(pool=None, instance_type="Standard_NC24ads_A100_v4", zone="westus-2",
+                      gpu_model="NVIDIA-A100-PCIE-80GB", gpus=1)
+    assert west.per_hour == 4.775 and "azure westus" in west.source
 
 
 def test_shipped_gcp_prices_are_the_csvs_host_plus_accelerator_rows():
