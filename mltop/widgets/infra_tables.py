@@ -82,7 +82,7 @@ class PoolsTable(KeyedTable[Pool]):
     COLUMNS = (
         ("name", "POOL", 0),
         ("kind", "KIND", 9),
-        ("ready", "READY", 5),
+        ("ready", "READY", 7),  # 100/100: a pool of a hundred nodes must not read "100/1"
         ("range", "MIN..MAX", 8),
         ("gpus", "GPU/R", 5),
         ("idle", "IDLE", 4),
@@ -111,7 +111,7 @@ class PoolsTable(KeyedTable[Pool]):
         return (
             Text(fmt.clip_middle(pool.name, widths["name"])),
             Text(POOL_KINDS.get(pool.kind) or fmt.clip(pool.kind, widths["kind"]), style="dim"),
-            Text(f"{fmt.count(pool.ready)}/{fmt.count(pool.replicas)}", justify="right"),
+            Text(fmt.clip(f"{fmt.count(pool.ready)}/{fmt.count(pool.replicas)}", 7), justify="right"),
             Text(bounds + (" A" if pool.autoscaled and pool.kind != "nodepool" else "")),
             Text(fmt.gpus(pool.gpus_per_replica), justify="right"),
             Text("-" if idle is None else fmt.gpus(idle), justify="right", style="bold yellow" if idle else ""),
