@@ -8,25 +8,22 @@ import importlib.util
 import json
 import shutil
 import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from aiohttp import web
 
 from mltop.adapters.prometheus import PrometheusSource
 from mltop.adapters.prometheus_endpoint import PrometheusEndpoint
 from mltop.config import cost_prices, load
 from mltop.cost import CostPolicy, IdleHistory, evaluate
-from mltop.demo.server import LoopbackServer
 from mltop.model import GpuNode, NodeCost, Snapshot
 from mltop.price_catalog import Catalog, shipped_catalog
 from mltop.prices import Price, canonical_model, price_book
 from mltop.registry import wait_models
 from mltop.report import node_json
-from tests.conftest import FIXED_NOW, free_port
+from tests.conftest import FIXED_NOW
+from tests.prometheus_helpers import real_prometheus
 
 ROOT = Path(__file__).resolve().parent.parent
 SLICE = ROOT / "tests" / "fixtures" / "skypilot"
@@ -306,46 +303,8 @@ OPENCOST = "\n".join([
 
 @pytest.fixture(scope="module")
 def prometheus():
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("the `prometheus` binary is missing: install Debian's prometheus package")
-    exporter = LoopbackServer()
-    app = web.Application()
-
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(text=OPENCOST, content_type="text/plain")
-
-    app.router.add_get("/metrics", metrics)
-    target = exporter.serve(app).removeprefix("http://")
-    workdir = Path(tempfile.mkdtemp(prefix="mltop-opencost-"))
-    (workdir / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n"
-        f"scrape_configs:\n  - job_name: opencost\n    honor_labels: true\n    static_configs:\n"
-        f"      - targets: ['{target}']\n")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=open(workdir / "prometheus.log", "wb"))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                body = httpx.get(f"{url}/api/v1/query", params={"query": "node_gpu_hourly_cost"}, timeout=2).json()
-                if len(body["data"]["result"]) == 2:
-                    break
-            except (httpx.HTTPError, KeyError, ValueError):
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus did not scrape the exporter; see {workdir / 'prometheus.log'}")
-            time.sleep(0.3)
+    with real_prometheus(lambda: OPENCOST, job="opencost", ready_query="node_gpu_hourly_cost", series=2) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        exporter.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def test_opencost_prices_from_prometheus_price_the_nodes_and_say_so(prometheus):

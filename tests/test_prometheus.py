@@ -3,27 +3,20 @@ small exporter that the test serves with DCGM-format metrics."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
-import time
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
-import httpx
 import pytest
-from aiohttp import web
 
 from mltop.adapters.prometheus import PrometheusSource
 from mltop.adapters.prometheus_endpoint import PrometheusEndpoint
 from mltop.registry import wait_models
 from mltop.cost import CostPolicy, IdleHistory, evaluate
-from mltop.demo.server import LoopbackServer
 from mltop.errors import BadResponse, Unreachable
 from mltop.model import GpuNode, GpuPod, Snapshot
 from mltop.prices import price_book
-from tests.conftest import FIXED_NOW, free_port
+from tests.conftest import FIXED_NOW
+from tests.prometheus_helpers import real_prometheus
 
 # What dcgm-exporter serves, with pod mapping on (label names as in its default counters).
 GPUS = [
@@ -48,48 +41,8 @@ def exposition() -> str:
 
 @pytest.fixture(scope="module")
 def prometheus():
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("the `prometheus` binary is missing: install Debian's prometheus package "
-                    "(apt-get install prometheus), as .ci/run does")
-    exporter = LoopbackServer()
-    app = web.Application()
-
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(text=exposition(), content_type="text/plain")
-
-    app.router.add_get("/metrics", metrics)
-    target = exporter.serve(app).removeprefix("http://")
-    workdir = Path(tempfile.mkdtemp(prefix="mltop-prom-"))
-    (workdir / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        f"scrape_configs:\n  - job_name: dcgm\n    honor_labels: true\n    static_configs:\n      - targets: ['{target}']\n"
-    )
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=open(workdir / "prometheus.log", "wb"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                body = httpx.get(f"{url}/api/v1/query", params={"query": "DCGM_FI_DEV_GPU_UTIL"}, timeout=2).json()
-                if len(body["data"]["result"]) == len(GPUS):
-                    break
-            except (httpx.HTTPError, KeyError, ValueError):
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus did not scrape the exporter; see {workdir / 'prometheus.log'}")
-            time.sleep(0.3)
+    with real_prometheus(exposition, job="dcgm", ready_query="DCGM_FI_DEV_GPU_UTIL", series=len(GPUS)) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        exporter.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def test_samples_carry_node_pod_and_window_average(prometheus):
