@@ -19,8 +19,15 @@ from importlib import resources
 
 # The region each cloud is priced in when neither the node nor the config says (see the README).
 DEFAULT_REGIONS = {"aws": "us-east-1", "gcp": "us-central1", "azure": "eastus", "lambda": "us-east-1",
-                   "nebius": "eu-north1"}
+                   "nebius": "eu-north1", "oci": "us-ashburn-1"}
 ZONE_SUFFIX = re.compile(r"(-[a-z]|[a-z]|-\d)$")  # us-east-1a, us-central1-a, eastus-1 -> the region
+# OKE (Oracle) labels a node's zone with the short name of its availability domain, in capitals:
+# "<REGION>-AD-<n>" (EU-FRANKFURT-1-AD-2 is in eu-frankfurt-1), except in Ashburn (US-ASHBURN-AD-<n>) and
+# Phoenix (PHX-AD-<n>). Source: docs.oracle.com/iaas/Content/ContEng/Reference/contengsupportedlabelsusecases.htm
+# ("topology.kubernetes.io/zone"); oracle/oci-cloud-controller-manager pkg/cloudprovider/providers/oci/zones.go
+# sets the zone to the instance's availability domain without its tenancy prefix ("Uocm:PHX-AD-1" -> "PHX-AD-1").
+OCI_AD = re.compile(r"^(?P<region>[A-Za-z0-9-]+)-AD-\d+$")
+OCI_AD_REGIONS = {"US-ASHBURN": "us-ashburn-1", "PHX": "us-phoenix-1"}  # the two exceptions, by the same doc
 
 
 @dataclass(frozen=True)
@@ -90,9 +97,13 @@ class Catalog:
 
 
 def zone_regions(zone: str | None) -> tuple[str, ...]:
-    """Regions a zone label may name: itself, and with its zone suffix cut (us-east-1a -> us-east-1)."""
+    """Regions a zone label may name: itself, and with its zone suffix cut (us-east-1a -> us-east-1); an
+    OCI availability domain names its region (US-ASHBURN-AD-1 -> us-ashburn-1, UK-LONDON-1-AD-2 -> uk-london-1)."""
     if not zone:
         return ()
+    if m := OCI_AD.match(zone):
+        region = m.group("region")
+        return zone, OCI_AD_REGIONS.get(region.upper(), region.lower())
     cut = ZONE_SUFFIX.sub("", zone)
     return (zone, cut) if cut != zone else (zone,)
 

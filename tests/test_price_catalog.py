@@ -87,6 +87,19 @@ def test_azure_rows_are_read_by_their_column_names_with_one_price_per_region():
     assert set(azure) == {"Standard_NC24ads_A100_v4", "Standard_NC4as_T4_v3", "Standard_ND96isr_H100_v5"}
 
 
+def test_oci_rows_fold_availability_domains_into_their_region():
+    # OCI's vms.csv lists a shape once per availability domain (us-ashburn-1: US-ASHBURN-AD-1..3), at the
+    # same price; bare-metal and A10 shapes have no spot price, the older VM.GPU2/VM.GPU3 shapes have one.
+    oci = generator().cloud_table((SLICE / "oci" / "vms.csv").read_text(), "oci")
+    # BM.GPU.H100.8,H100,8,224,2048,"{...}",80,,us-ashburn-1,US-ASHBURN-AD-1 (and AD-2, AD-3, EU-FRANKFURT-1-AD-1)
+    assert oci["BM.GPU.H100.8"] == {"gpu": "H100", "gpus": 8, "regions": {"eu-frankfurt-1": [80.0, None],
+                                                                          "us-ashburn-1": [80.0, None]}}
+    assert oci["VM.GPU.A10.1"] == {"gpu": "A10", "gpus": 1, "regions": {"us-ashburn-1": [2.0, None]}}
+    # VM.GPU3.1,V100,1,12,90,"{...}",2.95,1.475,us-phoenix-1,PHX-AD-1 (and PHX-AD-2)
+    assert oci["VM.GPU3.1"]["regions"] == {"us-phoenix-1": [2.95, 1.475]}
+    assert set(oci) == {"BM.GPU.H100.8", "VM.GPU.A10.1", "VM.GPU3.1"}  # the CPU shape (VM.Standard.E4.Flex) is left out
+
+
 def test_gcp_instance_types_name_their_gpus():
     gcp_gpus = generator().gcp_gpus
     assert gcp_gpus("a2-megagpu-16g") == ("A100", 16) and gcp_gpus("a2-ultragpu-8g") == ("A100-80GB", 8)
@@ -127,6 +140,7 @@ COMMON = {  # the GPU types each cloud's table must price (canonical model names
     # From a fork's copy of the catalog (tests/fixtures/skypilot/SOURCE.md), which lists no H200 (ND H200 v5).
     "azure": {"T4", "A10", "A100", "A100-80GB", "H100", "V100"},  # NCasT4 v3, NVadsA10 v5, ND A100 v4, NC/ND H100 v5, NCv3
     "lambda": {"A6000", "H100", "B200"},
+    "oci": {"A10", "A100", "A100-80GB", "H100", "H200", "L40S", "B200"},  # VM.GPU.A10, BM.GPU4.8, BM.GPU.A100-v2.8, ...
 }
 
 
@@ -138,7 +152,8 @@ def test_the_shipped_table_says_where_it_came_from_and_covers_the_common_gpus():
     data = shipped()
     assert data["source"] == "skypilot-catalog" and data["date"]
     assert data["commit"] or data["commits"]
-    assert {"aws", "azure", "gcp", "lambda", "nebius"} <= set(data["clouds"]) and set(data["clouds"]) == set(data["commits"])
+    assert {"aws", "azure", "gcp", "lambda", "nebius", "oci"} <= set(data["clouds"])
+    assert set(data["clouds"]) == set(data["commits"])
     for cloud, types in data["clouds"].items():
         models = {canonical_model(e["gpu"]) for e in types.values()}
         missing = COMMON.get(cloud, set()) - models
@@ -209,6 +224,53 @@ def test_an_aks_node_is_priced_by_its_vm_size_in_its_zones_region():
     west = book.price(pool=None, instance_type="Standard_NC24ads_A100_v4", zone="westus-2",
                       gpu_model="NVIDIA-A100-PCIE-80GB", gpus=1)
     assert west.per_hour == 4.775 and "azure westus" in west.source
+
+
+OCI_COMMIT = "0588751183820cf2dab5c8a89447e8aac9f73fd5"  # skypilot-org/skypilot-catalog: see SOURCE.md
+
+
+def test_the_shipped_table_has_ocis_gpu_shapes_in_every_region_at_the_csvs_prices():
+    data = shipped()
+    oci = data["clouds"]["oci"]
+    assert data["commits"]["oci"] == OCI_COMMIT
+    assert {"BM.GPU.A10.4", "BM.GPU.A100-v2.8", "BM.GPU.B200.8", "BM.GPU.H100.8", "BM.GPU.H200.8", "BM.GPU.L40S.4",
+            "BM.GPU4.8", "BM.GPU3.8", "VM.GPU.A10.1", "VM.GPU.A10.2", "VM.GPU3.1"} <= set(oci)
+    assert len(oci) == 21 and all(len(e["regions"]) == 44 for e in oci.values())  # every shape in every region
+    # catalogs/v8/oci/vms.csv: BM.GPU.H100.8,H100,8,224,2048,"{...}",80,,us-ashburn-1,US-ASHBURN-AD-1
+    assert oci["BM.GPU.H100.8"]["regions"]["us-ashburn-1"] == [80.0, None]
+    assert oci["BM.GPU.A100-v2.8"]["gpu"] == "A100-80GB" and oci["BM.GPU4.8"]["gpu"] == "A100"
+    assert oci["VM.GPU3.1"]["regions"]["us-phoenix-1"] == [2.95, 1.475]
+
+
+def oke_node(zone: str) -> dict:
+    """A GPU node as OKE registers it: its shape as the instance type (oci-cloud-controller-manager's
+    InstanceType returns the instance's Shape), its availability domain's short name as the zone, and the
+    region as the OCI API gives it (`iad` and `phx` for Ashburn and Phoenix, else the region's name)."""
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "10.0.10.23", "creationTimestamp": "2026-11-29T10:00:00Z", "labels": {
+                "node.kubernetes.io/instance-type": "BM.GPU.H100.8",
+                "beta.kubernetes.io/instance-type": "BM.GPU.H100.8",
+                "topology.kubernetes.io/zone": zone, "failure-domain.beta.kubernetes.io/zone": zone,
+                "topology.kubernetes.io/region": {"US-ASHBURN-AD-2": "iad", "PHX-AD-1": "phx"}.get(zone, zone[:-5].lower()),
+                "oci.oraclecloud.com/fault-domain": "FAULT-DOMAIN-1",
+                "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}},
+            "spec": {"providerID": "ocid1.instance.oc1.iad.example"},
+            "status": {"capacity": {"nvidia.com/gpu": "8"}, "allocatable": {"nvidia.com/gpu": "8"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+@pytest.mark.parametrize("zone, region", [("US-ASHBURN-AD-2", "us-ashburn-1"), ("PHX-AD-1", "us-phoenix-1"),
+                                          ("EU-FRANKFURT-1-AD-3", "eu-frankfurt-1")])
+def test_an_oke_node_is_priced_by_its_shape_in_its_availability_domains_region(zone, region):
+    from mltop.adapters.kube_nodes import gpu_node, node_facts
+
+    node = gpu_node(node_facts(oke_node(zone)), [], "oke")
+    assert node.instance_type == "BM.GPU.H100.8" and node.zone == zone
+    price = price_book(catalog=shipped_catalog()).price(pool=None, instance_type=node.instance_type, zone=node.zone,
+                                                        gpu_model=node.gpu_model, gpus=8)
+    assert price.per_hour == shipped()["clouds"]["oci"]["BM.GPU.H100.8"]["regions"][region][0] == 80.0
+    assert price.source == f"catalog: skypilot oci {region} (commit {OCI_COMMIT[:12]}, 2026-11-30)"
+    assert "not listed" not in price.basis  # its own region's price, not a fallback
 
 
 def test_shipped_gcp_prices_are_the_csvs_host_plus_accelerator_rows():
