@@ -22,7 +22,7 @@ from mltop.model import IdleWarning, Pool
 from mltop.report import cost_line
 from mltop.safe_text import inert
 from mltop.tui.command_line import SUGGESTER
-from mltop.widgets.steady import update_if_changed
+from mltop.widgets.steady import set_border, update_if_changed
 from mltop.widgets.infra_tables import NodesTable, PoolsTable, WarningsTable, short_model
 from mltop.widgets.jobs_table import JobsTable
 from mltop.widgets.keyed_table import KeyedTable
@@ -146,8 +146,8 @@ class DashboardScreen(Screen[None]):
         panel = self.query_one("#jobs-panel")
         marked = f", {len(self.jobs.marked)} marked" if self.jobs.marked else ""
         title = f"Jobs: {view.waiting} waiting, {view.running} running{marked}"
-        panel.border_title = self._title(self.jobs, title)  # the filter is the user's text: never markup
-        panel.border_subtitle = "read-only" if self.read_only else ""
+        # The filter is the user's text: never markup.
+        set_border(panel, self._title(self.jobs, title), "read-only" if self.read_only else "")
 
     def _warnings(self, view: View) -> None:
         cost = view.cost
@@ -162,8 +162,7 @@ class DashboardScreen(Screen[None]):
         title = (f"Idle-cost warnings: {len(cost.warnings)}, {currency}{cost.warned_rate:,.2f}/h of the "
                  f"{currency}{cost.idle_rate:,.2f}/h idle" if cost.warnings else "Idle-cost warnings: none")
         panel = self.query_one("#warnings-panel")
-        panel.border_title = self._title(table, title)
-        panel.border_subtitle = "w: go here, enter: the whole warning"
+        set_border(panel, self._title(table, title), "w: go here, enter: the whole warning")
         self.size_warnings()
 
     def _infra(self, view: View) -> None:
@@ -186,9 +185,9 @@ class DashboardScreen(Screen[None]):
         pools_table.sync(list(view.pools))
         self.explain_pool(pools_table.selected)
         nodes_panel, pools_panel = self.query_one("#nodes-panel"), self.query_one("#pools-panel")
-        nodes_panel.border_title = self._title(nodes_table, nodes_title(view))
+        set_border(nodes_panel, self._title(nodes_table, nodes_title(view)))
         scalable = sum(1 for p in view.pools if p.scalable)
-        pools_panel.border_title = self._title(pools_table, f"Pools: {len(view.pools)}, {scalable} scalable")
+        set_border(pools_panel, self._title(pools_table, f"Pools: {len(view.pools)}, {scalable} scalable"))
 
     @staticmethod
     def _title(table: KeyedTable, text: str) -> Text:
@@ -237,7 +236,7 @@ class DashboardScreen(Screen[None]):
         if pool is not None and not self.read_only:
             key = key_label("pools.scale", self.keymap) or "s"
             reason = f"{key}: scale" if pool.scalable else f"not scalable here: {pool.why_not_scalable}"
-        self.query_one("#pools-panel").border_subtitle = Text(inert(reason))
+        set_border(self.query_one("#pools-panel"), subtitle=Text(inert(reason)))
 
     def size_warnings(self) -> None:
         """The warnings panel is as tall as its rows: up to 4, or 1 on a terminal under 32 rows (the
