@@ -11,7 +11,8 @@ Flow of one refresh: a source's loop polls its adapter -> `SourceUpdate` -> `Das
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from datetime import datetime, timezone
@@ -21,52 +22,22 @@ from mltop.state_store import StateStore, open_store
 from mltop.cost.spent import gpu_cost_so_far
 from mltop.jobs import StopEvent, StopTracker, order_jobs, pending_pods
 from mltop import chain, kueue
-from mltop.model import GpuNode, Job, JobState, Pool, QueueUse, RayClusterState, SourceHealth
+from mltop.model import GpuNode, Job, JobState, Pool, QueueUse
 from mltop.prices import PriceBook
 from mltop.refresh import SourceUpdate, snapshot_of
-from mltop.registry import job_noun
+from mltop.summary import SourceLine, Summary, source_lines, summarize
 from mltop.waiting import first_words, most_free, ray_short, scheduler_short
 
 POOL_ORDER = {"raycluster-workergroup": 0, "machinedeployment": 1, "nodepool": 2}
 # With the same data, the idle-cost engine runs again only this often (for what the clock alone
-# changes: idle thresholds crossed, dollars wasted). At 5,000 nodes an evaluation costs ~0.2 s of CPU:
-# every 2 s for a cluster where nothing happened would be a tenth of a core for nothing.
+# changes: idle thresholds crossed, dollars wasted). At 5,000 nodes an evaluation costs ~0.15 s of CPU:
+# every 2 s for a cluster where nothing happened would be a tenth of a core for nothing. Where an
+# evaluation costs more than COST_CLOCK_SHARE of a core every 10 s, the interval grows to keep that
+# share (up to a minute): a large quiet cluster's idle figures move in steps of tens of seconds.
 COST_REFRESH_SECONDS = 10.0
+COST_REFRESH_MAX_SECONDS = 60.0
+COST_CLOCK_SHARE = 0.005
 WAITING_KINDS = ("idle-while-waiting", "no-capacity-coming")  # warnings that explain a waiting job
-
-
-@dataclass(frozen=True)
-class SourceLine:
-    """One source as its status line shows it."""
-
-    key: str
-    health: SourceHealth
-    cluster: RayClusterState | None = None  # a Ray source's GPUs, when it reported them
-    nodes: int = 0  # GPU nodes it reported (a Kubernetes source)
-    gpus_allocated: float = 0.0
-    gpus_allocatable: float = 0.0
-    waiting: int = 0  # of its jobs, how many wait
-    job_noun: str = "job"
-
-
-@dataclass(frozen=True)
-class ModelUse:
-    model: str | None
-    allocated: float
-    allocatable: float
-
-
-@dataclass(frozen=True)
-class Summary:
-    sources_up: int
-    sources_total: int
-    ray_gpus_used: float | None  # None: some cluster did not say
-    ray_gpus_total: float
-    has_ray: bool
-    has_nodes: bool
-    gpus_allocated: float  # Kubernetes GPU nodes, all clusters
-    gpus_allocatable: float
-    by_model: tuple[ModelUse, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -231,8 +202,9 @@ class Dashboard:
         self._settled: set[str] = set()
         self._basis: object = None  # what the last cost evaluation saw, and when
         self._basis_at = datetime.min.replace(tzinfo=timezone.utc)
+        self.cost_every = COST_REFRESH_SECONDS  # seconds between evaluations of the same data (see above)
         self._last: tuple[View | None, dict] = (None, {})  # the last view and its parts (_parts), and
-        self._last_data, self._last_jobs = None, []  # the records they were made from
+        self._last_data, self._last_jobs, self._last_health = None, [], ()  # what they were made from
         self._lock, self._stops_lock = threading.Lock(), threading.Lock()  # views derive in a thread (TUI)
 
     def update(self, update: SourceUpdate) -> None:
@@ -263,27 +235,36 @@ class Dashboard:
         same = last is not None and data == self._last_data and jobs == self._last_jobs
         parts = parts if same else self._parts(updates, jobs)
         basis = (data, parts["everything"])
-        if with_cost and basis == self._basis and (now - self._basis_at).total_seconds() < COST_REFRESH_SECONDS:
+        if with_cost and basis == self._basis and (now - self._basis_at).total_seconds() < self.cost_every:
             with_cost = False  # nothing changed: the last evaluation stands (tuples of the same records compare fast)
         if with_cost:
             self._basis, self._basis_at = basis, now
             snapshot = replace(snapshot_of(updates, now), jobs=parts["everything"])
             if self.store is not None:
                 self.store.load(self.history, now)
+            began = time.thread_time()
             self.cost = evaluate(snapshot, self.prices, self.policy, self.history, now)
+            took = time.thread_time() - began
+            self.cost_every = min(COST_REFRESH_MAX_SECONDS, max(COST_REFRESH_SECONDS, took / COST_CLOCK_SHARE))
             if self.store is not None:
                 self.cost = self._stored(self.cost, now)
         with self._stops_lock:
             overdue = frozenset(j.key for j in parts["everything"] if self.stops.is_overdue(j, now))
+        health = tuple(u.health for u in updates)  # the same records and health: the same lines and totals
+        if same and last is not None and health == self._last_health:
+            lines, summary = last.sources, last.summary  # (summing 5,000 nodes on every tick is not free)
+        else:
+            lines = tuple(source_lines(updates, self.source_keys, self.names))
+            summary = summarize(parts["kube_nodes"], updates, len(self.source_keys))
         view = View(
-            now=now, sources=tuple(self._lines(updates)), overdue=overdue, cost=self.cost, events=tuple(events),
-            summary=self._summary(parts["kube_nodes"], updates), stale_after=self.stale_after,
+            now=now, sources=lines, overdue=overdue, cost=self.cost, events=tuple(events),
+            summary=summary, stale_after=self.stale_after,
             **{k: parts[k] for k in ("jobs", "nodes", "pools", "owners", "pending_pods", "queues", "chains")})
         if same and last is not None:  # the same records: what was worked out from them holds (not the clock's)
             carried = ("_most_free", "short_reasons") + (("node_idle_costs", "pool_idle_costs")
                                                           if last.cost is self.cost else ())
             view.__dict__.update({k: last.__dict__[k] for k in carried if k in last.__dict__})
-        self._last, self._last_data, self._last_jobs = (view, parts), data, jobs
+        self._last, self._last_data, self._last_jobs, self._last_health = (view, parts), data, jobs, health
         return view
 
     def _parts(self, updates: list[SourceUpdate], jobs: list[Job]) -> dict[str, object]:
@@ -343,44 +324,6 @@ class Dashboard:
                 for record in (*u.data.jobs, *u.data.nodes, *u.data.ray_nodes, *u.data.pools):
                     owners[record.key] = u.key
         return owners
-
-    def _lines(self, updates: list[SourceUpdate]) -> Iterable[SourceLine]:
-        by_key = {u.key: u for u in updates}
-        for key in self.source_keys:
-            update = by_key.get(key)
-            if update is None:
-                kind, name = self.names.get(key, tuple(key.split("/", 1)) if "/" in key else (key, key))
-                yield SourceLine(key, SourceHealth(kind, name, False, None, None, None, None))
-                continue
-            data = update.data
-            nodes = data.nodes if data else ()
-            yield SourceLine(
-                key, update.health, cluster=data.ray_cluster if data else None, nodes=len(nodes),
-                gpus_allocated=sum(n.gpus_allocated for n in nodes),
-                gpus_allocatable=sum(n.gpus_allocatable for n in nodes),
-                waiting=sum(1 for j in data.jobs if j.state is JobState.PENDING) if data else 0,
-                job_noun=job_noun(update.health.kind),
-            )
-
-    def _summary(self, nodes: list[GpuNode], updates: list[SourceUpdate]) -> Summary:
-        clusters = [u.data.ray_cluster for u in updates if u.data and u.data.ray_cluster]
-        used = [c.gpus_used for c in clusters]
-        by_model: dict[str | None, list[float]] = {}
-        for n in nodes:
-            entry = by_model.setdefault(n.gpu_model, [0.0, 0.0])
-            entry[0] += n.gpus_allocated
-            entry[1] += n.gpus_allocatable
-        return Summary(
-            sources_up=sum(1 for u in updates if u.health.ok),
-            sources_total=len(self.source_keys),
-            ray_gpus_used=None if any(u is None for u in used) else sum(u for u in used if u is not None),
-            ray_gpus_total=sum(c.gpus_total for c in clusters),
-            has_ray=bool(clusters),
-            has_nodes=bool(nodes),
-            gpus_allocated=sum(n.gpus_allocated for n in nodes),
-            gpus_allocatable=sum(n.gpus_allocatable for n in nodes),
-            by_model=tuple(ModelUse(m, a, c) for m, (a, c) in by_model.items()),
-        )
 
 
 def dashboard_for(sources: Sequence[object], config: object) -> Dashboard:

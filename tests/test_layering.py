@@ -71,6 +71,7 @@ FORBIDDEN = {
     "mltop.tui": ("mltop.adapters", "mltop.backends", "mltop.cli"),
     "mltop.dashboard": UI + ("mltop.adapters", "mltop.backends", "mltop.cli"),
     "mltop.report": UI + ("mltop.adapters", "mltop.backends", "mltop.cli"),
+    "mltop.summary": UI + ("mltop.dashboard", "mltop.report", "mltop.adapters", "mltop.backends", "mltop.cli"),
     "mltop.cost": UI + ("mltop.dashboard", "mltop.report", "mltop.config", "mltop.registry", "mltop.adapters",
                         "mltop.backends", "mltop.refresh", "mltop.jobs", "mltop.cli"),
     "mltop.jobs": UI + ("mltop.dashboard", "mltop.report", "mltop.cost", "mltop.adapters", "mltop.backends",

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from mltop.config import Config
-from mltop.dashboard import COST_REFRESH_SECONDS, Dashboard
+from mltop.dashboard import COST_REFRESH_MAX_SECONDS, COST_REFRESH_SECONDS, Dashboard
 from mltop.jobs import order_jobs
 from mltop.model import GpuNode, JobState, SourceData, SourceHealth
 from mltop.cost.policy import CostPolicy
@@ -97,9 +97,13 @@ def test_the_same_data_is_not_evaluated_again_until_the_clock_matters():
     nodes, jobs = cluster(pending=50)
     dash = dashboard_with(nodes, jobs)
     first = dash.view(NOW).cost
+    # The interval: 10 s, longer where an evaluation costs more than half a percent of a core over it.
+    assert COST_REFRESH_SECONDS <= dash.cost_every <= COST_REFRESH_MAX_SECONDS
     soon = NOW + timedelta(seconds=COST_REFRESH_SECONDS / 2)
     assert dash.view(soon).cost is first  # same records: the last evaluation stands
-    later = NOW + timedelta(seconds=COST_REFRESH_SECONDS + 1)
+    before = NOW + timedelta(seconds=dash.cost_every - 0.5)
+    assert dash.view(before).cost is first
+    later = NOW + timedelta(seconds=dash.cost_every + 1)
     assert dash.view(later).cost is not first  # the clock alone can cross an idle threshold
     changed = [replace(nodes[0], gpus_allocated=0.0), *nodes[1:]]
     dash.update(SourceUpdate("kubernetes/c", health(), SourceData(jobs=tuple(jobs), nodes=tuple(changed))))
