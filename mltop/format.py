@@ -29,6 +29,12 @@ def short_duration(seconds: float | None) -> str:
     return f"{d}d{h:02d}h" if d < 10 else f"{d}d"
 
 
+def short_duration_changes_in(seconds: float) -> float:
+    """Seconds until `short_duration` of a duration growing from `seconds` reads differently."""
+    step = 1 if seconds < 60 else 60 if seconds < 36000 else 3600 if seconds < 864000 else 86400
+    return step - (seconds % step)
+
+
 def long_duration(seconds: float | None) -> str:
     """For sentences: "3 minutes", "2 hours"."""
     if seconds is None:

@@ -347,6 +347,22 @@ class KeyedTable(DataTable, Generic[R]):
             seen = self._measured[key] = (token, self.needs(record))
         return seen[1]
 
+    def _redraw_row(self, key: str, record: R, token: object) -> bool:
+        """Build the row's cells and update those that changed, or add the row (then True)."""
+        self._tokens[key] = token
+        cells = list(self.cells(record, self._widths))
+        cells[0] = keyed(cells[0], key)
+        old = self._cells.get(key)
+        if old is None:
+            self.add_row(*cells, key=key)
+        else:
+            for (col_key, _, _), new, before in zip(self.columns_shown, cells, old):
+                if new != before or new.style != before.style:
+                    self.update_cell(key, col_key, new)
+        self._cells[key] = tuple(cells)
+        self.records[key] = record
+        return old is None
+
     def _apply(self, records: Sequence[R], selected: str | None, pin: bool) -> None:
         old_index = self.cursor_row
         wanted = [self.key_of(r) for r in records]
@@ -368,19 +384,8 @@ class KeyedTable(DataTable, Generic[R]):
                 if token is not None and key in self._cells and self._tokens.get(key) == token:
                     self.records[key] = record
                     continue
-                self._tokens[key] = token
-                cells = list(self.cells(record, self._widths))
-                cells[0] = keyed(cells[0], key)
-                old = self._cells.get(key)
-                if old is None:
-                    self.add_row(*cells, key=key)
+                if self._redraw_row(key, record, token):
                     order.append(key)
-                else:
-                    for (col_key, _, _), new, before in zip(self.columns_shown, cells, old):
-                        if new != before or new.style != before.style:
-                            self.update_cell(key, col_key, new)
-                self._cells[key] = tuple(cells)
-                self.records[key] = record
             if wanted != order:
                 rank = {key: i for i, key in enumerate(wanted)}
                 self.sort(first_column, key=lambda cell: rank[cell.row_key])

@@ -1,0 +1,120 @@
+"""The clock's tick on an unchanged screen: cheap, and never wrong.
+
+Between source updates only the clock moves. The jobs table then redraws only the rows whose
+WAIT/RUN text changes (each row is due again when its coarse duration next reads differently), and
+the dashboard hands back the same status lines and summary. These tests check the result against a
+table synced from scratch at the same instant, and that the skipped work really is skipped."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from textual.app import App
+
+from mltop import format as fmt
+from mltop.dashboard import Dashboard
+from mltop.cost.policy import CostPolicy
+from mltop.model import JobState, SourceData, SourceHealth
+from mltop.prices import price_book
+from mltop.refresh import SourceUpdate
+from mltop.widgets.jobs_table import JobsTable
+from tests.conftest import FIXED_NOW
+from tests.factories import job
+
+T0 = FIXED_NOW
+
+
+def jobs_of_every_age():
+    return [
+        job("wait-30s", JobState.PENDING, submitted_min_ago=0.5),
+        job("wait-59s", JobState.PENDING, submitted_min_ago=59.5 / 60),
+        job("run-5m", submitted_min_ago=5),
+        job("run-59m59s", submitted_min_ago=59 + 59 / 60),
+        job("run-9h59m30s", submitted_min_ago=9 * 60 + 59.5),
+        job("run-3d", submitted_min_ago=3 * 24 * 60),
+        job("done", JobState.SUCCEEDED, submitted_min_ago=30, finished_min_ago=20),
+    ]
+
+
+class Host(App):
+    def compose(self):
+        yield JobsTable(id="jobs")
+
+
+def texts(table: JobsTable) -> dict[str, tuple[str, ...]]:
+    return {key: tuple(str(c) for c in table.get_row(key)) for key in table.records}
+
+
+async def test_a_tick_redraws_only_rows_whose_duration_text_changes_and_reads_as_a_fresh_sync():
+    jobs = jobs_of_every_age()
+    app, fresh_app = Host(), Host()
+    async with app.run_test(size=(150, 12)), fresh_app.run_test(size=(150, 12)):
+        table, fresh = app.query_one(JobsTable), fresh_app.query_one(JobsTable)
+        table.relayout(148)
+        fresh.relayout(148)
+        table.sync(jobs, T0)
+        updated: list[str] = []
+        real_update = table.update_cell
+        table.update_cell = lambda key, col, value, **kw: (updated.append(key), real_update(key, col, value, **kw))
+
+        for seconds in (0.2, 1, 31, 61, 3600, 2 * 86400):
+            now = T0 + timedelta(seconds=seconds)
+            updated.clear()
+            table.sync(list(jobs), now)  # the same records again: the clock-only path
+            fresh.sync(jobs, now)
+            assert texts(table) == texts(fresh), f"after {seconds} s"
+            if seconds == 0.2:
+                assert updated == []  # nothing reads differently within the same second
+            if seconds == 1:
+                # Seconds changed, and 59m59s became 1h00m; other minutes, hours and days did not.
+                assert {k.rsplit("/", 1)[1] for k in updated} == {"wait-30s", "wait-59s", "run-59m59s"}
+        assert "done" not in {k.rsplit("/", 1)[1] for k in updated}  # a finished job's time never moves
+
+
+async def test_new_records_a_filter_or_changed_stops_take_the_full_sync():
+    jobs = jobs_of_every_age()
+    app = Host()
+    async with app.run_test(size=(150, 12)):
+        table = app.query_one(JobsTable)
+        table.relayout(148)
+        table.sync(jobs, T0)
+        later = T0 + timedelta(seconds=5)
+        gone = jobs[1:]
+        table.sync(gone, later)  # a job left: a full sync removes its row
+        assert len(table.records) == len(gone)
+        gone[1] = replace(gone[1], stop_requested_at=T0)
+        table.sync(gone, later)
+        assert str(table.get_row(gone[1].key)[3]) == "STOP SENT"
+        table.sync(gone, later, overdue=frozenset({gone[1].key}))  # the same records, the stop now overdue
+        assert str(table.get_row(gone[1].key)[3]) == "STOP SENT!"
+        table.set_filter("wait")
+        table.sync(gone, later + timedelta(minutes=2))
+        assert {j.id for j in table.records.values()} == {"wait-59s"}
+        row = table.get_row(jobs[1].key)
+        assert str(row[5]) == fmt.short_duration(jobs[1].queued_seconds(later + timedelta(minutes=2)))
+
+
+def test_duration_text_changes_exactly_when_said():
+    for seconds in (0, 0.5, 59.9, 60, 119, 3599.5, 35999, 36000, 86399, 86400, 863999, 864000, 10**7):
+        after = fmt.short_duration_changes_in(seconds)
+        assert after > 0
+        assert fmt.short_duration(seconds + after * 0.999) == fmt.short_duration(seconds), seconds
+        assert fmt.short_duration(seconds + after + 1e-6) != fmt.short_duration(seconds), seconds
+
+
+def test_the_same_records_and_health_give_the_same_lines_and_summary_objects():
+    dash = Dashboard(["ray/c"], prices=price_book(), policy=CostPolicy())
+    health = SourceHealth("ray", "c", True, None, 1.0, T0, T0)
+    data = SourceData(jobs=tuple(jobs_of_every_age()))
+    dash.update(SourceUpdate("ray/c", health, data))
+    first = dash.view(T0)
+    tick = dash.view(T0 + timedelta(seconds=1), with_cost=False)
+    assert tick.sources is first.sources and tick.summary is first.summary
+    later = SourceHealth("ray", "c", True, None, 1.0, T0 + timedelta(seconds=2), T0 + timedelta(seconds=2))
+    dash.update(SourceUpdate("ray/c", later, data))
+    polled = dash.view(T0 + timedelta(seconds=2))
+    assert polled.sources is not first.sources and polled.sources[0].health == later
+    down = SourceHealth("ray", "c", False, "refused", None, T0, T0 + timedelta(seconds=4))
+    dash.update(SourceUpdate("ray/c", down, data))
+    assert dash.view(T0 + timedelta(seconds=4)).summary.sources_up == 0
