@@ -118,3 +118,34 @@ def test_the_same_records_and_health_give_the_same_lines_and_summary_objects():
     down = SourceHealth("ray", "c", False, "refused", None, T0, T0 + timedelta(seconds=4))
     dash.update(SourceUpdate("ray/c", down, data))
     assert dash.view(T0 + timedelta(seconds=4)).summary.sources_up == 0
+
+
+async def test_a_changed_cell_re_renders_only_its_own_row_and_the_screen_reads_as_a_fresh_table():
+    jobs = [job(f"j{i}", submitted_min_ago=5 + i) for i in range(10)]
+    changed = list(jobs)
+    changed[3] = replace(jobs[3], name="jX", gpus=4)  # the same widths: no relayout
+    app, fresh_app = Host(), Host()
+    async with app.run_test(size=(150, 14)) as pilot, fresh_app.run_test(size=(150, 14)) as fresh_pilot:
+        table, fresh = app.query_one(JobsTable), fresh_app.query_one(JobsTable)
+        for t in (table, fresh):
+            t.relayout(148)
+        table.sync(jobs, T0)
+        table.focus()  # focus restyles the table, which drops every cached render: settle it first,
+        await pilot.pause()
+        table.refresh()  # and draw it once as it now is (the steady state of a running screen)
+        await pilot.pause()
+        rendered: list[int] = []
+        real = table._render_cell
+        table._render_cell = lambda row, column, *a, **k: (rendered.append(row), real(row, column, *a, **k))[1]
+        table.sync(changed, T0)
+        fresh.sync(changed, T0)
+        await pilot.pause()
+        await fresh_pilot.pause()
+        lines = [table.render_line(y).text for y in range(table.size.height)]
+        assert rendered and set(rendered) == {3}  # the other rows' cells came from the cache
+        assert lines == [fresh.render_line(y).text for y in range(fresh.size.height)]
+        assert any(" jX " in line for line in lines)
+        rendered.clear()
+        table.move_cursor(row=5)  # the cursor's rows are drawn again, from cached cells but theirs
+        await pilot.pause()
+        assert set(rendered) <= {0, 5}
