@@ -37,6 +37,12 @@ POOL_ORDER = {"raycluster-workergroup": 0, "machinedeployment": 1, "nodepool": 2
 COST_REFRESH_SECONDS = 10.0
 COST_REFRESH_MAX_SECONDS = 60.0
 COST_CLOCK_SHARE = 0.005
+# New data is evaluated at once, unless an evaluation is slow (over COST_SLOW_SECONDS of CPU) and
+# evaluating every change would take more than COST_CHANGE_SHARE of a core:
+# then at most that often (a 5,000-node cluster that changes every poll: every ~4 s, not every 2 s).
+# The tables show every poll's records either way; only the dollar figures wait.
+COST_CHANGE_SHARE = 0.05
+COST_SLOW_SECONDS = 0.05
 WAITING_KINDS = ("idle-while-waiting", "no-capacity-coming")  # warnings that explain a waiting job
 
 
@@ -203,6 +209,7 @@ class Dashboard:
         self._basis: object = None  # what the last cost evaluation saw, and when
         self._basis_at = datetime.min.replace(tzinfo=timezone.utc)
         self.cost_every = COST_REFRESH_SECONDS  # seconds between evaluations of the same data (see above)
+        self.cost_every_changed = 0.0  # ... and of new data
         self._last: tuple[View | None, dict] = (None, {})  # the last view and its parts (_parts), and
         self._last_data, self._last_jobs, self._last_health = None, [], ()  # what they were made from
         self._lock, self._stops_lock = threading.Lock(), threading.Lock()  # views derive in a thread (TUI)
@@ -235,8 +242,9 @@ class Dashboard:
         same = last is not None and data == self._last_data and jobs == self._last_jobs
         parts = parts if same else self._parts(updates, jobs)
         basis = (data, parts["everything"])
-        if with_cost and basis == self._basis and (now - self._basis_at).total_seconds() < self.cost_every:
-            with_cost = False  # nothing changed: the last evaluation stands (tuples of the same records compare fast)
+        since = (now - self._basis_at).total_seconds()
+        if with_cost and since < (self.cost_every if basis == self._basis else self.cost_every_changed):
+            with_cost = False  # the last evaluation stands (tuples of the same records compare fast)
         if with_cost:
             self._basis, self._basis_at = basis, now
             snapshot = replace(snapshot_of(updates, now), jobs=parts["everything"])
@@ -246,6 +254,8 @@ class Dashboard:
             self.cost = evaluate(snapshot, self.prices, self.policy, self.history, now)
             took = time.thread_time() - began
             self.cost_every = min(COST_REFRESH_MAX_SECONDS, max(COST_REFRESH_SECONDS, took / COST_CLOCK_SHARE))
+            slow = took >= COST_SLOW_SECONDS  # a quick evaluation is never held back
+            self.cost_every_changed = min(COST_REFRESH_SECONDS, took / COST_CHANGE_SHARE) if slow else 0.0
             if self.store is not None:
                 self.cost = self._stored(self.cost, now)
         with self._stops_lock:

@@ -149,3 +149,20 @@ async def test_a_changed_cell_re_renders_only_its_own_row_and_the_screen_reads_a
         table.move_cursor(row=5)  # the cursor's rows are drawn again, from cached cells but theirs
         await pilot.pause()
         assert set(rendered) <= {0, 5}
+
+
+def test_a_slow_evaluation_of_new_data_waits_for_its_share_of_a_core_and_then_runs(monkeypatch):
+    import mltop.dashboard as dashboard
+
+    monkeypatch.setattr(dashboard, "COST_SLOW_SECONDS", 0.0)  # every evaluation counts as slow here
+    dash = Dashboard(["ray/c"], prices=price_book(), policy=CostPolicy())
+    health = SourceHealth("ray", "c", True, None, 1.0, T0, T0)
+    dash.update(SourceUpdate("ray/c", health, SourceData(jobs=tuple(jobs_of_every_age()))))
+    first = dash.view(T0).cost
+    assert 0 < dash.cost_every_changed <= dashboard.COST_REFRESH_SECONDS
+    fewer = SourceData(jobs=tuple(jobs_of_every_age()[:3]))
+    dash.update(SourceUpdate("ray/c", health, fewer))
+    held = dash.view(T0)
+    assert held.cost is first and len(held.jobs) == 3  # the tables are new at once; the figures wait
+    after = dash.view(T0 + timedelta(seconds=dash.cost_every_changed + 0.01))
+    assert after.cost is not first
