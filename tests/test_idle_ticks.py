@@ -166,3 +166,30 @@ def test_a_slow_evaluation_of_new_data_waits_for_its_share_of_a_core_and_then_ru
     assert held.cost is first and len(held.jobs) == 3  # the tables are new at once; the figures wait
     after = dash.view(T0 + timedelta(seconds=dash.cost_every_changed + 0.01))
     assert after.cost is not first
+
+
+async def test_rows_added_and_removed_keep_the_scrollbar_and_scrolling_right_without_a_screen_layout():
+    many = [job(f"row{i:02d}", submitted_min_ago=5 + i) for i in range(30)]
+    app = Host()
+    async with app.run_test(size=(150, 10)) as pilot:
+        table = app.query_one(JobsTable)
+        table.relayout(148)
+        table.sync(many[:3], T0)
+        await pilot.pause()
+        assert not table.show_vertical_scrollbar
+        table.sync(many, T0)  # taller than the panel: the scrollbar appears (a layout, once)
+        await pilot.pause()
+        assert table.show_vertical_scrollbar
+        table.sync(many[:-5], T0)  # rows removed, still taller: the thumb follows, no layout needed
+        await pilot.pause()
+        assert table.vertical_scrollbar.window_virtual_size == table.virtual_size.height == 26
+        table.focus()
+        table.action_last_row()
+        await pilot.pause()
+        assert table.scroll_offset.y > 0
+        assert any("row24" in table.render_line(y).text for y in range(table.size.height))
+        table.sync(many[:3], T0)  # short again: the scrollbar goes and the rows show from the top
+        await pilot.pause()
+        await pilot.pause()
+        assert not table.show_vertical_scrollbar and table.scroll_offset.y == 0
+        assert any("row00" in table.render_line(y).text for y in range(table.size.height))
