@@ -216,6 +216,8 @@ def dra_view(slices: Iterable[SliceRecord], claims: Iterable[ClaimRecord], pods:
 
 def _counted(node: NodeFacts, devices: list[DraDevice]) -> list[tuple[DraDevice, float]]:
     """The devices that count on this node, each with the GPUs it adds (see the module's rules)."""
+    if not devices:
+        return []  # most nodes: no DRA devices (this runs for every node of every rebuild)
     advertised = {r for r, amount in (*node.capacity, *node.allocatable) if amount > 0}
     gpus = {d.uuid for d in devices if d.parent is None and d.uuid}
     used: Counter[str] = Counter()

@@ -8,6 +8,7 @@ group is skipped and counted, and a count that cannot be read makes the pool not
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from mltop.adapters.kube_nodes import NodeFacts, pool_of
@@ -32,12 +33,19 @@ from mltop.adapters.values import Skips, integer, mapping
 from mltop.model import GpuNode, Pool
 
 
+@lru_cache(maxsize=16384)
+def _pool_of_labels(labels: tuple[tuple[str, str], ...]) -> tuple[str | None, str | None]:
+    """pool_of, remembered by the node's labels: the pools are rebuilt on every change of a large
+    cluster, and the labels of nearly every node are the same as last time."""
+    return pool_of(dict(labels))
+
+
 def node_pools(nodes: Iterable[tuple[NodeFacts, GpuNode]], cluster: str) -> list[Pool]:
     """GPU nodes grouped by their pool label. Kubernetes alone cannot resize these."""
     groups: dict[str, list[GpuNode]] = {}
     kinds: dict[str, str | None] = {}
     for facts, node in nodes:
-        name, kind = pool_of(dict(facts.labels))
+        name, kind = _pool_of_labels(facts.labels)
         groups.setdefault(name or "(no pool)", []).append(node)
         kinds[name or "(no pool)"] = kind
     pools = []
