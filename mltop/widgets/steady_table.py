@@ -1,0 +1,74 @@
+"""A DataTable that redraws what changed and nothing else. Display only.
+
+Two measured costs of Textual's DataTable (8.2.8, pinned in pyproject.toml), at the sizes mltop
+shows, and what this class does about each. It relies on DataTable internals of that version;
+tests/test_idle_ticks.py checks the behaviour, so a Textual upgrade that changes them fails there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.geometry import Size
+from textual.reactive import Reactive
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
+
+
+class SteadyDataTable(DataTable):
+    def __init__(self, **kwargs: Any) -> None:
+        self._stale_rows: set[RowKey] = set()  # rows with a changed cell, their renders not yet forgotten
+        super().__init__(**kwargs)
+
+    # A table that gains or loses a row changes its virtual size, which Textual declares a layout
+    # change, and remove_row asks for a layout itself: the whole screen was arranged again (29 ms at
+    # 5,000 nodes, on every poll that removes a row). The table's own size is set by its panel, so
+    # only the scrollbar changes: its thumb is updated here, and the screen is laid out again only
+    # when a scrollbar appears or goes.
+    virtual_size = Reactive(Size(0, 0), layout=False)
+    _keep_layout = False
+
+    def remove_row(self, row_key: Any) -> None:
+        self._keep_layout = True
+        try:
+            super().remove_row(row_key)
+        finally:
+            self._keep_layout = False
+
+    def refresh(self, *regions: Any, repaint: bool = True, layout: bool = False, recompose: bool = False) -> Any:
+        return super().refresh(*regions, repaint=repaint, layout=layout and not self._keep_layout, recompose=recompose)
+
+    def watch_virtual_size(self, old: Size, new: Size) -> None:
+        width, height = self.container_size
+        if not self.container_size or (old.width > width, old.height > height) != (new.width > width, new.height > height):
+            self.refresh(layout=True)
+        else:
+            self._scroll_update(new)
+            self.refresh()
+
+    # Textual's DataTable keys every cached render (cell, row, line) on one table-wide update count,
+    # which update_cell bumps: one changed cell re-renders every visible cell on the next frame
+    # (measured: 47 ms a frame for a 25-row jobs panel while jobs change, most of mltop's CPU). A
+    # changed cell here puts the count back and forgets only its own row's cached renders, by row
+    # key and row index; the line cache, cheap to rebuild from the row caches, is cleared. Adding,
+    # removing and sorting rows still bump the count (the row order changes).
+    def update_cell(self, row_key: Any, column_key: Any, value: Any, *, update_width: bool = False) -> None:
+        count = self._update_count
+        super().update_cell(row_key, column_key, value, update_width=update_width)
+        if not update_width and self._update_count == count + 1:
+            self._update_count = count
+            self._stale_rows.add(row_key if isinstance(row_key, RowKey) else RowKey(row_key))
+
+    def render_lines(self, crop: Any) -> Any:
+        if self._stale_rows:
+            self._forget_stale_rows()
+        return super().render_lines(crop)
+
+    def _forget_stale_rows(self) -> None:
+        stale, self._stale_rows = self._stale_rows, set()
+        indexes = {self._row_locations.get(key) for key in stale}
+        for cache, at, gone in ((self._cell_render_cache, 0, stale), (self._row_render_cache, 0, stale),
+                                (self._row_renderable_cache, 1, indexes)):
+            for cache_key in [k for k in cache.keys() if k[at] in gone]:
+                cache.discard(cache_key)
+        self._line_cache.clear()
