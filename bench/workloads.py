@@ -192,11 +192,18 @@ def ray_churn(sim: seed.BenchRaySim) -> None:
     for job, waiting in zip(running, pending):
         job.status, job.end_ms, job.message = "SUCCEEDED", now, "Job finished successfully."
         waiting.status, waiting.started_ms, waiting.node_id = "RUNNING", now, job.node_id
-        waiting.ray_job_id, waiting.message = f"{len(sim.jobs):08x}", "Job is currently running."
+        sim.made = getattr(sim, "made", len(sim.jobs)) + 1
+        waiting.ray_job_id, waiting.message = f"{sim.made:08x}", "Job is currently running."
         job.node_id = None
     for _ in range(2):
-        n = len(sim.jobs)
+        n = getattr(sim, "made", len(sim.jobs))
+        sim.made = n + 1
         sim.jobs[f"raysubmit_{n:06d}"] = seed.make_job(sim, n, "PENDING", now, None)
+    # As many of the oldest finished jobs go: the list stays the size it was seeded at, so a long
+    # run (bench/soak.py) measures mltop at a steady size, not a payload that grows by the hour.
+    finished = sorted((j.end_ms or 0, key) for key, j in sim.jobs.items() if j.status in ("SUCCEEDED", "FAILED", "STOPPED"))
+    for _, key in finished[:2]:
+        del sim.jobs[key]
     sim.stamp = getattr(sim, "stamp", 0) + 1
 
 
