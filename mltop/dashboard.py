@@ -62,6 +62,7 @@ class View:
     pending_pods: dict[str, tuple[Job, ...]] = field(default_factory=dict)  # pod name -> pending pod jobs
     queues: tuple[QueueUse, ...] = ()  # Kueue ClusterQueues (the queues view; mltop/kueue.py)
     chains: chain.Chains = field(default_factory=chain.Chains)  # rows folded under another (mltop/chain.py)
+    cost_behind: float = 0.0  # seconds the cost figures lag newer records (a slow evaluation waiting its turn)
 
     def children_of(self, key: str) -> tuple[Job, ...]:
         return self.chains.children(key)
@@ -210,6 +211,7 @@ class Dashboard:
         self._basis_at = datetime.min.replace(tzinfo=timezone.utc)
         self.cost_every = COST_REFRESH_SECONDS  # seconds between evaluations of the same data (see above)
         self.cost_every_changed = 0.0  # ... and of new data
+        self._cost_waits_since: datetime | None = None  # since when new records wait for an evaluation
         self._last: tuple[View | None, dict] = (None, {})  # the last view and its parts (_parts), and
         self._last_data, self._last_jobs, self._last_health = None, [], ()  # what they were made from
         self._lock, self._stops_lock = threading.Lock(), threading.Lock()  # views derive in a thread (TUI)
@@ -245,14 +247,17 @@ class Dashboard:
         since = (now - self._basis_at).total_seconds()
         if with_cost and since < (self.cost_every if basis == self._basis else self.cost_every_changed):
             with_cost = False  # the last evaluation stands (tuples of the same records compare fast)
+            if basis != self._basis and self._cost_waits_since is None:
+                self._cost_waits_since = now  # new records, figures from older ones: the screen says so
         if with_cost:
-            self._basis, self._basis_at = basis, now
             snapshot = replace(snapshot_of(updates, now), jobs=parts["everything"])
             if self.store is not None:
                 self.store.load(self.history, now)
             began = time.thread_time()
             self.cost = evaluate(snapshot, self.prices, self.policy, self.history, now)
             took = time.thread_time() - began
+            self._basis, self._basis_at = basis, now  # after it succeeded: a failure is retried at the next request
+            self._cost_waits_since = None
             self.cost_every = min(COST_REFRESH_MAX_SECONDS, max(COST_REFRESH_SECONDS, took / COST_CLOCK_SHARE))
             slow = took >= COST_SLOW_SECONDS  # a quick evaluation is never held back
             self.cost_every_changed = min(COST_REFRESH_SECONDS, took / COST_CHANGE_SHARE) if slow else 0.0
@@ -269,6 +274,7 @@ class Dashboard:
         view = View(
             now=now, sources=lines, overdue=overdue, cost=self.cost, events=tuple(events),
             summary=summary, stale_after=self.stale_after,
+            cost_behind=(now - self._cost_waits_since).total_seconds() if self._cost_waits_since else 0.0,
             **{k: parts[k] for k in ("jobs", "nodes", "pools", "owners", "pending_pods", "queues", "chains")})
         if same and last is not None:  # the same records: what was worked out from them holds (not the clock's)
             carried = ("_most_free", "short_reasons") + (("node_idle_costs", "pool_idle_costs")

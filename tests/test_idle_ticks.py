@@ -164,8 +164,17 @@ def test_a_slow_evaluation_of_new_data_waits_for_its_share_of_a_core_and_then_ru
     dash.update(SourceUpdate("ray/c", health, fewer))
     held = dash.view(T0)
     assert held.cost is first and len(held.jobs) == 3  # the tables are new at once; the figures wait
-    after = dash.view(T0 + timedelta(seconds=dash.cost_every_changed + 0.01))
-    assert after.cost is not first
+    assert held.cost_behind == 0.0  # waiting since this instant
+    monkeypatch.setattr(dashboard, "COST_CHANGE_SHARE", 1e-9)  # the next evaluation sets the longest wait
+    assert dash.view(T0 + timedelta(seconds=dash.cost_every_changed + 0.01)).cost is not first
+    assert dash.cost_every_changed == dashboard.COST_REFRESH_SECONDS
+    dash.update(SourceUpdate("ray/c", health, SourceData(jobs=tuple(jobs_of_every_age()[:2]))))
+    waits = T0 + timedelta(seconds=1)
+    assert dash.view(waits).cost_behind == 0.0
+    later = dash.view(waits + timedelta(seconds=4))
+    assert later.cost_behind == 4.0 and len(later.jobs) == 2  # said on screen: "(costs 4s behind)"
+    after = dash.view(T0 + timedelta(seconds=dash.cost_every_changed + 1.1))
+    assert after.cost_behind == 0.0
 
 
 async def test_rows_added_and_removed_keep_the_scrollbar_and_scrolling_right_without_a_screen_layout():
@@ -193,3 +202,20 @@ async def test_rows_added_and_removed_keep_the_scrollbar_and_scrolling_right_wit
         await pilot.pause()
         assert not table.show_vertical_scrollbar and table.scroll_offset.y == 0
         assert any("row00" in table.render_line(y).text for y in range(table.size.height))
+
+
+async def test_rows_that_come_back_into_view_after_a_filter_are_due_on_the_clock_again():
+    jobs = jobs_of_every_age()
+    app, fresh_app = Host(), Host()
+    async with app.run_test(size=(150, 12)), fresh_app.run_test(size=(150, 12)):
+        table, fresh = app.query_one(JobsTable), fresh_app.query_one(JobsTable)
+        for t in (table, fresh):
+            t.relayout(148)
+        table.set_filter("run-5m")
+        table.sync(jobs, T0)  # only that row shown, and planned
+        table.set_filter("")  # the others come back
+        for seconds in (2, 7200):
+            now = T0 + timedelta(seconds=seconds)
+            table.sync(list(jobs), now)  # the clock-only path
+            fresh.sync(jobs, now)
+            assert texts(table) == texts(fresh), f"after {seconds} s"

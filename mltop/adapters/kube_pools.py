@@ -19,6 +19,7 @@ from mltop.adapters.kube_parse import (
     FINISHED_PHASES,
     KIND,
     NO_MAX,
+    POOL_LABELS,
     WHY_NOT_SCALABLE,
     PodFacts,
     Unreadable,
@@ -33,11 +34,15 @@ from mltop.adapters.values import Skips, integer, mapping
 from mltop.model import GpuNode, Pool
 
 
-@lru_cache(maxsize=16384)
-def _pool_of_labels(labels: tuple[tuple[str, str], ...]) -> tuple[str | None, str | None]:
-    """pool_of, remembered by the node's labels: the pools are rebuilt on every change of a large
-    cluster, and the labels of nearly every node are the same as last time."""
-    return pool_of(dict(labels))
+POOL_LABEL_KEYS = frozenset(label for label, _ in POOL_LABELS)
+
+
+@lru_cache(maxsize=1024)
+def _pool_of_labels(pool_labels: tuple[tuple[str, str], ...]) -> tuple[str | None, str | None]:
+    """pool_of, remembered by the node's pool labels only (a few pairs, shared by a pool's nodes: the
+    cache stays small however many nodes come and go). The pools are rebuilt on every change of a
+    large cluster, and a dict of every node's labels each time was most of it."""
+    return pool_of(dict(pool_labels))
 
 
 def node_pools(nodes: Iterable[tuple[NodeFacts, GpuNode]], cluster: str) -> list[Pool]:
@@ -45,7 +50,7 @@ def node_pools(nodes: Iterable[tuple[NodeFacts, GpuNode]], cluster: str) -> list
     groups: dict[str, list[GpuNode]] = {}
     kinds: dict[str, str | None] = {}
     for facts, node in nodes:
-        name, kind = _pool_of_labels(facts.labels)
+        name, kind = _pool_of_labels(tuple(pair for pair in facts.labels if pair[0] in POOL_LABEL_KEYS))
         groups.setdefault(name or "(no pool)", []).append(node)
         kinds[name or "(no pool)"] = kind
     pools = []

@@ -213,6 +213,8 @@ class DashboardScreen(Screen[None]):
         # The cost comes first so that it stays visible on an 80-column terminal.
         if cost is not None and (cost.node_prices or s.has_ray):
             text += f"  {cost_line(cost)}"
+            if view.cost_behind >= 1:  # a large cluster's slow evaluation waits its turn: the tables are newer
+                text += f" (costs {view.cost_behind:.0f}s behind)"
         text += f"  {fmt.SEPARATOR}  {s.sources_up}/{s.sources_total} sources up"
         if s.has_ray:
             text += f"  {fmt.SEPARATOR}  Ray GPUs {fmt.gpus(s.ray_gpus_used)}/{fmt.gpus(s.ray_gpus_total)} in use"

@@ -188,6 +188,12 @@ class JobsTable(KeyedTable[Job]):
         self._synced = (list(jobs), self.overdue, self.reasons)
         self._plan()
 
+    def resync(self) -> None:
+        """The same jobs arranged again (a filter, a sort, a mark, a row pinned past the cap): rows
+        that come into view are due on the clock too."""
+        super().resync()
+        self._plan()
+
     # -- the clock's tick: only the rows whose WAIT/RUN text changes ------------------------------
     # Between source updates the records are the same and only the clock moves. Re-checking every
     # row each second is most of an idle screen's CPU at 1,000 rows; instead each row is due again
