@@ -219,3 +219,45 @@ async def test_rows_that_come_back_into_view_after_a_filter_are_due_on_the_clock
             table.sync(list(jobs), now)  # the clock-only path
             fresh.sync(jobs, now)
             assert texts(table) == texts(fresh), f"after {seconds} s"
+
+
+async def test_the_header_says_when_the_cost_figures_lag_newer_records(monkeypatch):
+    import mltop.dashboard as dashboard
+    from mltop.config import Config
+    from mltop.model import GpuNode
+    from mltop.tui.app import MltopApp
+
+    monkeypatch.setattr(dashboard, "COST_SLOW_SECONDS", 0.0)
+    monkeypatch.setattr(dashboard, "COST_CHANGE_SHARE", 1e-9)  # every evaluation makes new data wait 10 s
+    now = [T0]
+
+    class Cluster:
+        kind, name, key = "kubernetes", "c", "kubernetes/c"
+        free = 8.0
+
+        async def fetch(self) -> SourceData:
+            node = GpuNode(key="kubernetes/c/n1", cluster="c", name="n1", pool="p", gpu_model="H100",
+                           gpu_resource="nvidia.com/gpu", gpus_total=8, gpus_allocatable=8,
+                           gpus_allocated=8 - self.free, ready=True, schedulable=True, instance_type="p5.48xlarge")
+            return SourceData(nodes=(node,))
+
+        async def aclose(self) -> None:
+            pass
+
+    source = Cluster()
+    app = MltopApp(Config(), [source], clock=lambda: now[0], start_polling=False)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await app.refresh_now()
+        await pilot.pause()
+        summary = lambda: str(app.query_one("#summary").render())  # noqa: E731
+        assert "behind" not in summary()
+        source.free, now[0] = 0.0, T0 + timedelta(seconds=3)  # the node is now in use: new records
+        await app.refresh_now()
+        now[0] = T0 + timedelta(seconds=7)
+        await app.refresh_now()
+        await pilot.pause()
+        assert "(costs 4s behind)" in summary()
+        now[0] = T0 + timedelta(seconds=11)  # the wait is over: evaluated, and the note goes
+        await app.refresh_now()
+        await pilot.pause()
+        assert "behind" not in summary()
