@@ -34,7 +34,14 @@ def node_gpus(node: dict) -> int:
     return int(node["status"]["capacity"].get("nvidia.com/gpu", 0))
 
 
-def seed_kube(store: KubeStore, nodes: int, pods: int) -> None:
+# A fifth of the pods that are not daemons ask for GPUs (1, 2, 4 or 8): about as many GPUs as the nodes
+# have, so most nodes are busy, some have GPUs free and a queue waits, as on a busy training cluster.
+# (Until 2026-11-30 this was every 50th pod, and a slip made every GPU pod pend: nodes held no pods.)
+GPU_EVERY = 5
+
+
+def seed_kube(store: KubeStore, nodes: int, pods: int) -> list[tuple[str, str, str, int]]:
+    """Seed the store; returns the GPU pods bound to nodes, (namespace, name, node, GPUs), for the churn."""
     rng = random.Random(13)
     built = [gpu_node(i) for i in range(nodes)]
     free = {n["metadata"]["name"]: node_gpus(n) for n in built}
@@ -48,13 +55,15 @@ def seed_kube(store: KubeStore, nodes: int, pods: int) -> None:
                 store.put(k.pod(f"{daemon}-{name}", "kube-system", node_name=name, created=NOW - timedelta(days=3),
                                 owner=("DaemonSet", daemon)))
                 count += 1
-    gpu_every = 50  # 2% of pods ask for GPUs
     i = 0
+    bound: list[tuple[str, str, str, int]] = []
     while count < pods:
         age = timedelta(minutes=rng.randint(1, 3000))
         ns = f"team-{i % 40:02d}"
-        if i % gpu_every == 0:
-            store.put(_gpu_pod(i, ns, rng, free, names, NOW - age))
+        if i % GPU_EVERY == 0:
+            pod = store.put(_gpu_pod(i, ns, rng, free, names, NOW - age))
+            if pod["spec"].get("nodeName"):
+                bound.append((ns, pod["metadata"]["name"], pod["spec"]["nodeName"], pod_gpus(pod)))
         else:
             owner = ("ReplicaSet", f"svc-{i // 10}") if i % 3 else ("Job", f"etl-{i // 10}")
             phase = "Succeeded" if owner[0] == "Job" and i % 2 else None
@@ -62,13 +71,19 @@ def seed_kube(store: KubeStore, nodes: int, pods: int) -> None:
                             owner=owner, phase=phase))
         i += 1
         count += 1
+    return bound
+
+
+def pod_gpus(pod: dict) -> int:
+    return sum(int(c["resources"].get("requests", {}).get("nvidia.com/gpu", 0)) for c in pod["spec"]["containers"])
 
 
 def _gpu_pod(i: int, ns: str, rng: random.Random, free: dict[str, int], names: list[str], created: datetime) -> dict:
-    """A GPU pod: bound where its GPUs fit (walking the nodes), else pending; one in ten pends anyway."""
+    """A GPU pod: bound where its GPUs fit (walking the nodes), else pending; one in ten pends anyway.
+    `i` counts all pods, GPU pods are every GPU_EVERY-th: the pod's own number decides."""
     gpus = rng.choice((1, 2, 4, 8))
     owner = ("Job", f"train-{i}") if i % 4 else ("RayCluster", f"rc-{i}")
-    if i % 10:
+    if (i // GPU_EVERY) % 10:
         start = rng.randrange(len(names))
         for step in range(0, len(names), 7):
             name = names[(start + step) % len(names)]

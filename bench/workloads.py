@@ -102,8 +102,10 @@ class Served:
         fast_lists.install_kube()  # keyed by resourceVersion: right whoever writes
         store = KubeStore(history_limit=20_000)
         if nodes:
-            self.server.call(lambda: seed.seed_kube(store, nodes, pods))
-            self.steps.append(lambda: kube_churn(store, self.rng))
+            bound: list[tuple[str, str, str, int]] = []
+            self.server.call(lambda: bound.extend(seed.seed_kube(store, nodes, pods)))
+            moved: list[tuple[str, str, str, int]] = []
+            self.steps.append(lambda: kube_churn(store, self.rng, bound, moved))
         else:
             from mltop.demo.kube_scenario import KubeScenario, seed_kube
 
@@ -172,8 +174,11 @@ def add_discovery(app: web.Application) -> None:
     app.router.add_get("/apis", answer({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
 
 
-def kube_churn(store: KubeStore, rng: random.Random) -> None:
-    """Five pods finish and five new ones start; one GPU pod turns up pending."""
+def kube_churn(store: KubeStore, rng: random.Random, bound: list[tuple[str, str, str, int]],
+               moved: list[tuple[str, str, str, int]]) -> None:
+    """Five pods finish and five new ones start; one GPU pod turns up pending; two running GPU pods
+    finish, freeing their nodes' GPUs, and the two that finished a tick ago are followed by new ones
+    on the same nodes (so every tick changes what four GPU nodes hold, as jobs come and go)."""
     tick = int(time.time())
     for i in range(5):
         name = f"churn-{tick}-{i}"
@@ -182,6 +187,13 @@ def kube_churn(store: KubeStore, rng: random.Random) -> None:
         store.delete("v1", "Pod", old["metadata"]["name"], "team-churn")
     store.put(k.pod(f"churn-gpu-{tick}", "team-churn", gpus=rng.choice((1, 8)), created=utcnow(),
                     owner=("Job", f"churn-gpu-{tick}")))
+    for j, (namespace, _, node, gpus) in enumerate(moved):  # the nodes freed a tick ago take new pods
+        name = f"train-r{tick}-{j}"
+        store.put(k.pod(name, namespace, gpus=gpus, node_name=node, created=utcnow(), owner=("Job", name)))
+        bound.append((namespace, name, node, gpus))
+    moved[:] = [bound.pop(rng.randrange(len(bound))) for _ in range(min(2, len(bound)))]
+    for namespace, name, _, _ in moved:
+        store.delete("v1", "Pod", name, namespace)
 
 
 def ray_churn(sim: seed.BenchRaySim) -> None:
