@@ -374,8 +374,9 @@ class KeyedTable(SteadyDataTable, Generic[R]):
         if len(self._measured) > 2 * max(len(wanted), 100):
             self._measured = {k: v for k, v in self._measured.items() if k in wanted_set}
         with self.app.batch_update():
-            for key in [k for k in self._order if k not in wanted_set]:
-                self.remove_row(key)
+            gone = [k for k in self._order if k not in wanted_set]
+            self.remove_rows(gone)
+            for key in gone:
                 del self._cells[key]
                 self._tokens.pop(key, None)
                 del self.records[key]

@@ -12,7 +12,8 @@ from typing import Any
 from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual._two_way_dict import TwoWayDict
+from textual.widgets.data_table import CellKey, RowDoesNotExist, RowKey
 
 
 class SteadyDataTable(DataTable):
@@ -32,6 +33,36 @@ class SteadyDataTable(DataTable):
         self._keep_layout = True
         try:
             super().remove_row(row_key)
+        finally:
+            self._keep_layout = False
+
+    def remove_rows(self, row_keys: Any) -> None:
+        """Remove many rows at once. Textual's remove_row re-indexes every row for each one it
+        removes and re-checks the cursor (which lists every row): removing 65 of 1,000 warnings took
+        ~270 ms a poll at 5,000 nodes (4 ms a row). This does the same work once for all of them."""
+        gone = {key if isinstance(key, RowKey) else RowKey(key) for key in row_keys}
+        if len(gone) <= 1:
+            for key in gone:
+                self.remove_row(key)
+            return
+        for key in gone:
+            if key not in self._row_locations:
+                raise RowDoesNotExist(f"Row key {key!r} is not valid.")
+        self._require_update_dimensions = True
+        self.check_idle()
+        kept = sorted((self._row_locations.get(key), key) for key in self._row_locations if key not in gone)
+        self._row_locations = TwoWayDict({key: index for index, (_, key) in enumerate(kept)})
+        for key in gone:
+            for column_key in self._data.get(key):  # removed cells never ask for a dimension update
+                self._updated_cells.discard(CellKey(key, column_key))
+            del self.rows[key]
+            del self._data[key]
+        self.cursor_coordinate = self.cursor_coordinate
+        self.hover_coordinate = self.hover_coordinate
+        self._update_count += 1
+        self._keep_layout = True  # as remove_row above: only the scrollbar may change
+        try:
+            self.refresh(layout=True)
         finally:
             self._keep_layout = False
 

@@ -1,0 +1,63 @@
+"""SteadyDataTable.remove_rows: many rows removed at once leave the table exactly as Textual's own
+remove_row, one row at a time, does (rows, their order, the cursor, what is drawn). It relies on
+DataTable internals of the pinned Textual: an upgrade that changes them fails here."""
+
+from __future__ import annotations
+
+import pytest
+from textual.app import App
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
+
+from mltop.widgets.steady_table import SteadyDataTable
+
+
+class Host(App):
+    def compose(self):
+        yield DataTable(id="plain")
+        yield SteadyDataTable(id="steady")
+
+
+def fill(table: DataTable, rows: int) -> None:
+    table.add_columns("name", "value")
+    for i in range(rows):
+        table.add_row(f"row-{i}", str(i * i), key=f"k{i}")
+
+
+def state(table: DataTable) -> tuple:
+    order = [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
+    return (order, table.row_count, table.cursor_coordinate, [table.get_row_index(k) for k in order],
+            [tuple(table.get_row(k)) for k in order])
+
+
+@pytest.mark.parametrize("gone", [
+    [f"k{i}" for i in range(0, 60, 3)],  # spread out, before and after the cursor
+    [f"k{i}" for i in range(40, 60)],  # the tail, the cursor's row among them
+    ["k7"],  # one row takes remove_row's own path
+    [],
+])
+async def test_removing_many_rows_at_once_reads_as_removing_them_one_by_one(gone):
+    app = Host()
+    async with app.run_test(size=(80, 30)) as pilot:
+        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", SteadyDataTable)
+        for table in (plain, steady):
+            fill(table, 60)
+            table.move_cursor(row=45)
+        for key in gone:
+            plain.remove_row(key)
+        steady.remove_rows(gone)
+        await pilot.pause()
+        assert state(steady) == state(plain)
+        steady.add_row("new", "1", key="new")  # the index stays usable: rows go on being added after
+        plain.add_row("new", "1", key="new")
+        assert state(steady) == state(plain)
+
+
+async def test_removing_a_row_that_is_not_there_removes_nothing():
+    app = Host()
+    async with app.run_test(size=(80, 30)):
+        steady = app.query_one("#steady", SteadyDataTable)
+        fill(steady, 5)
+        with pytest.raises(RowDoesNotExist):
+            steady.remove_rows(["k1", "nope"])
+        assert steady.row_count == 5
