@@ -42,6 +42,7 @@ from mltop.tui.screen_actions import ScreenActions
 from mltop.tui.job_actions import JobActions
 from mltop.tui.log_view import LogActions
 from mltop.tui.raw_view import RawActions
+from mltop.tui.memory import freeze_long_lived
 from mltop.tui.messages import SourceUpdated
 from mltop.widgets.infra_tables import NodesTable, PoolsTable, WarningsTable
 from mltop.widgets.jobs_table import JobsTable
@@ -94,6 +95,7 @@ class MltopApp(Deriving, JobActions, BulkActions, LogActions, RawActions, Screen
         self._filter_target: KeyedTable | None = None  # the panel the `/` box filters
         self.clock = clock
         self.start_polling = start_polling
+        self._frozen = False  # long-lived objects moved out of the collector's way (mltop/tui/memory.py)
         self.sources = {s.key: s for s in sources}
         self.loops = {key: SourceLoop(s, config.refresh, self._post_update, clock=clock) for key, s in self.sources.items()}
         self.dashboard: Dashboard = dashboard_for(sources, config)
@@ -197,6 +199,9 @@ class MltopApp(Deriving, JobActions, BulkActions, LogActions, RawActions, Screen
             self.say(event.message, severity=event.severity, timeout=10)
         self.main.show(view, cost_changed=cost_changed)
         forward_view(self.screen_stack, view)  # an open job details screen stays live
+        if not self._frozen and len(self.dashboard.updates) == len(self.dashboard.source_keys):
+            self._frozen = True
+            freeze_long_lived()
         note = self.dashboard.take_history_note()  # the history store locked or unusable: said once
         if note:
             self.say(note, severity="warning", timeout=15)
