@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 
 class JobState(str, enum.Enum):
@@ -227,11 +228,10 @@ class GpuNode:
     gpu_utilization: float | None = None  # measured percent over its GPUs, where telemetry reports it
     dra_gpus: float = 0.0  # of gpus_total, those counted from DRA ResourceSlices (kube_dra.py)
 
-    @property
+    @cached_property  # asked for many times per node per refresh (sorting, totals, the cost engine)
     def gpus_free(self) -> float:
-        if self.gpus_allocated is None:
-            return 0.0  # unknown is not free: never counted as idle
-        return max(0.0, self.gpus_allocatable - self.gpus_allocated)
+        # Unknown allocation is not free: never counted as idle.
+        return 0.0 if self.gpus_allocated is None else max(0.0, self.gpus_allocatable - self.gpus_allocated)
 
 
 def ray_node_key(cluster: str, node_id: str) -> str:

@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from mltop.cost.context import CostContext, Finding, observe, ray_free_key, unusable_gpus, with_measurements
+from mltop.cost.context import CostContext, Finding, observe, ray_free_key, with_measurements
 from mltop.cost.history import IdleHistory
 from mltop.cost.kinds import CHECKS
 from mltop.cost.policy import KINDS, CostPolicy
-from mltop.cost.rates import CostReport, full_sum, known_sum, share
+from mltop.cost.rates import CostReport, full_sum, known_sum
 from mltop.cost.teams import TeamCost, team_costs
 from mltop.model import Snapshot, ray_node_key
 from mltop.prices import PriceBook
@@ -40,8 +40,7 @@ def evaluate(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history:
     history.add_waste(now, idle_rate, [(f.key, f.warning.idle_since, f.warning.cost_per_hour)
                                        for f in findings if f.warning.idle_since_is_lower_bound],
                       groups={k: g.cost_per_hour for k, g in ctx.idle.items()})
-    node_idle = {n.key: share(ctx.node_prices[n.key], n.gpus_free + unusable_gpus(n), n.gpus_total)
-                 for n in snapshot.nodes}
+    node_idle = {key: c.idle_per_hour for key, c in ctx.node_costs.items()}
     ray_prices = {ray_node_key(name, node_id): price for (name, node_id), price in ctx.ray_prices.items()}
     pool_nodes = _pool_nodes(snapshot)
     return CostReport(

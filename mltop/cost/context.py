@@ -11,29 +11,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from mltop.cost.history import IdleHistory
+from mltop.cost.node_costs import NodeCost, pod_util_key, unallocated_key, unusable_gpus, unusable_key  # noqa: F401 (re-exported)
 from mltop.cost.policy import CostPolicy
-from mltop.cost.rates import IdleGpus, known_sum, opencost_price, ray_node_price, share
-from mltop.model import GpuNode, GpuPod, IdleWarning, Job, JobState, Pool, Snapshot
+from mltop.cost.rates import IdleGpus, known_sum, ray_node_price, share
+from mltop.model import GpuNode, IdleWarning, Job, JobState, Pool, Snapshot
 from mltop.prices import Price, PriceBook
 
 SCALED_POOL_KINDS = ("nodepool", "machinedeployment")  # pools whose members are Kubernetes nodes
-
-
-def unallocated_key(node: GpuNode) -> str:
-    return f"unallocated/{node.key}"
-
-
-def unusable_key(node: GpuNode) -> str:
-    return f"unusable/{node.key}"
-
-
-def unusable_gpus(node: GpuNode) -> float:
-    """GPUs a node is paid for that its device plugin does not offer: capacity above allocatable,
-    less any that pods still hold (bound before the GPUs went unhealthy). Never counted twice: the
-    unallocated GPUs are allocatable minus held, these are capacity minus the larger of the two."""
-    held = node.gpus_allocated or 0.0
-    gpus = node.gpus_total - max(node.gpus_allocatable, held)
-    return gpus if gpus > 1e-6 else 0.0  # MIG shares add up to 0.999...: not a missing GPU
 
 
 def ray_free_key(cluster: str, node_id: str) -> str:
@@ -42,10 +26,6 @@ def ray_free_key(cluster: str, node_id: str) -> str:
 
 def job_util_key(job: Job) -> str:
     return f"util/{job.key}"
-
-
-def pod_util_key(node: GpuNode, pod: GpuPod) -> str:
-    return f"util/{node.cluster}/{pod.namespace}/{pod.name}"
 
 
 @dataclass(frozen=True)
@@ -69,6 +49,7 @@ class CostContext:
     idle: Mapping[str, IdleGpus]  # every GPU idle now, each in one group (see CostReport)
     ray_free: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # Ray cluster -> its idle group keys
     ray_hosts: frozenset[str] = frozenset()  # hostnames of live Ray nodes (KubeRay: their pod names)
+    node_costs: Mapping[str, NodeCost] = field(default_factory=dict)  # node key -> its price and idle GPUs
     _memo: dict = field(default_factory=dict, init=False, compare=False, repr=False)  # cost_of's answers
 
     def idle_long_enough(self, key: str) -> tuple[datetime, bool] | None:
@@ -84,6 +65,9 @@ class CostContext:
         return (since, lower) if since is not None and self.now - since >= long else None
 
     def cost_of(self, about: Iterable[str]) -> float | None:
+        if isinstance(about, (frozenset, list, tuple)) and len(about) == 1:  # most warnings: one group
+            group = self.idle.get(next(iter(about)))
+            return None if group is None else group.cost_per_hour
         if isinstance(about, frozenset):  # the same idle groups behind many waiting pods: summed once
             memo = self._memo
             if about not in memo:
@@ -105,6 +89,9 @@ def with_measurements(snapshot: Snapshot) -> Snapshot:
             by_pod.setdefault((s.namespace, s.pod), []).append(s.utilization)
     nodes = []
     for node in snapshot.nodes:
+        if not any((p.namespace, p.name) in by_pod for p in node.pods):
+            nodes.append(node)  # the same record: what node_costs remembers for it holds
+            continue
         pods = tuple(
             replace(p, utilization=sum(v) / len(v)) if (v := by_pod.get((p.namespace, p.name))) else p
             for p in node.pods
@@ -116,19 +103,19 @@ def with_measurements(snapshot: Snapshot) -> Snapshot:
 def observe(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history: IdleHistory, now: datetime) -> CostContext:
     """Price everything, record in `history` what is idle now, and forget what is gone."""
     opencost = {c.node: c for c in snapshot.node_costs}  # by node name: OpenCost labels nodes by name only
-    node_prices = {n.key: prices.price(pool=n.pool, instance_type=n.instance_type, gpu_model=n.gpu_model,
-                                       gpus=n.gpus_total, spot=n.capacity_type == "spot", zone=n.zone,
-                                       cluster=opencost_price(opencost.get(n.name), n.gpus_total))
-                   for n in snapshot.nodes}
+    costs = history.node_costs(snapshot.nodes, prices, opencost)  # remembered per node record (node_costs.py)
+    node_prices = {key: c.price for key, c in costs.items()}
     ray_prices = {(name, n.node_id): ray_node_price(n, prices)
                   for name, c in snapshot.ray_clusters for n in c.nodes if n.gpus_total}
     pool_of_node, pool_members = _pools(snapshot)
-    idle = _unallocated(snapshot, node_prices) | _unusable(snapshot, node_prices) | _ray_free(snapshot, ray_prices)
+    idle = {c.unallocated_key: c.unallocated for c in costs.values() if c.unallocated is not None}
+    idle |= {c.unusable_key: c.unusable_idle for c in costs.values() if c.unusable_idle is not None}
+    idle |= _ray_free(snapshot, ray_prices)
     ray_free = {name: tuple(ray_free_key(name, n.node_id) for n in c.nodes if ray_free_key(name, n.node_id) in idle)
                 for name, c in snapshot.ray_clusters}
     ray_hosts = frozenset(n.hostname for _, c in snapshot.ray_clusters for n in c.nodes if n.alive)
     since = _observe_nodes(snapshot, pool_members, history, now)
-    since |= {unusable_key(n): history.observe(unusable_key(n), unusable_gpus(n) > 0 or not n.ready, now)
+    since |= {(c := costs[n.key]).unusable_key: history.observe(c.unusable_key, c.unusable > 0 or not n.ready, now)
               for n in snapshot.nodes}
     since |= {f"ray/{name}": history.observe(f"ray/{name}", bool(keys), now) for name, keys in ray_free.items()}
     low = {k: history.observe(k, u < policy.low_utilization_percent, now)
@@ -136,7 +123,7 @@ def observe(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history: 
     history.forget_except(set(since) | set(low))
     ctx = CostContext(now=now, policy=policy, node_prices=node_prices, ray_prices=ray_prices,
                       pool_of_node=pool_of_node, pool_members=pool_members, since=since | low, idle=idle,
-                      ray_free=ray_free, ray_hosts=ray_hosts)
+                      ray_free=ray_free, ray_hosts=ray_hosts, node_costs=costs)
     return replace(ctx, idle=idle | _allocated_unused(snapshot, ctx))
 
 
@@ -153,16 +140,6 @@ def _pools(snapshot: Snapshot) -> tuple[dict[str, Pool], dict[str, tuple[GpuNode
         if (pool := pool_of_node.get(node.key)) is not None:
             members.setdefault(pool.key, []).append(node)
     return pool_of_node, {key: tuple(nodes) for key, nodes in members.items()}
-
-
-def _unallocated(snapshot: Snapshot, node_prices: Mapping[str, Price]) -> dict[str, IdleGpus]:
-    return {unallocated_key(n): IdleGpus(n.gpus_free, share(node_prices[n.key], n.gpus_free, n.gpus_total))
-            for n in snapshot.nodes if n.gpus_free > 0}
-
-
-def _unusable(snapshot: Snapshot, node_prices: Mapping[str, Price]) -> dict[str, IdleGpus]:
-    return {unusable_key(n): IdleGpus(gpus, share(node_prices[n.key], gpus, n.gpus_total))
-            for n in snapshot.nodes if (gpus := unusable_gpus(n)) > 0}
 
 
 def _ray_free(snapshot: Snapshot, ray_prices: Mapping[tuple[str, str], Price]) -> dict[str, IdleGpus]:
@@ -209,8 +186,8 @@ def _allocated_unused(snapshot: Snapshot, ctx: CostContext) -> dict[str, IdleGpu
         if ctx.low_for_the_window(key := job_util_key(job)) is not None:
             idle[key] = IdleGpus(job.gpus or 0.0, _ray_job_rate(job, snapshot, ctx))
     for node in snapshot.nodes:
-        for pod in node.pods:
-            if ctx.low_for_the_window(key := pod_util_key(node, pod)) is not None:
+        for pod, key in zip(node.pods, ctx.node_costs[node.key].pod_keys):
+            if ctx.low_for_the_window(key) is not None:
                 idle[key] = IdleGpus(pod.gpus, share(ctx.node_prices[node.key], pod.gpus, node.gpus_total))
     return idle
 

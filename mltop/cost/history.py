@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from mltop.cost.node_costs import NodeCosts
+
 
 def hours(since: datetime | None, now: datetime) -> float:
     return max(0.0, (now - since).total_seconds() / 3600) if since else 0.0
@@ -41,6 +43,9 @@ class IdleHistory:
     ended: dict[str, datetime] = field(default_factory=dict)  # key -> start of an episode seen ending
     episodes: dict[str, list] = field(default_factory=dict)  # idle group -> [start, $ today, $/h]
     pre_start: dict[str, tuple[datetime, float]] = field(default_factory=dict)  # key -> (since, $ before first seen)
+    # Not history: each node's price and idle GPUs, kept per node record between evaluations
+    # (node_costs.py). It lives here because this is the one object every evaluation is handed.
+    node_costs: NodeCosts = field(default_factory=NodeCosts, compare=False, repr=False)
 
     def observe(self, key: str, idle: bool, now: datetime, estimate: datetime | None = None) -> tuple[datetime | None, bool]:
         if not idle:

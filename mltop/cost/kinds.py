@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from mltop.cost.context import (CostContext, Finding, job_util_key, pod_util_key, unallocated_key, unusable_gpus,
-                                unusable_key)
+from mltop.cost.context import CostContext, Finding, job_util_key, unallocated_key
 from mltop.cost.history import hours
 from mltop.format import gpus as g
 from mltop.model import GpuNode, IdleWarning, Job, JobState, Pool, Snapshot
@@ -63,11 +62,13 @@ def idle_pools(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
 def idle_nodes(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
     out = []
     for node in snapshot.nodes:
-        pool = ctx.pool_of_node.get(node.key)
-        since = ctx.idle_long_enough(node.key)
-        if node.gpus_free <= 0 or since is None or (pool is not None and pool_warned(pool, ctx)):
+        cost = ctx.node_costs[node.key]
+        if cost.free <= 0 or (since := ctx.idle_long_enough(node.key)) is None:
             continue
-        price = ctx.node_prices[node.key]
+        pool = ctx.pool_of_node.get(node.key)
+        if pool is not None and pool_warned(pool, ctx):
+            continue
+        price = cost.price
         drain = f"drain {node.name} (kubectl drain {node.name} --ignore-daemonsets)"
         if pool is not None and pool.scalable:
             remedy, action = f"scale {pool.name} down, or drain {node.name}", SCALE_POOL
@@ -77,8 +78,8 @@ def idle_nodes(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
             remedy, action = f"{drain} and remove it", None
         out.append(finding(
             "idle-node", ctx, key=node.key, target=node.key, name=node.name, cluster=node.cluster,
-            gpus=node.gpus_free, since=since, about=[unallocated_key(node)], remedy=remedy,
-            message=f"{node.name} has {g(node.gpus_free)} of {g(node.gpus_total)} GPUs unallocated"
+            gpus=cost.free, since=since, about=[cost.unallocated_key], remedy=remedy,
+            message=f"{node.name} has {g(cost.free)} of {g(node.gpus_total)} GPUs unallocated"
                     + ("" if price.per_hour is not None else f" ({price.basis})"),
             action=action, action_target=pool.key if pool is not None else None))
     return out
@@ -92,16 +93,19 @@ def unusable(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
     NotReady alone waits for the threshold, as kubelets flap."""
     out = []
     for node in snapshot.nodes:
-        lost = unusable_gpus(node)
-        gpus = lost + (node.gpus_free if not node.ready else 0.0)
-        since = ctx.idle_long_enough(unusable_key(node))
+        cost = ctx.node_costs[node.key]
+        lost = cost.unusable
+        gpus = lost + (cost.free if not node.ready else 0.0)
+        if gpus <= 0:
+            continue  # most nodes: nothing unusable
+        since = ctx.idle_long_enough(cost.unusable_key)
         young = node.created_at is not None and ctx.now - node.created_at < ctx.policy.idle_threshold
-        if gpus <= 0 or young or (since is None and (node.created_at is None or not lost)):
+        if young or (since is None and (node.created_at is None or not lost)):
             continue
-        seen = ctx.since.get(unusable_key(node), (ctx.now, True))
-        about = [unusable_key(node)] + ([] if node.ready else [unallocated_key(node)])
+        seen = ctx.since.get(cost.unusable_key, (ctx.now, True))
+        about = [cost.unusable_key] + ([] if node.ready else [cost.unallocated_key])
         out.append(finding(
-            "unusable-gpus", ctx, key=unusable_key(node), target=node.key, name=node.name, cluster=node.cluster,
+            "unusable-gpus", ctx, key=cost.unusable_key, target=node.key, name=node.name, cluster=node.cluster,
             gpus=gpus, since=(seen[0], seen[1]), about=about,
             remedy=f"check the device plugin / GPU operator pods on {node.name} "
                    f"(kubectl get pods -A -o wide --field-selector spec.nodeName={node.name}), "
@@ -159,8 +163,7 @@ def low_utilization_jobs(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
 def low_utilization_pods(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
     out = []
     for node in snapshot.nodes:
-        for pod in node.pods:
-            key = pod_util_key(node, pod)
+        for pod, key in zip(node.pods, ctx.node_costs[node.key].pod_keys):
             since = ctx.low_for_the_window(key)
             if since is None or key not in ctx.idle:
                 continue

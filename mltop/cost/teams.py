@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from mltop.cost.context import (CostContext, _ray_job_rate, job_util_key, pod_util_key, ray_free_key,
-                                unallocated_key, unusable_key)
+from mltop.cost.context import CostContext, _ray_job_rate, job_util_key, ray_free_key
 from mltop.cost.rates import known_sum, share
 from mltop.model import JobState, Snapshot
 
@@ -53,16 +52,16 @@ def team_costs(snapshot: Snapshot, ctx: CostContext) -> tuple[TeamCost, ...]:
 
     hosting = {p.name: p.namespace for n in snapshot.nodes for p in n.pods}  # KubeRay: pod name = Ray hostname
     for node in snapshot.nodes:
-        price = ctx.node_prices[node.key]
+        cost = ctx.node_costs[node.key]
+        price = cost.price
         held = 0.0
-        for pod in node.pods:
+        for pod, key in zip(node.pods, cost.pod_keys):
             held += pod.gpus
-            add((pod.namespace, "namespace"), pod.gpus, share(price, pod.gpus, node.gpus_total),
-                [pod_util_key(node, pod)])
+            add((pod.namespace, "namespace"), pod.gpus, share(price, pod.gpus, node.gpus_total), [key])
         rest = max(0.0, node.gpus_total - held)
         if rest > 0:
             add((UNASSIGNED, UNASSIGNED), rest, share(price, rest, node.gpus_total),
-                [unallocated_key(node), unusable_key(node)])
+                [cost.unallocated_key, cost.unusable_key])
     hosted = _ray_nodes(snapshot, ctx, hosting, add)
     for job in snapshot.jobs:
         if job.state is not JobState.RUNNING or not job.gpus:
