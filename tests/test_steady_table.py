@@ -13,13 +13,16 @@ from mltop.widgets.steady_table import SteadyDataTable
 
 
 class Host(App):
+    CSS = "#plain, #steady { height: 18; }"  # the same size: their screens compare line by line
+
     def compose(self):
         yield DataTable(id="plain")
         yield SteadyDataTable(id="steady")
 
 
 def fill(table: DataTable, rows: int) -> None:
-    table.add_columns("name", "value")
+    table.add_column("name", key="name")
+    table.add_column("value", key="value")
     for i in range(rows):
         table.add_row(f"row-{i}", str(i * i), key=f"k{i}")
 
@@ -61,3 +64,37 @@ async def test_removing_a_row_that_is_not_there_removes_nothing():
         with pytest.raises(RowDoesNotExist):
             steady.remove_rows(["k1", "nope"])
         assert steady.row_count == 5
+
+
+def drawn(table: DataTable) -> list[list[tuple[str, object, object]]]:
+    """The visible lines as text and the row/column each segment says it is (what a click reads)."""
+    from textual.geometry import Region
+
+    lines = table.render_lines(Region(0, 0, table.size.width, table.size.height))
+    return [[(seg.text, *((seg.style.meta.get("row"), seg.style.meta.get("column")) if seg.style else (None, None)))
+             for seg in line] for line in lines]
+
+
+async def test_rows_that_move_are_drawn_as_textual_draws_them_with_their_new_place():
+    app = Host()
+    async with app.run_test(size=(80, 40)) as pilot:
+        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", SteadyDataTable)
+        steps = [
+            lambda t: t.sort("name", key=lambda name: -int(str(name).split("-")[1])),  # every row moves
+            lambda t: t.remove_row("k30") if t is plain else t.remove_rows(["k30"]),
+            lambda t: [t.remove_row(k) for k in ("k3", "k35")] if t is plain else t.remove_rows(["k3", "k35"]),
+            lambda t: t.update_cell("k25", "value", "changed"),  # a visible row's cell
+            lambda t: t.add_row("row-30", "999", key="k30"),  # a key seen (and drawn) before, as wide, other text
+            lambda t: t.sort("name", key=lambda name: (name != "row-30", name)),  # ... brought into view
+            lambda t: t.sort("name"),
+            lambda t: t.move_cursor(row=5),
+        ]
+        for table in (plain, steady):
+            fill(table, 40)
+        await pilot.pause()
+        assert drawn(steady) == drawn(plain)
+        for step in steps:
+            step(plain)
+            step(steady)
+            await pilot.pause()
+            assert drawn(steady) == drawn(plain)

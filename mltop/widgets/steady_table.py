@@ -1,6 +1,6 @@
 """A DataTable that redraws what changed and nothing else. Display only.
 
-Two measured costs of Textual's DataTable (8.2.8, pinned in pyproject.toml), at the sizes mltop
+Three measured costs of Textual's DataTable (8.2.8, pinned in pyproject.toml), at the sizes mltop
 shows, and what this class does about each. It relies on DataTable internals of that version;
 tests/test_idle_ticks.py checks the behaviour, so a Textual upgrade that changes them fails there.
 """
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.segment import Segment
+from rich.style import Style
+from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import DataTable
@@ -19,6 +22,7 @@ from textual.widgets.data_table import CellKey, RowDoesNotExist, RowKey
 class SteadyDataTable(DataTable):
     def __init__(self, **kwargs: Any) -> None:
         self._stale_rows: set[RowKey] = set()  # rows with a changed cell, their renders not yet forgotten
+        self._placed: LRUCache[tuple, tuple[list, tuple[int, int]]] = LRUCache(4000)  # see _render_cell
         super().__init__(**kwargs)
 
     # A table that gains or loses a row changes its virtual size, which Textual declares a layout
@@ -86,9 +90,41 @@ class SteadyDataTable(DataTable):
     def update_cell(self, row_key: Any, column_key: Any, value: Any, *, update_width: bool = False) -> None:
         count = self._update_count
         super().update_cell(row_key, column_key, value, update_width=update_width)
+        self._stale_rows.add(row_key if isinstance(row_key, RowKey) else RowKey(row_key))  # its content changed
         if not update_width and self._update_count == count + 1:
             self._update_count = count
-            self._stale_rows.add(row_key if isinstance(row_key, RowKey) else RowKey(row_key))
+
+    # Adding, removing or sorting rows moves rows: Textual then renders every visible cell again, as
+    # each cell's render carries its row index (mouse clicks read it). At 1,000 nodes changing, the
+    # frames after such moves took 29 ms each, 1.6 a second, most of mltop's CPU. A cell's render is
+    # kept here by row key, not index: a row that only moved gets its old render with the new index
+    # stamped on (a few segments' styles), and only rows whose content changed are rendered again.
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False) -> Any:
+        if row_index < 0 or column_index < 0 or self.fixed_rows or self.fixed_columns:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        key = (self._row_locations.get_key(row_index), self._column_locations.get_key(column_index), base_style,
+               width, cursor, hover, self._show_hover_cursor, self._pseudo_class_state)
+        found = self._placed.get(key)
+        if found is None:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        elif found[1] == (row_index, column_index):
+            return found[0]
+        else:
+            place = Style.from_meta({"row": row_index, "column": column_index})
+            lines = [[Segment(seg.text, seg.style + place if seg.style is not None else None, seg.control)
+                      for seg in line] for line in found[0]]
+        self._placed[key] = (lines, (row_index, column_index))
+        return lines
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> Any:
+        row_key = super().add_row(*cells, **kwargs)
+        self._stale_rows.add(row_key)  # a key used before may come back with other cells
+        return row_key
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._placed.clear()
 
     def render_lines(self, crop: Any) -> Any:
         if self._stale_rows:
@@ -99,7 +135,7 @@ class SteadyDataTable(DataTable):
         stale, self._stale_rows = self._stale_rows, set()
         indexes = {self._row_locations.get(key) for key in stale}
         for cache, at, gone in ((self._cell_render_cache, 0, stale), (self._row_render_cache, 0, stale),
-                                (self._row_renderable_cache, 1, indexes)):
+                                (self._row_renderable_cache, 1, indexes), (self._placed, 0, stale)):
             for cache_key in [k for k in cache.keys() if k[at] in gone]:
                 cache.discard(cache_key)
         self._line_cache.clear()
