@@ -152,7 +152,7 @@ def live(server: subprocess.Popen, info: dict, backends: tuple[str, ...], s: Set
         stop(probe)
     # The same idle measure, on a real pseudo-terminal with the real `mltop` (settled once live).
     pty = pty_check.idle_on_pty(peers.mltop_argv(info, backends), peers.mltop_env(),
-                                settle=result["live_s"] + 5 * result["refresh"], window=max(5.0, s.idle / 2))
+                                settle=result["live_s"] + 5 * result["refresh"], window=max(5.0, 1.5 * s.idle))
     return {"probe": result, "server_rss": server_rss, "pty": pty}
 
 
