@@ -265,7 +265,7 @@ class Dashboard:
             if self.store is not None:
                 self.cost = self._stored(self.cost, now)
         with self._stops_lock:
-            overdue = frozenset(j.key for j in parts["everything"] if self.stops.is_overdue(j, now))
+            overdue = self.stops.overdue(parts["everything"], now)
         health = tuple(u.health for u in updates)  # the same records and health: the same lines and totals
         if same and last is not None and health == self._last_health:
             lines, summary = last.sources, last.summary  # (summing 5,000 nodes on every tick is not free)
