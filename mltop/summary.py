@@ -56,43 +56,60 @@ def source_lines(updates: Sequence[SourceUpdate], source_keys: Sequence[str],
             yield SourceLine(key, SourceHealth(kind, name, False, None, None, None, None))
             continue
         data = update.data
-        nodes, allocated, allocatable, waiting = _counts(data)
+        f = _figures(data)
         yield SourceLine(
-            key, update.health, cluster=data.ray_cluster if data else None, nodes=nodes,
-            gpus_allocated=allocated, gpus_allocatable=allocatable, waiting=waiting,
+            key, update.health, cluster=data.ray_cluster if data else None, nodes=f.nodes,
+            gpus_allocated=f.allocated, gpus_allocatable=f.allocatable, waiting=f.waiting,
             job_noun=job_noun(update.health.kind),
         )
 
 
-# A source's counts, kept for its latest records: every poll's health is new (its latency), but a
+# A source's figures, kept for its latest records: every poll's health is new (its latency), but a
 # Kubernetes source hands back the same records while nothing happened, and counting 5,000 nodes
-# again for each status line was most of a quiet large cluster's view. Holds the records it counted,
-# so an id in it is never another object's; a few entries (one per source, and the one before).
-_COUNTED: dict[int, tuple[object, tuple[int, float, float, int]]] = {}
+# again for each status line and the summary was most of a quiet large cluster's view. Holds the
+# records it counted, so an id in it is never another object's; a few entries (one per source, and
+# the one before).
+@dataclass(frozen=True)
+class _Figures:
+    nodes: int = 0
+    allocated: float = 0.0  # summed in node order
+    allocatable: float = 0.0
+    waiting: int = 0
+    by_model: tuple[tuple[str | None, float, float], ...] = ()  # (GPU model, allocated, allocatable)
 
 
-def _counts(data: SourceData | None) -> tuple[int, float, float, int]:
+_COUNTED: dict[int, tuple[object, _Figures]] = {}
+
+
+def _figures(data: SourceData | None) -> _Figures:
     if data is None:
-        return 0, 0.0, 0.0, 0
+        return _Figures()
     seen = _COUNTED.get(id(data))
     if seen is not None and seen[0] is data:
         return seen[1]
-    counts = (len(data.nodes), sum(n.gpus_allocated for n in data.nodes), sum(n.gpus_allocatable for n in data.nodes),
-              sum(1 for j in data.jobs if j.state is JobState.PENDING))
+    models: dict[str | None, list[float]] = {}
+    for n in data.nodes:
+        entry = models.setdefault(n.gpu_model, [0.0, 0.0])
+        entry[0] += n.gpus_allocated
+        entry[1] += n.gpus_allocatable
+    figures = _Figures(len(data.nodes), sum(n.gpus_allocated for n in data.nodes),
+                       sum(n.gpus_allocatable for n in data.nodes),
+                       sum(1 for j in data.jobs if j.state is JobState.PENDING),
+                       tuple((m, a, c) for m, (a, c) in models.items()))
     if len(_COUNTED) >= 64:
         _COUNTED.clear()
-    _COUNTED[id(data)] = (data, counts)
-    return counts
+    _COUNTED[id(data)] = (data, figures)
+    return figures
 
 
 def summarize(nodes: Sequence[GpuNode], updates: Sequence[SourceUpdate], sources_total: int) -> Summary:
-    """`nodes`: the Kubernetes GPU nodes of `updates`, in their order (the per-model sums are each
-    source's, kept for its latest records as `_counts` is)."""
+    """`nodes`: the Kubernetes GPU nodes of `updates` (the sums are each source's, from `_figures`)."""
     clusters = [u.data.ray_cluster for u in updates if u.data and u.data.ray_cluster]
     used = [c.gpus_used for c in clusters]
+    figures = [_figures(u.data) for u in updates]
     by_model: dict[str | None, list[float]] = {}
-    for u in updates:
-        for model, (allocated, allocatable) in _by_model(u.data).items():
+    for f in figures:
+        for model, allocated, allocatable in f.by_model:
             entry = by_model.setdefault(model, [0.0, 0.0])
             entry[0] += allocated
             entry[1] += allocatable
@@ -103,29 +120,7 @@ def summarize(nodes: Sequence[GpuNode], updates: Sequence[SourceUpdate], sources
         ray_gpus_total=sum(c.gpus_total for c in clusters),
         has_ray=bool(clusters),
         has_nodes=bool(nodes),
-        gpus_allocated=sum(_counts(u.data)[1] for u in updates),  # each source's, summed in node order
-        gpus_allocatable=sum(_counts(u.data)[2] for u in updates),
+        gpus_allocated=sum(f.allocated for f in figures),
+        gpus_allocatable=sum(f.allocatable for f in figures),
         by_model=tuple(ModelUse(m, a, c) for m, (a, c) in by_model.items()),
     )
-
-
-_MODELS: dict[int, tuple[object, dict[str | None, tuple[float, float]]]] = {}
-
-
-def _by_model(data: SourceData | None) -> dict[str | None, tuple[float, float]]:
-    """GPU model -> (allocated, allocatable) over a source's Kubernetes GPU nodes, in node order."""
-    if data is None or not data.nodes:
-        return {}
-    seen = _MODELS.get(id(data))
-    if seen is not None and seen[0] is data:
-        return seen[1]
-    sums: dict[str | None, list[float]] = {}
-    for n in data.nodes:
-        entry = sums.setdefault(n.gpu_model, [0.0, 0.0])
-        entry[0] += n.gpus_allocated
-        entry[1] += n.gpus_allocatable
-    out = {m: (a, c) for m, (a, c) in sums.items()}
-    if len(_MODELS) >= 64:
-        _MODELS.clear()
-    _MODELS[id(data)] = (data, out)
-    return out
