@@ -34,6 +34,8 @@ METHOD = """\
   `kfp run list` shows one page of one namespace only. "All three": the peers one after the other
   (walls add up, peak memory is the largest one's). Runs are paired (mltop and peer back to back,
   order alternating); the table shows medians. Peak RSS is each child's own `ru_maxrss` (`os.wait4`).
+  mltop's bytecode is written first (`compileall`), as `pip install` does: the peers load theirs,
+  written when pip installed them (until 2026-11-30 mltop compiled its modules on every run here).
 * **Live screen**: `bench/live_probe.py` builds config and sources from the same flags as `mltop` and
   runs `MltopApp` headless (Textual's `run_test`, 160x48) in a child process; every frame is rendered
   to the bytes a terminal would receive. *Live*: from process start until every source has answered.

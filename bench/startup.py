@@ -24,6 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import compile_bytecode  # noqa: E402  (bench/ is not a package)
+
 PY = sys.executable
 SERVE = """
 import json, sys, time
@@ -96,6 +99,7 @@ def main() -> None:
     before = argv[argv.index("--before") + 1] if "--before" in argv else None
     args = [a for a in argv if not a.startswith("--") and a != before]
     repeats = int(args[0]) if args else 5
+    compile_bytecode()
     tmp = Path(tempfile.mkdtemp(prefix="mltop-bench-"))
     server = subprocess.Popen([PY, "-c", SERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

@@ -202,6 +202,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, interrupted)
     out: dict[str, list] = {"workloads": [], "once": [], "live": [], "notes": []}
     start = time.perf_counter()
+    peers.compile_bytecode()
     try:
         for name in args.only or list(WORKLOADS):
             try:
