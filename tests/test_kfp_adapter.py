@@ -256,3 +256,24 @@ async def test_a_failure_reason_only_in_the_state_history_is_found(single):
     jobs = {j.id: j for j in (await src.fetch()).jobs}
     await src.aclose()
     assert "OOMKilled" in (jobs[failed["run_id"]].message or "")
+
+
+async def test_unchanged_pages_give_the_same_records_and_a_change_is_read(single):
+    """A quiet platform's poll reuses the last records (no rebuild), but a run that changes on any
+    page is read again: the memo never hides a change."""
+    store, url, (running, pending, failed, archived) = single
+    src = await source_for(url)
+    try:
+        first = await src.fetch()
+        again = await src.fetch()
+        assert again is first  # the same pages byte for byte: the same records
+        store.set_state(pending["run_id"], "RUNNING")
+        changed = await src.fetch()
+        assert changed is not first
+        assert {j.id: j.state for j in changed.jobs}[pending["run_id"]] is JobState.RUNNING
+        store.add_run("late", store.add_experiment("exp-b", "kubeflow")["experiment_id"], state="PENDING",
+                      created_at=FIXED_NOW)
+        late = {j.name: j for j in (await src.fetch()).jobs}["late"]
+        assert late.experiment == "exp-b"  # a new run's experiment name is learned as before
+    finally:
+        await src.aclose()

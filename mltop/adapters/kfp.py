@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
-from mltop.adapters.http import MiB, Endpoint, decode_json, make_client, request, segment
+from mltop.adapters.http import MiB, Endpoint, decode_json, digest, make_client, request, segment
 from mltop.adapters.kfp_runs import (EPOCH_PREFIX, STATE_MAP, _short, run_error, run_sections, run_state, unreadable,
                                      step_pods, waiting_step)
 from mltop.adapters.values import Skips, mapping, sequence, text
@@ -136,6 +136,7 @@ class KfpSource:
         self._multi_user: bool | None = None
         self._experiments: dict[str, tuple[str | None, str | None]] = {}  # id -> (name, namespace)
         self._pipelines: dict[str, str | None] = {}
+        self._last: tuple[tuple[bytes, ...], SourceData] | None = None  # the last poll's page digests, records
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -185,7 +186,13 @@ class KfpSource:
     async def fetch(self) -> SourceData:
         multi_user = await self._probe()
         namespaces: tuple[str | None, ...] = self.endpoint.namespaces if multi_user else (None,)
-        batches = await asyncio.gather(*(self._runs_in(ns) for ns in namespaces))
+        listed = await asyncio.gather(*(self._runs_in(ns) for ns in namespaces))
+        # Every page byte for byte as last time (a quiet pipeline platform): the same records, not
+        # rebuilt. At 200,000 runs that was a sixth of the UI thread's time on an idle screen.
+        pages = tuple(d for _, digests in listed for d in digests)
+        if self._last is not None and self._last[0] == pages:
+            return self._last[1]
+        batches = [runs for runs, _ in listed]
         seen: set[str] = set()
         skips = Skips()
         runs: list[tuple[dict[str, Any], str | None]] = []
@@ -197,19 +204,25 @@ class KfpSource:
                 elif run["run_id"] not in seen:
                     seen.add(run["run_id"])
                     runs.append((run, ns))
+        # Names are learned once each and never change after: the same pages make the same records.
         await self._learn_names(r for r, _ in runs)
-        return SourceData(jobs=tuple(self._job(run, ns) for run, ns in runs), skipped=skips.count,
+        data = SourceData(jobs=tuple(self._job(run, ns) for run, ns in runs), skipped=skips.count,
                           skip_reason=skips.reason)
+        self._last = (pages, data)
+        return data
 
-    async def _runs_in(self, namespace: str | None) -> list[dict[str, Any]]:
+    async def _runs_in(self, namespace: str | None) -> tuple[list[dict[str, Any]], list[bytes]]:
+        """The runs a poll shows in one namespace, and a digest of each page they came in."""
+        digests: list[bytes] = []
         active = await self._list_runs(namespace, run_filter(ACTIVE_STATES), "created_at desc", PAGE_SIZE,
-                                       MAX_ACTIVE_PAGES)
+                                       MAX_ACTIVE_PAGES, digests)
         finished = await self._list_runs(namespace, run_filter(FINISHED_STATES), "finished_at desc",
-                                         self.finished_limit, 1)
-        return active + finished
+                                         self.finished_limit, 1, digests)
+        return active + finished, digests
 
     async def _list_runs(
-        self, namespace: str | None, filter_json: str, sort_by: str, page_size: int, max_pages: int
+        self, namespace: str | None, filter_json: str, sort_by: str, page_size: int, max_pages: int,
+        digests: list[bytes],
     ) -> list[dict[str, Any]]:
         runs: list[dict[str, Any]] = []
         token = ""
@@ -227,7 +240,10 @@ class KfpSource:
             if namespace:
                 params["namespace"] = namespace
             what = f"runs in {namespace or 'all namespaces'}"
-            body = await self._call("GET", f"{API}/runs", what, limit=PAGE_LIMIT, params=params)
+            response = await request(self._client, "GET", f"{API}/runs", what=f"{self.name}: {what}",
+                                     headers=self._headers(), limit=PAGE_LIMIT, params=params)
+            digests.append(digest(response.content))
+            body = decode_json(response, f"{self.name}: {what}")
             if not isinstance(body, dict):
                 raise BadResponse(f"{self.name}: {what}: the run list is not an object")
             page = body.get("runs")

@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 
-from mltop.adapters.http import MiB, Endpoint, decode_json, make_client, request, segment
+from mltop.adapters.http import MiB, Endpoint, decode_json, digest, make_client, request, segment
 from mltop.adapters.ray_cluster import parse_cluster
-from mltop.adapters.ray_job_list import STATE_MAP, JobListing, asked, digest, pace, submission_id
+from mltop.adapters.ray_job_list import STATE_MAP, JobListing, asked, pace, submission_id
 from mltop.adapters import raw_objects
 from mltop.adapters.ray_logs import RayJobLog
 from mltop.adapters.ray_nodes import ray_gpu_nodes
