@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -235,11 +236,19 @@ def test_a_workload_owned_by_a_rayjob_or_a_job_annotates_that_row_only():
         wl["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": kind, "name": name, "uid": "u",
                                               "controller": True}]
         facts.append(workload_facts(wl))
-    out = {j.key: j for j in attach(rows, facts, {}, {}, {}, False, "c")}
-    assert out["rayjob"].workload == "research/rayjob-llm" and out["rayjob"].queue_reason == "waiting for quota"
-    assert out["pod-of-job"].workload == "research/job-train"
-    assert out["other-ns"].workload is None and out["pod-named-like-owner"].workload is None
-    assert len(out) == 4  # every workload found its row: none of its own
+    memo: dict = {}
+    for _ in range(2):  # the second time from the keys kept for the same rows: the same answer
+        out = {j.key: j for j in attach(rows, facts, {}, {}, {}, False, "c", memo)}
+        assert out["rayjob"].workload == "research/rayjob-llm" and out["rayjob"].queue_reason == "waiting for quota"
+        assert out["pod-of-job"].workload == "research/job-train"
+        assert out["other-ns"].workload is None and out["pod-named-like-owner"].workload is None
+        assert len(out) == 4  # every workload found its row: none of its own
+    assert {id(r) for r in rows} == set(memo)
+    # A row that changed is a new object: its own keys are worked out, never the old row's.
+    moved = (replace(rows[0], name="elsewhere"), *rows[1:])
+    out = {j.key: j for j in attach(moved, facts, {}, {}, {}, False, "c", memo)}
+    assert out["rayjob"].workload is None and len(out) == 5  # the Workload now has a row of its own
+    assert {id(r) for r in moved} == set(memo)  # only this call's rows are kept
 
 
 async def test_a_cluster_without_kueue_shows_what_it_showed_before(tmp_path):

@@ -64,11 +64,13 @@ class KueueReader:
         self._visibility: str | None = None
         self._visibility_probed_at: float | None = None
         self.caches: list[WatchCache[Any]] = []
+        self._keys: KeyMemo = {}  # each row's owner keys, for the next poll (see attach)
 
     def stop(self) -> None:
         for cache in self.caches:
             cache.stop()
         self.caches = []
+        self._keys.clear()
 
     # -- discovery ------------------------------------------------------------------------------
 
@@ -128,7 +130,7 @@ class KueueReader:
         cq_of = {(w.namespace, w.name): w.admitted_to or lq_cq.get((w.namespace, w.queue or "")) for w in workloads}
         cq_of = {k: v for k, v in cq_of.items() if v}
         positions, estimated = self._positions(workloads, cq_of, cqs)
-        jobs = attach(jobs, workloads, cq_of, cqs, positions, estimated, self.cluster)
+        jobs = attach(jobs, workloads, cq_of, cqs, positions, estimated, self.cluster, self._keys)
         skips = [c.skips() for c in self.caches]
         return jobs, queue_uses(cqs.values(), self.cluster), Skips(sum(s.count for s in skips),
                                                                    next((s.reason for s in skips if s.reason), None))
@@ -237,23 +239,44 @@ def _facts(job: Job, wl: WorkloadFacts, cq: str | None, cqs: dict[str, ClusterQu
                    held_by=held, workload=f"{wl.namespace}/{wl.name}")
 
 
+def _owner_keys(job: Job) -> tuple[tuple[str, str, str], ...]:
+    """The (namespace, owner kind, owner name) keys a Workload may name this row by."""
+    if job.namespace is None or job.state.is_terminal:
+        return ()
+    # A pod row is named after its owner: only its own name (from its id) says which pod it is.
+    keys = {(job.namespace, "pod", job.id.split("/", 1)[-1]) if job.kind == "Pod"
+            else (job.namespace, job.kind.lower(), job.name)}
+    if job.owner and "/" in job.owner:
+        kind, name = job.owner.split("/", 1)
+        keys.add((job.namespace, kind.lower(), name))
+    return tuple(keys)
+
+
+KeyMemo = dict[int, tuple[Job, tuple[tuple[str, str, str], ...]]]
+
+
 def attach(jobs: tuple[Job, ...], workloads: list[WorkloadFacts], cq_of: dict[tuple[str, str], str],
            cqs: dict[str, ClusterQueueFacts], positions: dict[tuple[str, str], int], estimated: bool,
-           cluster: str) -> tuple[Job, ...]:
-    """Queue facts onto the rows their Workloads stand for; a row of its own for a waiting one without."""
+           cluster: str, memo: KeyMemo | None = None) -> tuple[Job, ...]:
+    """Queue facts onto the rows their Workloads stand for; a row of its own for a waiting one without.
+
+    `memo` (id -> (row, its keys)) keeps each row's keys for the next call: the Kubernetes source
+    hands back the very same pod rows while they do not change, and working out the keys of
+    7,000 rows on every poll was half of a quiet large cluster's poll. Refilled with this call's
+    rows only, holding them, so an id in it is always its own row's."""
     out = list(jobs)
     index: dict[tuple[str, str, str], list[int]] = {}  # (namespace, owner kind, owner name) -> rows
+    last = memo if memo is not None else {}
+    kept: KeyMemo = {}
     for i, job in enumerate(out):
-        if job.namespace is None or job.state.is_terminal:
-            continue
-        # A pod row is named after its owner: only its own name (from its id) says which pod it is.
-        keys = {(job.namespace, "pod", job.id.split("/", 1)[-1]) if job.kind == "Pod"
-                else (job.namespace, job.kind.lower(), job.name)}
-        if job.owner and "/" in job.owner:
-            kind, name = job.owner.split("/", 1)
-            keys.add((job.namespace, kind.lower(), name))
+        seen = last.get(id(job))
+        keys = seen[1] if seen is not None and seen[0] is job else _owner_keys(job)
+        kept[id(job)] = (job, keys)
         for key in keys:
             index.setdefault(key, []).append(i)
+    if memo is not None:
+        memo.clear()
+        memo.update(kept)
     extra = []
     for wl in sorted(workloads, key=lambda w: (w.namespace, w.name)):
         key = (wl.namespace, wl.name)
