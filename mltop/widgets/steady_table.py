@@ -126,10 +126,25 @@ class SteadyDataTable(DataTable):
         super()._clear_caches()
         self._placed.clear()
 
+    # Textual's DataTable.render_line asks for `rich_style` once for every line it draws, and that
+    # property walks every ancestor's styles and blends their colours each time: 40 of 93 py-spy
+    # samples of line drawing while 200,000 KFP runs change. Within one frame no style changes, so
+    # it is worked out once per render_lines call and the same Style serves every line.
+    _frame_style: Style | None = None
+
+    @property
+    def rich_style(self) -> Style:
+        frame = self._frame_style
+        return frame if frame is not None else DataTable.rich_style.fget(self)  # type: ignore[attr-defined]
+
     def render_lines(self, crop: Any) -> Any:
         if self._stale_rows:
             self._forget_stale_rows()
-        return super().render_lines(crop)
+        self._frame_style = DataTable.rich_style.fget(self)  # type: ignore[attr-defined]
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_style = None
 
     def _forget_stale_rows(self) -> None:
         stale, self._stale_rows = self._stale_rows, set()
