@@ -271,6 +271,9 @@ async def test_unchanged_pages_give_the_same_records_and_a_change_is_read(single
         changed = await src.fetch()
         assert changed is not first
         assert {j.id: j.state for j in changed.jobs}[pending["run_id"]] is JobState.RUNNING
+        before, after = ({j.id: j for j in d.jobs} for d in (first, changed))
+        assert after[running["run_id"]] is before[running["run_id"]]  # a run that did not change: kept
+        assert len(changed.jobs) == len(first.jobs)
         store.add_run("late", store.add_experiment("exp-b", "kubeflow")["experiment_id"], state="PENDING",
                       created_at=FIXED_NOW)
         late = {j.name: j for j in (await src.fetch()).jobs}["late"]

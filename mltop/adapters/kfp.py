@@ -137,6 +137,7 @@ class KfpSource:
         self._experiments: dict[str, tuple[str | None, str | None]] = {}  # id -> (name, namespace)
         self._pipelines: dict[str, str | None] = {}
         self._last: tuple[tuple[bytes, ...], SourceData] | None = None  # the last poll's page digests, records
+        self._made: dict[tuple[str, str | None], tuple[dict[str, Any], Job]] = {}  # the last poll's runs, records
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -206,7 +207,14 @@ class KfpSource:
                     runs.append((run, ns))
         # Names are learned once each and never change after: the same pages make the same records.
         await self._learn_names(r for r, _ in runs)
-        data = SourceData(jobs=tuple(self._job(run, ns) for run, ns in runs), skipped=skips.count,
+        # A run the same as last poll's (most of them, while a few change) keeps its record: turning
+        # a run into a record (its times parsed, its steps read) costs more than comparing it.
+        made: dict[tuple[str, str | None], tuple[dict[str, Any], Job]] = {}
+        for run, ns in runs:
+            seen = self._made.get((run["run_id"], ns))
+            made[(run["run_id"], ns)] = (run, seen[1] if seen is not None and seen[0] == run else self._job(run, ns))
+        self._made = made
+        data = SourceData(jobs=tuple(job for _, job in made.values()), skipped=skips.count,
                           skip_reason=skips.reason)
         self._last = (pages, data)
         return data
