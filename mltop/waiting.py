@@ -55,6 +55,7 @@ def scheduler_reasons(message: str | None) -> tuple[int, tuple[tuple[int, str], 
     return total, tuple(r for r in reasons if r[1])
 
 
+@lru_cache(maxsize=512)  # asked for each waiting pod, on every changed view: a few distinct reasons
 def phrase(reason: str) -> str:
     """One scheduler reason in a few words: "taint: dedicated=infer", "Insufficient nvidia.com/gpu"."""
     taint = _TAINT.search(reason)
