@@ -121,3 +121,36 @@ def test_an_unreachable_server_is_an_error_not_a_hang(tmp_path):
         wait_synced([cache], 3)
     assert "nodes" in str(info.value)
     cache.stop()
+
+
+def test_pods_are_kept_by_node_and_each_node_says_when_its_pods_changed(cluster, core):
+    from mltop.adapters.kube_records import UNBOUND, pods_by_node
+
+    def put(name, node, **kw):
+        cluster.call(lambda: cluster.store.put(k.pod(name, "ml", gpus=1, node_name=node, created=FIXED_NOW, **kw)))
+
+    put("p1", "n1")
+    put("p2", "n1")
+    put("p3", None)
+    cache = WatchCache("pods", core.list_pod_for_all_namespaces, pod_facts, watch_seconds=5, group_of=pods_by_node)
+    cache.start()
+    wait_synced([cache], 5)
+    try:
+        def group(name):
+            return sorted(p.name for p in cache.group(name))
+
+        assert group("n1") == ["p1", "p2"] and group(UNBOUND) == ["p3"] and group("n2") == []
+        first = cache.group_versions()
+        assert set(first) == {"n1", UNBOUND}
+        put("p3", "n2")  # the scheduler binds it
+        eventually(lambda: group("n2") == ["p3"])
+        moved = cache.group_versions()
+        assert UNBOUND not in moved and moved["n1"] == first["n1"]  # n1's pods did not change
+        cluster.call(lambda: cluster.store.delete("v1", "Pod", "p2", "ml"))
+        eventually(lambda: group("n1") == ["p1"])
+        assert cache.group_versions()["n1"] > moved["n1"] and cache.group_versions()["n2"] == moved["n2"]
+        cluster.call(lambda: cluster.store.delete("v1", "Pod", "p1", "ml"))
+        eventually(lambda: "n1" not in cache.group_versions())  # no pods: no group
+        assert sorted(p.name for p in cache.snapshot()) == ["p3"]
+    finally:
+        cache.stop()

@@ -186,14 +186,19 @@ def test_a_node_is_built_again_only_when_its_record_or_its_pods_change():
     build = GpuNodes("c")
     node = node_facts(k.gke_a100_node("gpu-1", "a100", NOW))
     pods = [pod_facts(k.pod("train", "ml", gpus=2, node_name="gpu-1", created=NOW))]
-    first = build(node, pods)
-    assert first.gpus_allocated == 2
-    assert build(node, list(pods)) is first  # the same records: the same node
+    asked: list[str] = []
+
+    def pods_of(items):
+        return lambda name: asked.append(name) or list(items)
+
+    first = build(node, 7, pods_of(pods))
+    assert first.gpus_allocated == 2 and asked == ["gpu-1"]
+    assert build(node, 7, pods_of(pods)) is first and asked == ["gpu-1"]  # unchanged: not even asked
     more = [*pods, pod_facts(k.pod("eval", "ml", gpus=1, node_name="gpu-1", created=NOW))]
-    assert build(node, more).gpus_allocated == 3  # a pod came
-    assert build(node, pods[:0]).gpus_allocated == 0  # they went
+    assert build(node, 9, pods_of(more)).gpus_allocated == 3  # a pod came
+    assert build(node, -1, pods_of([])).gpus_allocated == 0  # they went
     relabelled = node_facts(k.gke_a100_node("gpu-1", "other-pool", NOW))
-    assert build(relabelled, []).pool == "other-pool"  # the node's own record changed
+    assert build(relabelled, -1, pods_of([])).pool == "other-pool"  # the node's own record changed
     build.keep_only([])
     assert build._seen == {}  # a node that is gone is forgotten
 

@@ -33,7 +33,7 @@ from mltop.adapters.kube_dra_source import DraReader
 from mltop.adapters.kube_target import KubeTarget
 from mltop.adapters.values import Skips
 from mltop.adapters.kube_pools import machine_deployment, worker_groups
-from mltop.adapters.kube_records import ClusterRecords
+from mltop.adapters.kube_records import ClusterRecords, pods_by_node
 from mltop.adapters.kube_parse import (
     KIND,
     NO_MAX,
@@ -90,7 +90,8 @@ class KubeSource:
         self.watch = watch
         self.dra = DraReader(self._custom, self.name, watch=watch)  # DRA GPUs: kube_dra.py, kube_dra_source.py
         self.nodes = WatchCache(f"{self.name}: nodes", core.list_node, self.dra.node_record, watch=watch)
-        self.pods = WatchCache(f"{self.name}: pods", core.list_pod_for_all_namespaces, pod_facts, watch=watch)
+        self.pods = WatchCache(f"{self.name}: pods", core.list_pod_for_all_namespaces, pod_facts, watch=watch,
+                               group_of=pods_by_node)
         self.events = SchedulerEvents(core.list_event_for_all_namespaces, f"{self.name}: events")
         self._access: dict[tuple[str, ...], tuple[bool, float]] = {}
         self._records = ClusterRecords(self.name)  # rebuilt only when a watch cache changed (kube_records.py)
@@ -130,7 +131,7 @@ class KubeSource:
         versions = self._records.versions((self.nodes, self.pods, self.dra.slices, self.dra.claims))
         pods = self.pods.snapshot()
         dra, dra_skips = self.dra.view(self.sync_timeout, pods)  # nothing, without DRA
-        facts, gpu_nodes, jobs, pools = self._records(versions, self.nodes, pods, dra)
+        facts, gpu_nodes, jobs, pools = self._records(versions, self.nodes, self.pods, dra)
         said = self.events.messages({job.id: job.submitted_at for job in jobs})  # the scheduler's own words
         jobs = tuple(replace(job, scheduler_message=said[job.id]) if job.id in said else job for job in jobs)
         # Objects that cannot be read are left out and counted; the rest of the cluster still shows.

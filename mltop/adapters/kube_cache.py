@@ -77,6 +77,7 @@ class WatchCache(Generic[R]):
         page_size: int = PAGE_SIZE,
         watch_seconds: int = WATCH_SECONDS,
         watch: bool = True,
+        group_of: Callable[[R], str] | None = None,
     ) -> None:
         self.what = what
         self._list_call = list_call
@@ -97,6 +98,12 @@ class WatchCache(Generic[R]):
         self.lists = 0  # how many times the resource was (re-)listed
         self.version = 0  # goes up whenever the records may have changed: readers skip work when it did not
         self.watches = 0  # how many watch requests were made
+        # The records by group (pods by node), kept as events arrive, each group with the change
+        # count it had when it last changed: a reader can tell which groups changed without
+        # walking every record (50,000 pods grouped again on every rebuild was ~10 ms).
+        self._group_of = group_of
+        self._groups: dict[str, dict[str, R]] = {}
+        self._group_versions: dict[str, int] = {}
 
     # -- reader side ------------------------------------------------------------------------
 
@@ -121,6 +128,33 @@ class WatchCache(Generic[R]):
     def snapshot(self) -> list[R]:
         with self._lock:
             return list(self._records.values())
+
+    def group_versions(self) -> dict[str, int]:
+        """Each group's change count (see `group_of`); a group with no records is absent."""
+        with self._lock:
+            return dict(self._group_versions)
+
+    def group(self, name: str) -> list[R]:
+        """The records of one group, as the cache holds them now."""
+        with self._lock:
+            return list(self._groups.get(name, {}).values())
+
+    def _regroup(self, key: str, old: R | None, new: R | None) -> None:
+        """Move one record between groups (the lock held)."""
+        group_of = self._group_of
+        if group_of is None:
+            return
+        name = group_of(new) if new is not None else None
+        if old is not None and group_of(old) != name:
+            was = group_of(old)
+            members = self._groups.get(was)
+            if members is not None and members.pop(key, None) is not None:
+                self._group_versions[was] = self.version
+                if not members:
+                    del self._groups[was], self._group_versions[was]
+        if new is not None and name is not None:
+            self._groups.setdefault(name, {})[key] = new  # in its place when it stays in its group
+            self._group_versions[name] = self.version
 
     def __len__(self) -> int:
         return len(self._records)
@@ -203,6 +237,10 @@ class WatchCache(Generic[R]):
             self._records = fresh
             self._unreadable = unreadable
             self.version += 1
+            if self._group_of is not None:  # a fresh list: every group counts as changed
+                self._groups, self._group_versions = {}, {}
+                for key, record in fresh.items():
+                    self._regroup(key, None, record)
         self.resource_version = _version(body) or version
         self.lists += 1
         self.error = None
@@ -279,11 +317,12 @@ class WatchCache(Generic[R]):
                 self._unreadable[key] = why
             else:
                 self._unreadable.pop(key, None)  # deleted, or readable again
-            if record is None:
-                self._records.pop(key, None)  # deleted, unreadable, or no longer worth keeping
-            else:
-                self._records[key] = record
             self.version += 1
+            if record is None:
+                old = self._records.pop(key, None)  # deleted, unreadable, or no longer worth keeping
+            else:
+                old, self._records[key] = self._records.get(key), record
+            self._regroup(key, old, record)
         if version:
             self.resource_version = version
         self.error = None
