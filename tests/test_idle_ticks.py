@@ -261,3 +261,50 @@ async def test_the_header_says_when_the_cost_figures_lag_newer_records(monkeypat
         await app.refresh_now()
         await pilot.pause()
         assert "behind" not in summary()
+
+
+async def test_news_waits_for_the_next_tick_but_a_first_answer_an_outage_and_r_show_at_once():
+    """A source's ordinary news is shown with the clock's next tick (one view, one frame, where
+    there were two); its first answer, a change of health and the answer to `r` are not held."""
+    from mltop.config import Config
+    from mltop.tui.app import MltopApp
+    from mltop.tui.messages import SourceUpdated
+
+    class Quiet:
+        kind, name, key = "ray", "c", "ray/c"
+
+        async def fetch(self) -> SourceData:
+            return SourceData()
+
+        async def aclose(self) -> None:
+            pass
+
+    app = MltopApp(Config(), [Quiet()], clock=lambda: T0, start_polling=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await app.derived()
+        started: list[bool] = []
+        real = app._start_derivation
+        app._start_derivation = lambda: (started.append(app._want_cost), real())
+
+        async def post(ok: bool, jobs: tuple = ()) -> None:
+            health = SourceHealth("ray", "c", ok, None if ok else "refused", 1.0, T0, T0)
+            app.post_message(SourceUpdated(SourceUpdate("ray/c", health, SourceData(jobs=jobs))))
+            await pilot.pause()
+            await app.derived()
+
+        await post(True)
+        assert started == [True]  # the first answer: at once, with the cost engine
+        await post(True, (job("new", JobState.PENDING, submitted_min_ago=1),))
+        assert started == [True]  # news: held for the tick ...
+        app._tick()
+        await pilot.pause()
+        await app.derived()
+        assert started == [True, True]  # ... which shows it, the cost engine included
+        assert "new" in {j.name for j in app.main.view.jobs}
+        await post(False)
+        assert len(started) == 3  # the source went down: at once
+        await post(True)
+        assert len(started) == 4  # and came back: at once
+        app.action_refresh()
+        await post(True)
+        assert len(started) == 5  # the answer to `r`: at once

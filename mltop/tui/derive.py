@@ -48,10 +48,13 @@ class Deriving:
     _want_cost = False  # ... and it must evaluate the idle-cost engine (a source changed)
     _failed_said = False
 
-    def _draw(self, *, with_cost: bool) -> None:
-        """Ask for the screen to show the dashboard now (`with_cost`: a source changed)."""
-        self._wanted = True
+    def _draw(self, *, with_cost: bool, soon: bool = False) -> None:
+        """Ask for the screen to show the dashboard now (`with_cost`: a source changed); `soon`:
+        at the clock's next tick (at most a second away), which asks for a view in any case."""
         self._want_cost = self._want_cost or with_cost
+        if soon:
+            return
+        self._wanted = True
         if not self._deriving:
             self._start_derivation()
 
