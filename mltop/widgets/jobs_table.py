@@ -235,7 +235,7 @@ class JobsTable(KeyedTable[Job]):
                     continue
                 token = self.row_token(record)
                 if token != self._tokens.get(key):
-                    self._redraw_row(key, record, token)
+                    self._redraw_row(key, record, token, defer=True)
                 after = self._changes_in(record, now)
                 if after is not None:
                     heapq.heappush(self._due, (at + after, key))

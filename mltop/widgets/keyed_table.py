@@ -17,6 +17,8 @@ from textual.message import Message
 
 from mltop import format as fmt
 from mltop.query import Query, Value, parse, sort_value
+from mltop.widgets.column_widths import share
+from mltop.widgets.out_of_view import OutOfView
 from mltop.widgets.steady_table import SteadyDataTable
 
 R = TypeVar("R")
@@ -35,32 +37,13 @@ def keyed(cell: Text, key: str) -> KeyedText:
     return out
 
 
-def share(room: int, shared: dict[str, tuple[int, int]], needs: dict[str, int]) -> dict[str, int]:
-    """Widths for the `shared` columns in `room` cells: each starts at its smallest; the next cell
-    goes to the column whose widest value is cut the most (up to its largest worth competing
-    for), so one column is not cut while another has blank cells; room nobody needs goes to the
-    first column."""
-    widths = {key: low for key, (low, _) in shared.items()}
-    room -= sum(widths.values())
-    first = next(iter(shared), None)
-    while room > 0 and first is not None:
-        cut = {key: min(needs.get(key, 0), high) - widths[key] for key, (_, high) in shared.items()}
-        worst = max(cut, key=lambda key: cut[key])
-        if cut[worst] <= 0:
-            widths[first] += room
-            break
-        widths[worst] += 1
-        room -= 1
-    return widths
-
-
 def sort_bindings(sort_keys: dict[str, tuple[str, bool]]) -> list[Binding]:
     """shift+letter sorts by a column, as in k9s (letter -> (column key, numbers: biggest first))."""
     return [Binding(letter, f"sort('{column}')", f"Sort by {column}", show=False) for letter, column in
             ((letter, column) for letter, (column, _) in sort_keys.items())]
 
 
-class KeyedTable(SteadyDataTable, Generic[R]):
+class KeyedTable(OutOfView, SteadyDataTable, Generic[R]):
     """Subclasses give COLUMNS ((key, title, width); width 0 = takes the room left), `widths()`
     for a table width, and `cells()` for a record."""
 
@@ -81,6 +64,7 @@ class KeyedTable(SteadyDataTable, Generic[R]):
         self.records: dict[str, R] = {}
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._tokens: dict[str, object] = {}  # row key -> its row_token when its cells were built
+        self._deferred: dict[str, tuple[R, object]] = {}  # rows out of view, cells behind (out_of_view.py)
         self._measured: dict[str, tuple[object, dict[str, int]]] = {}  # row key -> (token, needs)
         self._order: list[str] = []
         self.total_width = 80
@@ -270,7 +254,7 @@ class KeyedTable(SteadyDataTable, Generic[R]):
         records = [self.records[k] for k in self._order]
         selected = self.selected_key
         self.clear(columns=True)
-        self.records, self._cells, self._order, self._tokens = {}, {}, [], {}
+        self.records, self._cells, self._order, self._tokens, self._deferred = {}, {}, [], {}, {}
         self._widths = self.widths(width)
         for key, title, _ in self.columns_shown:
             self.add_column(title, width=self._widths[key], key=key)
@@ -347,9 +331,14 @@ class KeyedTable(SteadyDataTable, Generic[R]):
             seen = self._measured[key] = (token, self.needs(record))
         return seen[1]
 
-    def _redraw_row(self, key: str, record: R, token: object) -> bool:
-        """Build the row's cells and update those that changed, or add the row (then True)."""
-        self._tokens[key] = token
+    def _redraw_row(self, key: str, record: R, token: object, defer: bool = False) -> bool:
+        """Build the row's cells and update those that changed, or add the row (then True).
+        `defer`: a row already drawn and out of view is drawn when it comes into view (out_of_view.py)."""
+        self._tokens[key], self.records[key] = token, record
+        if defer and key in self._cells and not self._in_view(key):
+            self._deferred[key] = (record, token)
+            return False
+        self._deferred.pop(key, None)
         cells = list(self.cells(record, self._widths))
         cells[0] = keyed(cells[0], key)
         old = self._cells.get(key)
@@ -360,7 +349,6 @@ class KeyedTable(SteadyDataTable, Generic[R]):
                 if new != before or new.style != before.style:
                     self.update_cell(key, col_key, new)
         self._cells[key] = tuple(cells)
-        self.records[key] = record
         return old is None
 
     def _apply(self, records: Sequence[R], selected: str | None, pin: bool) -> None:
@@ -379,13 +367,14 @@ class KeyedTable(SteadyDataTable, Generic[R]):
             for key in gone:
                 del self._cells[key]
                 self._tokens.pop(key, None)
+                self._deferred.pop(key, None)
                 del self.records[key]
             for key, record in zip(wanted, records):
                 token = self.row_token(record)
                 if token is not None and key in self._cells and self._tokens.get(key) == token:
                     self.records[key] = record
                     continue
-                if self._redraw_row(key, record, token):
+                if self._redraw_row(key, record, token, defer=True):
                     order.append(key)
             if wanted != order:
                 rank = {key: i for i, key in enumerate(wanted)}
@@ -396,4 +385,5 @@ class KeyedTable(SteadyDataTable, Generic[R]):
             elif wanted:
                 row = min(max(old_index, 0), len(wanted) - 1) if pin else 0
                 self.move_cursor(row=row, animate=False)
+            self._catch_up()  # rows the removals, the sort or the cursor brought into view
 

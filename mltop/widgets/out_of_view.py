@@ -1,0 +1,61 @@
+"""Rows out of view are drawn when they come into view, not on every change. Display only.
+
+A keyed table (keyed_table.py) builds a row's cells again whenever its record or its age on the
+clock changes. At 5,000 nodes, with 1,000 rows in the jobs panel and 20 in view, building cells
+for rows nobody sees was most of applying a view. A row already drawn and out of view whose record
+changed only remembers what to draw (`_deferred`: key -> (record, row token)); its record and
+token are current, only its cells are behind. It is drawn when it comes into view: after a sync
+(removals, additions, a sort, the cursor moved), a scroll, a resize, or a read of its cells.
+`_in_view` keeps a margin of rows above and below the window.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.widgets.data_table import RowKey
+
+
+class OutOfView:
+    """Mixed into KeyedTable, before the DataTable: it supplies `_redraw_row` and `_deferred`."""
+
+    VIEW_MARGIN = 10
+    _deferred: dict[str, tuple[Any, object]]
+
+    def _in_view(self, key: str) -> bool:
+        index = self._row_locations.get(RowKey(key))  # type: ignore[attr-defined]
+        if index is None:
+            return True  # not placed yet: draw it
+        top = int(self.scroll_y) - self.VIEW_MARGIN  # type: ignore[attr-defined]
+        return top <= index <= top + self.size.height + 2 * self.VIEW_MARGIN  # type: ignore[attr-defined]
+
+    def _catch_up(self, keys: Any = None) -> None:
+        """Draw the deferred rows now in view (or `keys`, wherever they are)."""
+        if not self._deferred:
+            return
+        wanted = list(self._deferred) if keys is None else [k for k in keys if k in self._deferred]
+        for key in wanted:
+            if keys is not None or self._in_view(key):
+                record, token = self._deferred.pop(key)
+                self._redraw_row(key, record, token)  # type: ignore[attr-defined]
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)  # type: ignore[misc]
+        self._catch_up()
+
+    def on_resize(self) -> None:
+        self._catch_up()
+
+    # What reads cells reads them drawn (tests, and anything that ever copies a row's text).
+    def get_row(self, row_key: Any) -> list[Any]:
+        self._catch_up([row_key.value if isinstance(row_key, RowKey) else row_key])
+        return super().get_row(row_key)  # type: ignore[misc]
+
+    def get_row_at(self, row_index: int) -> list[Any]:
+        if 0 <= row_index < self.row_count:  # type: ignore[attr-defined]
+            self._catch_up([self._row_locations.get_key(row_index).value])  # type: ignore[attr-defined]
+        return super().get_row_at(row_index)  # type: ignore[misc]
+
+    def get_cell(self, row_key: Any, column_key: Any) -> Any:
+        self._catch_up([row_key.value if isinstance(row_key, RowKey) else row_key])
+        return super().get_cell(row_key, column_key)  # type: ignore[misc]
