@@ -211,8 +211,8 @@ class KfpSource:
         # a run into a record (its times parsed, its steps read) costs more than comparing it.
         made: dict[tuple[str, str | None], tuple[dict[str, Any], Job]] = {}
         for run, ns in runs:
-            seen = self._made.get((run["run_id"], ns))
-            made[(run["run_id"], ns)] = (run, seen[1] if seen is not None and seen[0] == run else self._job(run, ns))
+            last = self._made.get((run["run_id"], ns))
+            made[(run["run_id"], ns)] = (run, last[1] if last is not None and last[0] == run else self._job(run, ns))
         self._made = made
         data = SourceData(jobs=tuple(job for _, job in made.values()), skipped=skips.count,
                           skip_reason=skips.reason)
