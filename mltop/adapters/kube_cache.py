@@ -145,8 +145,8 @@ class WatchCache(Generic[R]):
         if group_of is None:
             return
         name = group_of(new) if new is not None else None
-        if old is not None and group_of(old) != name:
-            was = group_of(old)
+        was = group_of(old) if old is not None else None
+        if was is not None and was != name:
             members = self._groups.get(was)
             if members is not None and members.pop(key, None) is not None:
                 self._group_versions[was] = self.version
