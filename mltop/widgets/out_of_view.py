@@ -17,7 +17,7 @@ from textual.widgets.data_table import RowKey
 
 
 class OutOfView:
-    """Mixed into KeyedTable, before the DataTable: it supplies `_redraw_row` and `_deferred`."""
+    """Mixed into KeyedTable, before the DataTable; KeyedTable supplies `_redraw_row` and `_deferred`."""
 
     VIEW_MARGIN = 10
     _deferred: dict[str, tuple[Any, object]]
