@@ -98,3 +98,43 @@ async def test_rows_that_move_are_drawn_as_textual_draws_them_with_their_new_pla
             step(steady)
             await pilot.pause()
             assert drawn(steady) == drawn(plain)
+
+
+def cached(table: SteadyDataTable) -> dict[str, list]:
+    from mltop.widgets.steady_table import UPDATE_COUNT_AT
+
+    return {name: list(getattr(table, name).keys()) for name in UPDATE_COUNT_AT}
+
+
+async def test_renders_no_frame_can_use_again_are_let_go_and_the_screen_stays_the_same():
+    """Each add, removal or sort moves the update count every Textual render is keyed on: what was
+    cached before it is dropped at the next frame (not left to fill the caches), and so are the
+    renders of removed rows. The screen is what Textual's own table draws throughout."""
+    from mltop.widgets.steady_table import UPDATE_COUNT_AT
+
+    app = Host()
+    async with app.run_test(size=(80, 40)) as pilot:
+        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", SteadyDataTable)
+        for table in (plain, steady):
+            fill(table, 40)
+        await pilot.pause()
+        drawn(steady)
+        for name, at in UPDATE_COUNT_AT.items():  # the count sits where the sweep looks for it
+            keys = cached(steady)[name]
+            assert keys and all(k[at] == steady._update_count for k in keys), name
+        steps = [
+            lambda t: t.remove_row("k3") if t is plain else t.remove_rows(["k3"]),
+            lambda t: [t.remove_row(k) for k in ("k4", "k5")] if t is plain else t.remove_rows(["k4", "k5"]),
+            lambda t: t.add_row("row-40", "1600", key="k40"),
+            lambda t: t.sort("name", reverse=True),
+        ]
+        for step in steps:
+            step(plain)
+            step(steady)
+            await pilot.pause()
+            assert drawn(steady) == drawn(plain)
+            for name, at in UPDATE_COUNT_AT.items():
+                assert all(k[at] == steady._update_count for k in cached(steady)[name]), name
+        gone = {"k3", "k4", "k5"}
+        assert not [k for k in steady._placed.keys() if k[0].value in gone]
+        assert not [k for k in steady._cell_render_cache.keys() if k[0].value in gone]
