@@ -233,6 +233,20 @@ def test_waste_before_start_is_counted_once_whichever_source_answers_first():
     assert report.wasted_today == pytest.approx(H100_NODE * (12 + 2 / 60))
 
 
+
+def test_what_was_counted_before_start_is_forgotten_with_its_target_and_the_total_stays():
+    """A churning cluster's gone targets do not pile up in the day's record of pre-start counts."""
+    history = IdleHistory()
+    nodes = [gpu_node(f"n{i}", free=8, created_min_ago=60 * 24 * 5) for i in range(3)]
+    evaluate(snap(nodes), BOOK, POLICY, history, NOW)
+    assert {k.rsplit("/", 1)[1] for k in history.pre_start} == {"n0", "n1", "n2"}
+    before = evaluate(snap(nodes[:1]), BOOK, POLICY, history, NOW).wasted_today
+    assert {k.rsplit("/", 1)[1] for k in history.pre_start} == {"n0"}
+    assert {k.rsplit("/", 1)[1] for k in history._counted} == {"n0"}
+    assert before == pytest.approx(3 * H100_NODE * 12)  # what the gone ones wasted stays counted
+    later = evaluate(snap(nodes[:1]), BOOK, POLICY, history, NOW + MIN).wasted_today
+    assert later == pytest.approx(before + H100_NODE / 60)  # n0 is not counted again
+
 # -- one definition of idle $/h ------------------------------------------------------------------
 
 def listed(instance_type: str, region: str = "us-east-1", cloud: str = "aws") -> list:

@@ -70,12 +70,20 @@ class IdleHistory:
         return dict(self._since)
 
     def forget_except(self, keys: set[str]) -> None:
-        """Targets that are gone (deleted nodes, finished jobs) leave the history: memory stays bounded."""
+        """Targets that are gone (deleted nodes, finished jobs) leave the history: memory stays bounded.
+
+        So does the record of whose waste before mltop saw them was counted today (`_counted`,
+        `pre_start`): on a cluster whose pods come and go it gained a key for every pod measured
+        idle, all day. A target that comes back is new to the count; its estimated start is its
+        own (a new pod's, a re-created node's), after what was counted for it before."""
         for key in list(self._since):
             if key not in keys:
                 del self._since[key]
                 self._first_seen.pop(key, None)
         self._busy_seen &= keys
+        self._counted &= keys
+        for key in [k for k in self.pre_start if k not in keys]:
+            del self.pre_start[key]  # (written to the store, if any, when it was counted)
 
     def add_waste(
         self,
