@@ -19,10 +19,10 @@ from textual._two_way_dict import TwoWayDict
 from textual.widgets.data_table import CellKey, RowDoesNotExist, RowKey
 
 
-# Cached cell renders per table. Textual keeps 10,000; a panel shows a few hundred cells (25 rows of
-# 10 columns at 160x48), and while a cluster changes, new cells (new rows, new ages) fill the cache
-# slowly: a soak with churn grew ~0.5 MiB a minute for an hour as the caches of four tables filled
-# (gc counts: Segments and their lists, +3,500 a minute). 2,000 is eight times what is in view.
+# Cached cell renders per table (Textual's, and `_placed` by row key). Textual keeps 10,000; a panel
+# shows a few hundred cells (25 rows of 10 columns at 160x48). Renders that can no longer be drawn
+# are dropped as they go dead (`_sweep_dead_renders`, `_forget_stale_rows`), so this caps what rows
+# out of view keep: 2,000 is eight times what is in view at 160x48.
 CELL_RENDERS = 2000
 
 # Where Textual 8.2.8 puts the table's update count in the key of each render cache it keeps (see
