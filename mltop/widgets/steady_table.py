@@ -172,15 +172,18 @@ class SteadyDataTable(DataTable):
     def _sweep_dead_renders(self) -> None:
         count = self._swept_count = self._update_count
         for name, at in UPDATE_COUNT_AT.items():
-            cache = getattr(self, name)
-            for cache_key in [k for k in cache.keys() if k[at] != count]:
-                cache.discard(cache_key)
+            _discard(getattr(self, name), lambda key: key[at] != count)
 
     def _forget_stale_rows(self) -> None:
         stale, self._stale_rows = self._stale_rows, set()
         indexes = {self._row_locations.get(key) for key in stale}
         for cache, at, gone in ((self._cell_render_cache, 0, stale), (self._row_render_cache, 0, stale),
                                 (self._row_renderable_cache, 1, indexes), (self._placed, 0, stale)):
-            for cache_key in [k for k in cache.keys() if k[at] in gone]:
-                cache.discard(cache_key)
+            _discard(cache, lambda key: key[at] in gone)
         self._line_cache.clear()
+
+
+def _discard(cache: LRUCache, dead: Any) -> None:
+    """Drop the entries of a Textual LRU cache whose key `dead` says can no longer be read."""
+    for key in [k for k in cache.keys() if dead(k)]:
+        cache.discard(key)
