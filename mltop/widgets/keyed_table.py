@@ -174,6 +174,8 @@ class KeyedTable(OutOfView, SteadyDataTable, Generic[R]):
         if len(rows) <= self.ROW_LIMIT:
             return rows
         pinned = self.pinned()
+        if not pinned:  # (walking 1,600 warnings past the limit for nothing was a tenth of a sync)
+            return rows[:self.ROW_LIMIT]
         return rows[:self.ROW_LIMIT] + [r for r in rows[self.ROW_LIMIT:] if self.key_of(r) in pinned]
 
     def pinned(self) -> set[str]:
@@ -303,10 +305,12 @@ class KeyedTable(OutOfView, SteadyDataTable, Generic[R]):
             self.relayout(self.size.width or 80)
         if not self._relaying:
             records = self.arrange(records)
+        # Each row's token, worked out once a sync (the widths and the diff both ask for it).
+        tokens = [self.row_token(record) for record in records]
         if self.SHARED and not self._relaying:
             needs: dict[str, int] = {}
-            for record in records:
-                for key, width in self._needs_of(record).items():
+            for record, token in zip(records, tokens):
+                for key, width in self._needs_of(record, token).items():
                     needs[key] = max(needs.get(key, 0), width)
             if needs != self._needs:
                 self._needs = needs
@@ -315,14 +319,13 @@ class KeyedTable(OutOfView, SteadyDataTable, Generic[R]):
         selected = keep or (self.selected_key if pin else None)
         self._syncing = True
         try:
-            self._apply(records, selected, pin)
+            self._apply(records, tokens, selected, pin)
         finally:
             self._syncing = False
 
-    def _needs_of(self, record: R) -> dict[str, int]:
+    def _needs_of(self, record: R, token: object) -> dict[str, int]:
         """`needs`, remembered while the row's token stays the same (re-measuring 1,000 rows on every
         tick is most of a quiet refresh)."""
-        token = self.row_token(record)
         if token is None:
             return self.needs(record)
         key = self.key_of(record)
@@ -351,7 +354,7 @@ class KeyedTable(OutOfView, SteadyDataTable, Generic[R]):
         self._cells[key] = tuple(cells)
         return old is None
 
-    def _apply(self, records: Sequence[R], selected: str | None, pin: bool) -> None:
+    def _apply(self, records: Sequence[R], tokens: Sequence[object], selected: str | None, pin: bool) -> None:
         old_index = self.cursor_row
         wanted = [self.key_of(r) for r in records]
         wanted_set = set(wanted)
@@ -369,8 +372,7 @@ class KeyedTable(OutOfView, SteadyDataTable, Generic[R]):
                 self._tokens.pop(key, None)
                 self._deferred.pop(key, None)
                 del self.records[key]
-            for key, record in zip(wanted, records):
-                token = self.row_token(record)
+            for key, record, token in zip(wanted, records, tokens):
                 if token is not None and key in self._cells and self._tokens.get(key) == token:
                     self.records[key] = record
                     continue
