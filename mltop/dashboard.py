@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from mltop.cost import CostPolicy, CostReport, IdleHistory, evaluate
 from mltop.state_store import StateStore, open_store
 from mltop.cost.spent import gpu_cost_so_far
+from mltop.incremental_sort import IncrementalSort
 from mltop.jobs import StopEvent, StopTracker, order_jobs, pending_pods
 from mltop import chain, kueue
 from mltop.model import GpuNode, Job, JobState, Pool, QueueUse
@@ -219,6 +220,9 @@ class Dashboard:
         self._last: tuple[View | None, dict] = (None, {})  # the last view and its parts (_parts), and
         self._last_data, self._last_jobs, self._last_health = None, [], ()  # what they were made from
         self._lock, self._stops_lock = threading.Lock(), threading.Lock()  # views derive in a thread (TUI)
+        # Free GPUs first (that is where money idles), then by name; the key is unique to the last
+        # field, so re-placing only the changed nodes gives exactly a full sort's order.
+        self._node_order = IncrementalSort(lambda n: (-n.gpus_free, n.cluster, n.name, n.key))
 
     def update(self, update: SourceUpdate) -> None:
         """A source's newest poll. A good one settles that source's stop requests (against this data)."""
@@ -293,8 +297,7 @@ class Dashboard:
         everything = tuple(order_jobs(jobs, self.finished_limit))
         kube_nodes = [n for u in updates if u.data for n in u.data.nodes]
         # Ray's nodes are shown beside them, but only Kubernetes nodes make the K8s totals (SourceData.ray_nodes).
-        nodes = sorted([*kube_nodes, *(n for u in updates if u.data for n in u.data.ray_nodes)],
-                       key=lambda n: (-n.gpus_free, n.cluster, n.name))
+        nodes = self._node_order([*kube_nodes, *(n for u in updates if u.data for n in u.data.ray_nodes)])
         pools = sorted((p for u in updates if u.data for p in u.data.pools),
                        key=lambda p: (POOL_ORDER.get(p.kind, 9), p.cluster, p.name))
         return dict(
