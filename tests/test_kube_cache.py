@@ -154,3 +154,37 @@ def test_pods_are_kept_by_node_and_each_node_says_when_its_pods_changed(cluster,
         assert sorted(p.name for p in cache.snapshot()) == ["p3"]
     finally:
         cache.stop()
+
+
+def test_a_reader_is_told_which_groups_changed_since_it_last_looked(cluster, core, monkeypatch):
+    from mltop.adapters import kube_cache
+    from mltop.adapters.kube_records import UNBOUND, pods_by_node
+
+    def put(name, node):
+        cluster.call(lambda: cluster.store.put(k.pod(name, "ml", gpus=1, node_name=node, created=FIXED_NOW)))
+
+    put("p1", "n1")
+    put("p2", None)
+    cache = WatchCache("pods", core.list_pod_for_all_namespaces, pod_facts, watch_seconds=5, group_of=pods_by_node)
+    cache.start()
+    wait_synced([cache], 5)
+    try:
+        seen = cache.version
+        assert cache.groups_changed_since(seen) == {}
+        assert cache.groups_changed_since(seen - 1) is None  # before the list: nobody can say
+        put("p2", "n2")  # bound: it leaves the unbound group for n2's
+        eventually(lambda: cache.groups_changed_since(seen) == {UNBOUND: -1, "n2": cache.group_versions().get("n2")})
+        seen = cache.version
+        put("p3", "n1")
+        eventually(lambda: list(cache.groups_changed_since(seen) or ()) == ["n1"])
+        assert cache.groups_changed_since(cache.version) == {}
+        # The log is bounded: a reader from before what it still holds is told to look at everything.
+        monkeypatch.setattr(kube_cache, "GROUP_LOG", 4)
+        old = cache.version
+        for i in range(6):
+            put(f"q{i}", f"m{i}")
+        eventually(lambda: len(cache.group("m5")) == 1)
+        assert cache.groups_changed_since(old) is None
+        assert set(cache.groups_changed_since(cache.version - 1) or ()) == {"m5"}
+    finally:
+        cache.stop()

@@ -188,17 +188,21 @@ def test_a_node_is_built_again_only_when_its_record_or_its_pods_change():
     pods = [pod_facts(k.pod("train", "ml", gpus=2, node_name="gpu-1", created=NOW))]
     asked: list[str] = []
 
-    def pods_of(items):
-        return lambda name: asked.append(name) or list(items)
+    def pods_of(items, version):
+        return lambda name: asked.append(name) or (list(items), version)
 
-    first = build(node, 7, pods_of(pods))
+    first = build(node, 7, pods_of(pods, 7))
     assert first.gpus_allocated == 2 and asked == ["gpu-1"]
-    assert build(node, 7, pods_of(pods)) is first and asked == ["gpu-1"]  # unchanged: not even asked
+    assert build(node, 7, pods_of(pods, 7)) is first and asked == ["gpu-1"]  # unchanged: not even asked
     more = [*pods, pod_facts(k.pod("eval", "ml", gpus=1, node_name="gpu-1", created=NOW))]
-    assert build(node, 9, pods_of(more)).gpus_allocated == 3  # a pod came
-    assert build(node, -1, pods_of([])).gpus_allocated == 0  # they went
+    assert build(node, 9, pods_of(more, 9)).gpus_allocated == 3  # a pod came
+    assert build(node, -1, pods_of([], -1)).gpus_allocated == 0  # they went
     relabelled = node_facts(k.gke_a100_node("gpu-1", "other-pool", NOW))
-    assert build(relabelled, -1, pods_of([])).pool == "other-pool"  # the node's own record changed
+    assert build(relabelled, -1, pods_of([], -1)).pool == "other-pool"  # the node's own record changed
+    # The count read with the pods is the one remembered: a pod that came after the caller read
+    # the counts is in the node, and the node is built again when the caller sees the new count.
+    came = build(node, -1, pods_of(pods, 12))
+    assert came.gpus_allocated == 2 and build(node, -1, pods_of([], -1)).gpus_allocated == 0
     build.keep_only([])
     assert build._seen == {}  # a node that is gone is forgotten
 
@@ -223,6 +227,57 @@ async def test_a_poll_with_no_watch_event_hands_back_the_same_records_and_an_eve
             await asyncio.sleep(0.05)
         assert now_node.gpus_allocated == node.gpus_allocated + 1
         assert any(p.name == "late" for p in now_node.pods)
+    finally:
+        await source.aclose()
+        fake.server.stop()
+
+
+async def test_nodes_rebuilt_from_the_changes_alone_match_a_full_rebuild(tmp_path):
+    """Pods bound, moved, deleted and added across many polls: the nodes the source builds from the
+    pod cache's changes alone are, every time, those a build from scratch gives."""
+    import random
+
+    from mltop.adapters.kube_records import ClusterRecords
+    from mltop.demo import kube_objects as k
+    from tests.kube_helpers import start_fake_cluster
+
+    fake = start_fake_cluster(tmp_path)
+    source = fake.source()
+    rng = random.Random(3)
+
+    def from_scratch():
+        versions = source._records.versions((source.nodes, source.pods, source.dra.slices, source.dra.claims))
+        dra, _ = source.dra.view(5, source.pods.snapshot())
+        return ClusterRecords(source.name)(versions, source.nodes, source.pods, dra)[1]
+
+    try:
+        names = [n.name for n in (await source.fetch()).nodes]
+        placed: dict[str, tuple[str | None, int]] = {}
+        ours = {f"p{i}" for i in range(12)}
+        for step in range(25):
+            for _ in range(rng.randrange(1, 4)):
+                pod = f"p{rng.randrange(12)}"
+                if pod in placed and rng.random() < 0.3:
+                    fake.call(lambda pod=pod: fake.store.delete("v1", "Pod", pod, "ml"))
+                    del placed[pod]
+                else:
+                    node, gpus = rng.choice([*names, None]), rng.choice((1, 2))
+                    placed[pod] = (node, gpus)
+                    fake.call(lambda pod=pod, node=node, gpus=gpus: fake.store.put(
+                        k.pod(pod, "ml", gpus=gpus, node_name=node, created=NOW)))
+            written = fake.call(lambda: fake.store.resource_version)
+            for _ in range(200):  # the watch delivers a moment later
+                if int(source.pods.resource_version or 0) >= written:
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the watch did not deliver")
+            held = {p.name: (p.node_name, dict(p.requests).get("nvidia.com/gpu"))
+                    for p in source.pods.snapshot() if p.namespace == "ml" and p.name in ours}
+            assert held == placed
+            data = await source.fetch()
+            assert list(data.nodes) == from_scratch(), step
+        assert source._records._index is not None  # the polls above took the path from the changes
     finally:
         await source.aclose()
         fake.server.stop()

@@ -21,6 +21,7 @@ KFP raw views too, and a Ray-only `--once` must not pay a third of a second for 
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import socket
@@ -44,6 +45,7 @@ MiB = 1024 * 1024
 PAGE_LIMIT = 64 * MiB
 EVENT_LIMIT = 16 * MiB
 WATCH_SECONDS = 300
+GROUP_LOG = 5_000  # group changes remembered (groups_changed_since); a poll sees tens, a rollout more
 CONNECT_TIMEOUT = 5.0
 MAX_BACKOFF = 30.0
 
@@ -104,6 +106,12 @@ class WatchCache(Generic[R]):
         self._group_of = group_of
         self._groups: dict[str, dict[str, R]] = {}
         self._group_versions: dict[str, int] = {}
+        # Which groups changed, in order: (change count, group), so a reader that remembers the count
+        # it last read can ask for just those (`groups_changed_since`) instead of every node's count.
+        # Bounded: past GROUP_LOG entries the older half goes, and `_logged_from` says from when on
+        # the log is whole.
+        self._group_log: list[tuple[int, str]] = []
+        self._logged_from = 0
 
     # -- reader side ------------------------------------------------------------------------
 
@@ -134,10 +142,27 @@ class WatchCache(Generic[R]):
         with self._lock:
             return dict(self._group_versions)
 
+    def groups_changed_since(self, version: int) -> dict[str, int] | None:
+        """The groups changed after the cache's count was `version`, each with its change count now
+        (-1: it has no records any more); None when the log does not reach back that far (a fresh
+        list, or too many changes since): the reader then looks at every group."""
+        with self._lock:
+            if version < self._logged_from:
+                return None
+            log = self._group_log
+            start = bisect.bisect_right(log, version, key=lambda entry: entry[0])  # type: ignore[call-overload]
+            return {name: self._group_versions.get(name, -1) for _, name in log[start:]}
+
     def group(self, name: str) -> list[R]:
         """The records of one group, as the cache holds them now."""
         with self._lock:
             return list(self._groups.get(name, {}).values())
+
+    def group_and_version(self, name: str) -> tuple[list[R], int]:
+        """`group` and its change count (-1: no records), read together: a count remembered with
+        records read a moment later could name records that were not yet, or no longer, there."""
+        with self._lock:
+            return list(self._groups.get(name, {}).values()), self._group_versions.get(name, -1)
 
     def _regroup(self, key: str, old: R | None, new: R | None) -> None:
         """Move one record between groups (the lock held)."""
@@ -150,11 +175,22 @@ class WatchCache(Generic[R]):
             members = self._groups.get(was)
             if members is not None and members.pop(key, None) is not None:
                 self._group_versions[was] = self.version
+                self._log_group(was)
                 if not members:
                     del self._groups[was], self._group_versions[was]
         if new is not None and name is not None:
             self._groups.setdefault(name, {})[key] = new  # in its place when it stays in its group
             self._group_versions[name] = self.version
+            self._log_group(name)
+
+    def _log_group(self, name: str) -> None:
+        """Note that a group changed at the current count (the lock held)."""
+        log = self._group_log
+        log.append((self.version, name))
+        if len(log) > GROUP_LOG:
+            dropped = len(log) // 2
+            self._logged_from = log[dropped - 1][0]  # a reader at that count or later missed nothing
+            del log[:dropped]
 
     def __len__(self) -> int:
         return len(self._records)
@@ -241,6 +277,8 @@ class WatchCache(Generic[R]):
                 self._groups, self._group_versions = {}, {}
                 for key, record in fresh.items():
                     self._regroup(key, None, record)
+                # Groups may have gone without a trace: no reader from before this list can be told what changed.
+                self._group_log, self._logged_from = [], self.version
         self.resource_version = _version(body) or version
         self.lists += 1
         self.error = None

@@ -240,14 +240,17 @@ class GpuNodes:
         self.cluster = cluster
         self._seen: dict[str, tuple[NodeFacts, int, GpuNode]] = {}
 
-    def __call__(self, node: NodeFacts, pods_version: int, pods_of: Callable[[str], list[PodFacts]]) -> GpuNode:
+    def __call__(self, node: NodeFacts, pods_version: int,
+                 pods_of: Callable[[str], tuple[list[PodFacts], int]]) -> GpuNode:
         """`pods_version`: the node's pod group's change count (-1: no pods); `pods_of(name)`: its
-        pods, asked only when the node is built again."""
+        pods and their count read together (WatchCache.group_and_version), asked only when the node
+        is built again. The count remembered is the one read with the pods."""
         last = self._seen.get(node.name)
         if last is not None and last[0] is node and last[1] == pods_version:
             return last[2]
-        built = gpu_node(node, pods_of(node.name), self.cluster)
-        self._seen[node.name] = (node, pods_version, built)
+        pods, version = pods_of(node.name)
+        built = gpu_node(node, pods, self.cluster)
+        self._seen[node.name] = (node, version, built)
         return built
 
     def keep_only(self, names: Iterable[str]) -> None:
