@@ -233,8 +233,8 @@ async def test_a_poll_with_no_watch_event_hands_back_the_same_records_and_an_eve
 
 
 async def test_nodes_rebuilt_from_the_changes_alone_match_a_full_rebuild(tmp_path):
-    """Pods bound, moved, deleted and added across many polls: the nodes the source builds from the
-    pod cache's changes alone are, every time, those a build from scratch gives."""
+    """Pods bound, moved, deleted and added across many polls: the nodes and node pools the source
+    builds from the pod cache's changes alone are, every time, those a build from scratch gives."""
     import random
 
     from mltop.adapters.kube_records import ClusterRecords
@@ -248,7 +248,8 @@ async def test_nodes_rebuilt_from_the_changes_alone_match_a_full_rebuild(tmp_pat
     def from_scratch():
         versions = source._records.versions((source.nodes, source.pods, source.dra.slices, source.dra.claims))
         dra, _ = source.dra.view(5, source.pods.snapshot())
-        return ClusterRecords(source.name)(versions, source.nodes, source.pods, dra)[1]
+        _, nodes, _, pools = ClusterRecords(source.name)(versions, source.nodes, source.pods, dra)
+        return nodes, pools
 
     try:
         names = [n.name for n in (await source.fetch()).nodes]
@@ -276,7 +277,9 @@ async def test_nodes_rebuilt_from_the_changes_alone_match_a_full_rebuild(tmp_pat
                     for p in source.pods.snapshot() if p.namespace == "ml" and p.name in ours}
             assert held == placed
             data = await source.fetch()
-            assert list(data.nodes) == from_scratch(), step
+            nodes, pools = from_scratch()
+            assert list(data.nodes) == nodes, step
+            assert [p for p in data.pools if p.kind == "nodepool"] == pools, step
         assert source._records._index is not None  # the polls above took the path from the changes
     finally:
         await source.aclose()

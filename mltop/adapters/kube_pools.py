@@ -61,20 +61,23 @@ class NodePools:
         self.cluster = cluster
         self._labels: dict[str, tuple[NodeFacts, str, str | None]] = {}  # node name -> (record, pool, kind)
         self._pools: dict[str, tuple[tuple[GpuNode, ...], str | None, Pool]] = {}  # pool name -> (members, kind, pool)
+        self._place: dict[str, int] = {}  # node name -> its place among its pool's members
 
     def __call__(self, nodes: Iterable[tuple[NodeFacts, GpuNode]]) -> list[Pool]:
         groups: dict[str, list[GpuNode]] = {}
         kinds: dict[str, str | None] = {}
-        labels, seen = self._labels, {}
+        labels, seen, place = self._labels, {}, {}
         for facts, node in nodes:
             last = labels.get(facts.name)
             if last is None or last[0] is not facts:
                 name, kind = _pool_of_labels(tuple(pair for pair in facts.labels if pair[0] in POOL_LABEL_KEYS))
                 last = (facts, name or "(no pool)", kind)
             seen[facts.name] = last
-            groups.setdefault(last[1], []).append(node)
+            members = groups.setdefault(last[1], [])
+            place[facts.name] = len(members)
+            members.append(node)
             kinds[last[1]] = last[2]
-        self._labels = seen  # only the nodes there now: the memo never outgrows the cluster
+        self._labels, self._place = seen, place  # only the nodes there now: the memo never outgrows the cluster
         pools, built = [], {}
         for name, members in sorted(groups.items()):
             kind, last_pool = kinds[name], self._pools.get(name)
@@ -87,6 +90,24 @@ class NodePools:
             pools.append(pool)
         self._pools = built
         return pools
+
+    def replace(self, nodes: Iterable[tuple[NodeFacts, GpuNode]]) -> list[Pool]:
+        """The pools after these nodes were built again from the same records as at the last call
+        (so each stays in its pool, in its place): only their pools are built again. Nodes that
+        are in no node pool (a MachineDeployment's) are passed over."""
+        changed: dict[str, list[GpuNode]] = {}
+        for facts, node in nodes:
+            label = self._labels.get(facts.name)
+            if label is None or node.machine_deployment:
+                continue
+            members = changed.get(label[1])
+            if members is None:
+                members = changed[label[1]] = list(self._pools[label[1]][0])
+            members[self._place[facts.name]] = node
+        for name, members in changed.items():
+            _, kind, _ = self._pools[name]
+            self._pools[name] = (tuple(members), kind, _node_pool(name, kind, members, self.cluster))
+        return [pool for _, _, pool in self._pools.values()]
 
 
 def _node_pool(name: str, kind: str | None, members: list[GpuNode], cluster: str) -> Pool:

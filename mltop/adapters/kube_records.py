@@ -62,23 +62,27 @@ class ClusterRecords:
     def _build(self, versions: tuple[tuple[int, int], ...], nodes_cache: Any, pods_cache: Any, dra: Any
                ) -> tuple[list[Any], list[GpuNode], tuple[Job, ...], tuple[Pool, ...]]:
         facts = self._shown(versions, nodes_cache, dra)
-        nodes = self._nodes_changed(versions, facts, pods_cache, dra)
-        if nodes is None:
+        found = self._nodes_changed(versions, facts, pods_cache, dra)
+        if found is None:
             changed = pods_cache.group_versions()  # per node: the count at its pods' last change
             nodes = [self._gpu_node(f, changed.get(f.name, -1), pods_cache.group_and_version) for f in facts]
             if dra.devices:  # DRA GPUs added to the nodes that have some (none: the same nodes)
                 nodes = [dra.node(n, f) for n, f in zip(nodes, facts)]
             self._gpu_node.keep_only(f.name for f in facts)
+            # Nodes a MachineDeployment owns are its pool, not a cloud node pool's.
+            pools = self._node_pools([(f, n) for f, n in zip(facts, nodes) if not n.machine_deployment])
+        else:
+            nodes, moved = found
+            pools = self._node_pools.replace([(facts[at], nodes[at]) for at in moved])
         jobs = self._pending_jobs(pods_cache.group(UNBOUND), dra)  # only an unbound pod waits
-        # Nodes a MachineDeployment owns are its pool, not a cloud node pool's.
-        pools = self._node_pools([(f, n) for f, n in zip(facts, nodes) if not n.machine_deployment])
         return facts, nodes, jobs, tuple(pools)
 
     def _nodes_changed(self, versions: tuple[tuple[int, int], ...], facts: list[Any], pods_cache: Any, dra: Any
-                       ) -> list[GpuNode] | None:
-        """The last build's nodes with only those whose pods changed since built again, when the node
-        records shown are the same as then (None otherwise: build them all). Most watch events are
-        pods'; visiting all 5,000 nodes to find the four whose pods moved was ~10 ms a poll."""
+                       ) -> tuple[list[GpuNode], list[int]] | None:
+        """The last build's nodes with only those whose pods changed since built again, and the
+        places of those, when the node records shown are the same as then (None otherwise: build
+        them all). Most watch events are pods'; visiting all 5,000 nodes to find the four whose pods
+        moved was ~10 ms a poll."""
         last, before = self._last, self._versions
         if last is None or before is None or last[0] is not facts or dra.devices or len(before) < 2 \
                 or before[1][0] != versions[1][0]:
@@ -89,12 +93,15 @@ class ClusterRecords:
         index = self._index
         if index is None or index[0] is not facts:
             index = self._index = (facts, {f.name: i for i, f in enumerate(facts)})
-        nodes = list(last[1])
+        nodes, moved = list(last[1]), []
         for name, pods_version in changed.items():
             at = index[1].get(name)
             if at is not None:
-                nodes[at] = self._gpu_node(facts[at], pods_version, pods_cache.group_and_version)
-        return nodes
+                node = self._gpu_node(facts[at], pods_version, pods_cache.group_and_version)
+                if node is not nodes[at]:
+                    nodes[at] = node
+                    moved.append(at)
+        return nodes, moved
 
     def _shown(self, versions: tuple[tuple[int, int], ...], nodes_cache: Any, dra: Any) -> list[Any]:
         """The node records shown, by name: sorted again only when the node cache or DRA's changed
