@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from datetime import datetime, timezone
@@ -158,13 +158,16 @@ class View:
         """Job key -> `waiting_short`, for the jobs table's REASON column (computed off the UI thread)."""
         return {j.key: short for j in self.jobs if (short := self.waiting_short(j))}
 
-    @cached_property
-    def node_idle_costs(self) -> dict[str, float | None]:
-        return {n.key: self.node_idle_cost(n) for n in self.nodes}
+    # Node (pool) key -> its idle $/h, as `node_idle_cost` gives it: the cost report's own mapping,
+    # read with .get (a node newer than the evaluation is None there too). Copying it for the
+    # nodes in this view was 5,000 lookups a refresh while a large cluster changes.
+    @property
+    def node_idle_costs(self) -> Mapping[str, float | None]:
+        return self.cost.node_idle_costs if self.cost else {}
 
-    @cached_property
-    def pool_idle_costs(self) -> dict[str, float | None]:
-        return {p.key: self.pool_idle_cost(p) for p in self.pools}
+    @property
+    def pool_idle_costs(self) -> Mapping[str, float | None]:
+        return self.cost.pool_idle_costs if self.cost else {}
 
     # Counted once per view, in the derive worker (tui/derive.py): a walk over every job (1,400 at
     # the largest bench workload) each time the jobs panel's title is drawn was a tenth of the UI
@@ -285,8 +288,7 @@ class Dashboard:
             cost_behind=(now - self._cost_waits_since).total_seconds() if self._cost_waits_since else 0.0,
             **{k: parts[k] for k in ("jobs", "nodes", "pools", "owners", "pending_pods", "queues", "chains")})
         if same and last is not None:  # the same records: what was worked out from them holds (not the clock's)
-            carried = ("_most_free", "short_reasons", "waiting", "running") + (
-                ("node_idle_costs", "pool_idle_costs") if last.cost is self.cost else ())
+            carried = ("_most_free", "short_reasons", "waiting", "running")
             view.__dict__.update({k: last.__dict__[k] for k in carried if k in last.__dict__})
         self._last, self._last_data, self._last_jobs, self._last_health = (view, parts), data, jobs, health
         return view

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.text import Text
 
 from mltop import format as fmt
@@ -45,7 +47,7 @@ class NodesTable(KeyedTable[GpuNode]):
         ("idle", "IDLE/H", 7),
         ("state", "STATE", 8),
     )
-    idle_costs: dict[str, float | None] = {}  # node key -> $/h of its idle GPUs (None: no price)
+    idle_costs: Mapping[str, float | None] = {}  # node key -> $/h of its idle GPUs (None: no price)
     SHARED = {"name": (10, 40), "pool": (8, 24), "model": (10, 24)}
     SORT_KEYS = {"N": ("name", False), "P": ("pool", False), "M": ("model", False), "A": ("alloc", True),
                  "F": ("free", True), "I": ("idle", True), "S": ("state", False)}
@@ -89,7 +91,7 @@ class PoolsTable(KeyedTable[Pool]):
         ("cost", "IDLE/H", 7),
         ("scale", "S", 1),
     )
-    idle_costs: dict[str, float | None] = {}  # pool key -> $/h of its idle GPUs (None: unknown)
+    idle_costs: Mapping[str, float | None] = {}  # pool key -> $/h of its idle GPUs (None: unknown)
     SHARED = {"name": (12, 48)}
     SORT_KEYS = {"N": ("name", False), "K": ("kind", False), "D": ("ready", True), "X": ("range", True),
                  "U": ("gpus", True), "I": ("idle", True), "H": ("cost", True)}
