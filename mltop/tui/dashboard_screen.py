@@ -54,6 +54,7 @@ class DashboardScreen(Screen[None]):
         self.keymap = keymap
         self.view: View | None = None
         self._infra_present = False
+        self._warned: object = None  # the cost report the warnings panel shows
         self._pools_present = True  # the pools panel is shown (a Ray-only platform has none: hidden)
         self._small = False
 
@@ -138,7 +139,11 @@ class DashboardScreen(Screen[None]):
         self._jobs_title(view)
         self.query_one(SourceStatus).sync(view.sources, view.now, view.stale_after)
         if cost_changed:
-            self._warnings(view)
+            # The warnings come from the cost report alone: while nodes change and the report is the
+            # same (a large cluster's evaluation waits its turn), their 1,000 rows need no diff; their
+            # ages move with the next report, as on a quiet cluster.
+            if view.cost is not self._warned:
+                self._warnings(view)
             self._infra(view)
         self._summary(view)
 
@@ -153,6 +158,7 @@ class DashboardScreen(Screen[None]):
         cost = view.cost
         if cost is None:
             return
+        self._warned = cost
         table = self.query_one(WarningsTable)
         table.now, table.currency = view.now, cost.currency
         table.keymap = dict(self.keymap)
