@@ -41,7 +41,8 @@ def fed(what: str, to_record: Any, objects: list[dict[str, Any]], **kwargs: Any)
     cache: WatchCache[Any] = WatchCache(what, lambda **_: None, to_record, **kwargs)
     for obj in objects:
         cache._apply({"type": "ADDED", "object": obj})
-    cache._group_log, cache._logged_from = [], cache.version  # as after a list
+    if cache._groups is not None:  # as after a list: the groups' change log starts here
+        cache._groups.reset(cache._records, cache.version)
     return cache
 
 

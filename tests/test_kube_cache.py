@@ -157,7 +157,7 @@ def test_pods_are_kept_by_node_and_each_node_says_when_its_pods_changed(cluster,
 
 
 def test_a_reader_is_told_which_groups_changed_since_it_last_looked(cluster, core, monkeypatch):
-    from mltop.adapters import kube_cache
+    from mltop.adapters import record_groups
     from mltop.adapters.kube_records import UNBOUND, pods_by_node
 
     def put(name, node):
@@ -179,7 +179,7 @@ def test_a_reader_is_told_which_groups_changed_since_it_last_looked(cluster, cor
         eventually(lambda: list(cache.groups_changed_since(seen) or ()) == ["n1"])
         assert cache.groups_changed_since(cache.version) == {}
         # The log is bounded: a reader from before what it still holds is told to look at everything.
-        monkeypatch.setattr(kube_cache, "GROUP_LOG", 4)
+        monkeypatch.setattr(record_groups, "LOG_LIMIT", 4)
         old = cache.version
         for i in range(6):
             put(f"q{i}", f"m{i}")

@@ -21,7 +21,6 @@ KFP raw views too, and a Ray-only `--once` must not pay a third of a second for 
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import socket
@@ -33,6 +32,7 @@ from typing import Any, Generic, TypeVar
 from mltop.errors import BadResponse, SourceError, first_line
 from mltop.adapters.kube_errors import kube_error
 from mltop.adapters.kube_parse import Unreadable, brief
+from mltop.adapters.record_groups import RecordGroups
 from mltop.adapters.values import Skips, integer, mapping
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,6 @@ MiB = 1024 * 1024
 PAGE_LIMIT = 64 * MiB
 EVENT_LIMIT = 16 * MiB
 WATCH_SECONDS = 300
-GROUP_LOG = 5_000  # group changes remembered (groups_changed_since); a poll sees tens, a rollout more
 CONNECT_TIMEOUT = 5.0
 MAX_BACKOFF = 30.0
 
@@ -100,18 +99,7 @@ class WatchCache(Generic[R]):
         self.lists = 0  # how many times the resource was (re-)listed
         self.version = 0  # goes up whenever the records may have changed: readers skip work when it did not
         self.watches = 0  # how many watch requests were made
-        # The records by group (pods by node), kept as events arrive, each group with the change
-        # count it had when it last changed: a reader can tell which groups changed without
-        # walking every record (50,000 pods grouped again on every rebuild was ~10 ms).
-        self._group_of = group_of
-        self._groups: dict[str, dict[str, R]] = {}
-        self._group_versions: dict[str, int] = {}
-        # Which groups changed, in order: (change count, group), so a reader that remembers the count
-        # it last read can ask for just those (`groups_changed_since`) instead of every node's count.
-        # Bounded: past GROUP_LOG entries the older half goes, and `_logged_from` says from when on
-        # the log is whole.
-        self._group_log: list[tuple[int, str]] = []
-        self._logged_from = 0
+        self._groups = RecordGroups(group_of) if group_of is not None else None  # pods by node (record_groups.py)
 
     # -- reader side ------------------------------------------------------------------------
 
@@ -140,57 +128,26 @@ class WatchCache(Generic[R]):
     def group_versions(self) -> dict[str, int]:
         """Each group's change count (see `group_of`); a group with no records is absent."""
         with self._lock:
-            return dict(self._group_versions)
+            return dict(self._groups.versions) if self._groups is not None else {}
 
     def groups_changed_since(self, version: int) -> dict[str, int] | None:
         """The groups changed after the cache's count was `version`, each with its change count now
-        (-1: it has no records any more); None when the log does not reach back that far (a fresh
-        list, or too many changes since): the reader then looks at every group."""
+        (-1: it has no records any more); None when that is too long ago to say (a fresh list, or
+        too many changes since): the reader then looks at every group."""
         with self._lock:
-            if version < self._logged_from:
-                return None
-            log = self._group_log
-            start = bisect.bisect_right(log, version, key=lambda entry: entry[0])  # type: ignore[call-overload]
-            return {name: self._group_versions.get(name, -1) for _, name in log[start:]}
+            return self._groups.changed_since(version) if self._groups is not None else None
 
     def group(self, name: str) -> list[R]:
         """The records of one group, as the cache holds them now."""
-        with self._lock:
-            return list(self._groups.get(name, {}).values())
+        return self.group_and_version(name)[0]
 
     def group_and_version(self, name: str) -> tuple[list[R], int]:
         """`group` and its change count (-1: no records), read together: a count remembered with
         records read a moment later could name records that were not yet, or no longer, there."""
         with self._lock:
-            return list(self._groups.get(name, {}).values()), self._group_versions.get(name, -1)
-
-    def _regroup(self, key: str, old: R | None, new: R | None) -> None:
-        """Move one record between groups (the lock held)."""
-        group_of = self._group_of
-        if group_of is None:
-            return
-        name = group_of(new) if new is not None else None
-        was = group_of(old) if old is not None else None
-        if was is not None and was != name:
-            members = self._groups.get(was)
-            if members is not None and members.pop(key, None) is not None:
-                self._group_versions[was] = self.version
-                self._log_group(was)
-                if not members:
-                    del self._groups[was], self._group_versions[was]
-        if new is not None and name is not None:
-            self._groups.setdefault(name, {})[key] = new  # in its place when it stays in its group
-            self._group_versions[name] = self.version
-            self._log_group(name)
-
-    def _log_group(self, name: str) -> None:
-        """Note that a group changed at the current count (the lock held)."""
-        log = self._group_log
-        log.append((self.version, name))
-        if len(log) > GROUP_LOG:
-            dropped = len(log) // 2
-            self._logged_from = log[dropped - 1][0]  # a reader at that count or later missed nothing
-            del log[:dropped]
+            if self._groups is None:
+                return [], -1
+            return list(self._groups.members.get(name, {}).values()), self._groups.versions.get(name, -1)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -273,12 +230,8 @@ class WatchCache(Generic[R]):
             self._records = fresh
             self._unreadable = unreadable
             self.version += 1
-            if self._group_of is not None:  # a fresh list: every group counts as changed
-                self._groups, self._group_versions = {}, {}
-                for key, record in fresh.items():
-                    self._regroup(key, None, record)
-                # Groups may have gone without a trace: no reader from before this list can be told what changed.
-                self._group_log, self._logged_from = [], self.version
+            if self._groups is not None:  # a fresh list: every group counts as changed
+                self._groups.reset(fresh, self.version)
         self.resource_version = _version(body) or version
         self.lists += 1
         self.error = None
@@ -360,7 +313,8 @@ class WatchCache(Generic[R]):
                 old = self._records.pop(key, None)  # deleted, unreadable, or no longer worth keeping
             else:
                 old, self._records[key] = self._records.get(key), record
-            self._regroup(key, old, record)
+            if self._groups is not None:
+                self._groups.move(key, old, record, self.version)
         if version:
             self.resource_version = version
         self.error = None
