@@ -138,36 +138,3 @@ async def test_renders_no_frame_can_use_again_are_let_go_and_the_screen_stays_th
         gone = {"k3", "k4", "k5"}
         assert not [k for k in steady._placed.keys() if k[0].value in gone]
         assert not [k for k in steady._cell_render_cache.keys() if k[0].value in gone]
-
-
-async def test_a_changed_cell_redraws_its_own_line_and_the_screen_stays_textuals():
-    app = Host()
-    async with app.run_test(size=(80, 40)) as pilot:
-        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", SteadyDataTable)
-        for table in (plain, steady):
-            fill(table, 40)
-        await pilot.pause()
-        assert drawn(steady) == drawn(plain)
-        lines: list[object] = []
-        render = steady._render_line_in_row
-        steady._render_line_in_row = lambda row_key, *a, **k: lines.append(row_key.value) or render(row_key, *a, **k)
-        steps = [
-            lambda t: t.update_cell("k4", "value", "changed"),
-            lambda t: [t.update_cell("k2", "value", "x"), t.update_cell("k9", "name", "renamed")],
-            # The cursor is in every cached line's key: after it moved, the first full redraw
-            # draws every line again (as Textual's own table does); the next change, one line.
-            lambda t: t.move_cursor(row=3),
-            lambda t: t.update_cell("k3", "value", "under the cursor"),
-            lambda t: t.update_cell("k6", "value", "then this one"),
-            lambda t: t.update_cell("k39", "value", "out of view"),
-        ]
-        redrawn = []
-        for step in steps:
-            lines.clear()
-            step(plain)
-            step(steady)
-            await pilot.pause()
-            assert drawn(steady) == drawn(plain)
-            redrawn.append(sorted(set(lines), key=str))
-        assert redrawn[0] == ["k4"] and redrawn[1] == ["k2", "k9"] and "k3" in redrawn[3]
-        assert redrawn[4] == ["k6"] and redrawn[5] == []

@@ -180,17 +180,7 @@ class SteadyDataTable(DataTable):
         for cache, at, gone in ((self._cell_render_cache, 0, stale), (self._row_render_cache, 0, stale),
                                 (self._row_renderable_cache, 1, indexes), (self._placed, 0, stale)):
             _discard(cache, lambda key: key[at] in gone)
-        # A line shows one row: only the stale rows' lines are drawn again. (Clearing them all
-        # re-drew every line in view for one changed cell: at 5,000 nodes changing, about half of
-        # the frames' CPU.) Renders under an older update count went in the sweep before this.
-        _discard(self._line_cache, lambda key: self._row_at(key[0]) in stale)
-
-    def _row_at(self, y: int) -> RowKey | None:
-        """The key of the row drawn on line `y` of the table (None: no row there now)."""
-        try:
-            return self._get_offsets(y)[0]
-        except LookupError:
-            return None
+        self._line_cache.clear()
 
 
 def _discard(cache: LRUCache, dead: Any) -> None:
