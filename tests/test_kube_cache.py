@@ -123,18 +123,29 @@ def test_an_unreachable_server_is_an_error_not_a_hang(tmp_path):
     cache.stop()
 
 
-def test_pods_are_kept_by_node_and_each_node_says_when_its_pods_changed(cluster, core):
-    from mltop.adapters.kube_records import UNBOUND, pods_by_node
+def pods_by_node_cache(cluster, core, placed):
+    """A started, synced pod cache grouped by node, after putting `placed` (pod name -> node)."""
+    from mltop.adapters.kube_records import pods_by_node
 
-    def put(name, node, **kw):
-        cluster.call(lambda: cluster.store.put(k.pod(name, "ml", gpus=1, node_name=node, created=FIXED_NOW, **kw)))
-
-    put("p1", "n1")
-    put("p2", "n1")
-    put("p3", None)
+    for name, node in placed.items():
+        put_pod(cluster, name, node)
     cache = WatchCache("pods", core.list_pod_for_all_namespaces, pod_facts, watch_seconds=5, group_of=pods_by_node)
     cache.start()
     wait_synced([cache], 5)
+    return cache
+
+
+def put_pod(cluster, name, node):
+    cluster.call(lambda: cluster.store.put(k.pod(name, "ml", gpus=1, node_name=node, created=FIXED_NOW)))
+
+
+def test_pods_are_kept_by_node_and_each_node_says_when_its_pods_changed(cluster, core):
+    from mltop.adapters.kube_records import UNBOUND
+
+    def put(name, node):
+        put_pod(cluster, name, node)
+
+    cache = pods_by_node_cache(cluster, core, {"p1": "n1", "p2": "n1", "p3": None})
     try:
         def group(name):
             return sorted(p.name for p in cache.group(name))
@@ -158,16 +169,12 @@ def test_pods_are_kept_by_node_and_each_node_says_when_its_pods_changed(cluster,
 
 def test_a_reader_is_told_which_groups_changed_since_it_last_looked(cluster, core, monkeypatch):
     from mltop.adapters import record_groups
-    from mltop.adapters.kube_records import UNBOUND, pods_by_node
+    from mltop.adapters.kube_records import UNBOUND
 
     def put(name, node):
-        cluster.call(lambda: cluster.store.put(k.pod(name, "ml", gpus=1, node_name=node, created=FIXED_NOW)))
+        put_pod(cluster, name, node)
 
-    put("p1", "n1")
-    put("p2", None)
-    cache = WatchCache("pods", core.list_pod_for_all_namespaces, pod_facts, watch_seconds=5, group_of=pods_by_node)
-    cache.start()
-    wait_synced([cache], 5)
+    cache = pods_by_node_cache(cluster, core, {"p1": "n1", "p2": None})
     try:
         seen = cache.version
         assert cache.groups_changed_since(seen) == {}
