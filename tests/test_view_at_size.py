@@ -178,6 +178,46 @@ async def test_a_failing_derivation_is_said_once_and_the_next_one_recovers(monke
         assert app.main.view is not None and len(app.main.view.nodes) == 5000
 
 
+def test_reasons_kept_from_the_last_view_are_those_worked_out_afresh_poll_after_poll(monkeypatch):
+    """The REASON texts a view keeps from the last one (same record, same cluster, same most free
+    GPUs) and the most free GPUs read off the sorted nodes are, every poll, what working them out
+    from scratch gives, while nodes fill and empty (the cluster's most free GPUs move: 8, 4, 2) and
+    pods change their asks or start."""
+    import random
+
+    from mltop.dashboard import View
+    from mltop.waiting import most_free
+
+    CAPS = (None, None, 4, 4, None, None, 2, 2)
+    rng = random.Random(11)
+    base, jobs = cluster(pending=300)
+    base = base[:400]
+    dash = dashboard_with(base, jobs)
+    worked_out = []
+    plain_short = View.waiting_short
+    monkeypatch.setattr(View, "waiting_short", lambda view, job: worked_out.append(job) or plain_short(view, job))
+    for poll in range(24):
+        for i in rng.sample(range(len(base)), 6):  # GPU pods leave nodes and take others
+            node = base[i]
+            base[i] = replace(node, gpus_allocated=rng.choice((0, node.gpus_total, node.gpus_total / 2)))
+        for i in rng.sample(range(len(jobs)), 5):  # pods change what they ask for, or start
+            jobs[i] = replace(jobs[i], gpus=rng.choice((1, 4, 8, 16)), state=rng.choice(
+                (JobState.PENDING, JobState.PENDING, JobState.RUNNING)))
+        cap = CAPS[poll % len(CAPS)]  # at most this many free on any node, this poll
+        nodes = [n if cap is None or n.gpus_free <= cap else replace(n, gpus_allocated=n.gpus_allocatable - cap)
+                 for n in base]
+        dash.update(SourceUpdate("kubernetes/c", health(), SourceData(jobs=tuple(jobs), nodes=tuple(nodes))))
+        view = dash.view(NOW + timedelta(seconds=2 * poll), with_cost=False)
+        worked_out.clear()
+        kept = view.short_reasons
+        reused = len(view.jobs) - len(worked_out)
+        assert kept == {j.key: short for j in view.jobs if (short := plain_short(view, j))}
+        assert view._most_free == {"c": most_free(view.nodes)}
+        assert any(f"max free {cap}" in text for text in kept.values()) if cap else True
+        if poll and cap == CAPS[(poll - 1) % len(CAPS)]:
+            assert reused > 250  # the same most free GPUs: most texts were kept, not worked out again
+
+
 def test_a_node_is_built_again_only_when_its_record_or_its_pods_change():
     from mltop.adapters.kube_nodes import GpuNodes, node_facts
     from mltop.adapters.kube_parse import pod_facts
