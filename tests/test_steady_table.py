@@ -88,6 +88,9 @@ async def test_rows_that_move_are_drawn_as_textual_draws_them_with_their_new_pla
             lambda t: t.sort("name", key=lambda name: (name != "row-30", name)),  # ... brought into view
             lambda t: t.sort("name"),
             lambda t: t.move_cursor(row=5),
+            lambda t: t.update_cell("k26", "name", "renamed"),  # one cell of a row, then the other
+            lambda t: t.update_cell("k26", "value", "v2"),
+            lambda t: t.update_cell(t.coordinate_to_cell_key((5, 0)).row_key, "value", "under the cursor"),
         ]
         for table in (plain, steady):
             fill(table, 40)

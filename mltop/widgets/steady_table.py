@@ -17,7 +17,7 @@ from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import DataTable
 from textual._two_way_dict import TwoWayDict
-from textual.widgets.data_table import CellKey, RowDoesNotExist, RowKey
+from textual.widgets.data_table import CellKey, ColumnKey, RowDoesNotExist, RowKey
 
 
 # Cached cell renders per table (Textual's, and `_placed` by row key). Textual keeps 10,000; a panel
@@ -33,7 +33,8 @@ UPDATE_COUNT_AT = {"_cell_render_cache": 6, "_row_render_cache": 8, "_row_render
 
 class SteadyDataTable(DataTable):
     def __init__(self, **kwargs: Any) -> None:
-        self._stale_rows: set[RowKey] = set()  # rows with a changed cell, their renders not yet forgotten
+        self._stale_rows: set[RowKey] = set()  # rows added or removed, their renders not yet forgotten
+        self._stale_cells: set[tuple[RowKey, ColumnKey]] = set()  # changed cells, their renders not yet forgotten
         self._swept_count = 0  # the update count the render caches were last swept at
         self._placed: LRUCache[tuple, tuple[list, tuple[int, int]]] = LRUCache(CELL_RENDERS)  # see _render_cell
         super().__init__(**kwargs)
@@ -98,13 +99,14 @@ class SteadyDataTable(DataTable):
     # Textual's DataTable keys every cached render (cell, row, line) on one table-wide update count,
     # which update_cell bumps: one changed cell re-renders every visible cell on the next frame
     # (measured: 47 ms a frame for a 25-row jobs panel while jobs change, most of mltop's CPU). A
-    # changed cell here puts the count back and forgets only its own row's cached renders, by row
-    # key and row index; the line cache, cheap to rebuild from the row caches, is cleared. Adding,
+    # changed cell here puts the count back and forgets only its own render and its row's line
+    # renders, by row key and row index; the line cache, cheap to rebuild from the row caches, is cleared. Adding,
     # removing and sorting rows still bump the count (the row order changes).
     def update_cell(self, row_key: Any, column_key: Any, value: Any, *, update_width: bool = False) -> None:
         count = self._update_count
         super().update_cell(row_key, column_key, value, update_width=update_width)
-        self._stale_rows.add(row_key if isinstance(row_key, RowKey) else RowKey(row_key))  # its content changed
+        self._stale_cells.add((row_key if isinstance(row_key, RowKey) else RowKey(row_key),
+                               column_key if isinstance(column_key, ColumnKey) else ColumnKey(column_key)))
         if not update_width and self._update_count == count + 1:
             self._update_count = count
 
@@ -168,7 +170,7 @@ class SteadyDataTable(DataTable):
     def render_lines(self, crop: Any) -> Any:
         if self._update_count != self._swept_count:
             self._sweep_dead_renders()
-        if self._stale_rows:
+        if self._stale_rows or self._stale_cells:
             self._forget_stale_rows()
         self._frame_style = DataTable.rich_style.fget(self)  # type: ignore[attr-defined]
         try:
@@ -189,9 +191,14 @@ class SteadyDataTable(DataTable):
 
     def _forget_stale_rows(self) -> None:
         stale, self._stale_rows = self._stale_rows, set()
-        indexes = {self._row_locations.get(key) for key in stale}
-        for cache, at, gone in ((self._cell_render_cache, 0, stale), (self._row_render_cache, 0, stale),
-                                (self._row_renderable_cache, 1, indexes), (self._placed, 0, stale)):
+        cells, self._stale_cells = self._stale_cells, set()
+        # A changed cell's own render goes; the other cells of its row keep theirs (a WAIT/RUN tick
+        # re-rendered all eight cells of the row: most of the cell renders of a frame at 1,000 nodes).
+        touched = stale | {row for row, _ in cells}
+        indexes = {self._row_locations.get(key) for key in touched}
+        for cache in (self._cell_render_cache, self._placed):
+            _discard(cache, lambda key: key[0] in stale or (key[0], key[1]) in cells)
+        for cache, at, gone in ((self._row_render_cache, 0, touched), (self._row_renderable_cache, 1, indexes)):
             _discard(cache, lambda key: key[at] in gone)
         self._line_cache.clear()
 
