@@ -91,6 +91,10 @@ async def test_rows_that_move_are_drawn_as_textual_draws_them_with_their_new_pla
             lambda t: t.update_cell("k26", "name", "renamed"),  # one cell of a row, then the other
             lambda t: t.update_cell("k26", "value", "v2"),
             lambda t: t.update_cell(t.coordinate_to_cell_key((5, 0)).row_key, "value", "under the cursor"),
+            lambda t: t.scroll_to(y=8, animate=False, immediate=True),  # a changed row's line, scrolled
+            lambda t: t.update_cell(t.coordinate_to_cell_key((20, 0)).row_key, "value", "scrolled"),
+            lambda t: t.update_cell(t.coordinate_to_cell_key((2, 0)).row_key, "value", "out of view"),
+            lambda t: t.scroll_to(y=0, animate=False, immediate=True),
         ]
         for table in (plain, steady):
             fill(table, 40)

@@ -13,7 +13,7 @@ from typing import Any
 from rich.segment import Segment
 from rich.style import Style
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.reactive import Reactive
 from textual.widgets import DataTable
 from textual._two_way_dict import TwoWayDict
@@ -86,6 +86,11 @@ class SteadyDataTable(DataTable):
             self._keep_layout = False
 
     def refresh(self, *regions: Any, repaint: bool = True, layout: bool = False, recompose: bool = False) -> Any:
+        row = self._changed_row
+        if row is not None and not regions and not layout and not recompose:
+            self._changed_row = None
+            self._repaint_row(row)  # update_cell's own whole-table refresh, narrowed (see update_cell)
+            return self
         return super().refresh(*regions, repaint=repaint, layout=layout and not self._keep_layout, recompose=recompose)
 
     def watch_virtual_size(self, old: Size, new: Size) -> None:
@@ -102,13 +107,32 @@ class SteadyDataTable(DataTable):
     # changed cell here puts the count back and forgets only its own render and its row's line
     # renders, by row key and row index; the line cache, cheap to rebuild from the row caches, is cleared. Adding,
     # removing and sorting rows still bump the count (the row order changes).
+    #
+    # And Textual repaints the whole table for one changed cell, so every line in view went through
+    # the styles cache and the line renders again at the next frame; here only the changed row's
+    # line is repainted (nothing at all for a row out of view), the rest of the table kept as drawn.
     def update_cell(self, row_key: Any, column_key: Any, value: Any, *, update_width: bool = False) -> None:
         count = self._update_count
-        super().update_cell(row_key, column_key, value, update_width=update_width)
-        self._stale_cells.add((row_key if isinstance(row_key, RowKey) else RowKey(row_key),
-                               column_key if isinstance(column_key, ColumnKey) else ColumnKey(column_key)))
+        key = row_key if isinstance(row_key, RowKey) else RowKey(row_key)
+        self._changed_row = None if update_width else key
+        try:
+            super().update_cell(row_key, column_key, value, update_width=update_width)
+        finally:
+            self._changed_row = None
+        self._stale_cells.add((key, column_key if isinstance(column_key, ColumnKey) else ColumnKey(column_key)))
         if not update_width and self._update_count == count + 1:
             self._update_count = count
+
+    _changed_row: RowKey | None = None  # the row of the cell update_cell is changing, while it does
+
+    def _repaint_row(self, key: RowKey) -> None:
+        index = self._row_locations.get(key)
+        if index is None or self._tall_rows or self.fixed_rows:
+            super().refresh()
+            return
+        width = sum(column.get_render_width(self) for column in self.columns.values()) + self._row_label_column_width
+        y = index + (self.header_height if self.show_header else 0)  # rows are one line high
+        self._refresh_region(Region(0, y, max(self.size.width, width), 1))
 
     # Adding, removing or sorting rows moves rows: Textual then renders every visible cell again, as
     # each cell's render carries its row index (mouse clicks read it). At 1,000 nodes changing, the
