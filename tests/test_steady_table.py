@@ -95,12 +95,74 @@ async def test_rows_that_move_are_drawn_as_textual_draws_them_with_their_new_pla
             lambda t: t.update_cell(t.coordinate_to_cell_key((20, 0)).row_key, "value", "scrolled"),
             lambda t: t.update_cell(t.coordinate_to_cell_key((2, 0)).row_key, "value", "out of view"),
             lambda t: t.scroll_to(y=0, animate=False, immediate=True),
+            # Moves out of view: the lines in view stay as drawn (the table is not repainted) and
+            # still read as Textual's; then moves that reach the view.
+            lambda t: t.remove_row(last_key(t)) if t is plain else t.remove_rows([last_key(t)]),  # below
+            lambda t: t.sort("name", key=tail_reversed(t)),  # only rows below the view change places
+            lambda t: t.add_row("row-50", "2500", key="k50"),  # appended below the view
+            lambda t: t.scroll_to(y=5, animate=False, immediate=True),
+            lambda t: t.remove_row(key_at(t, 1)) if t is plain else t.remove_rows([key_at(t, 1)]),  # above
+            lambda t: t.sort("name", key=tail_reversed(t, 6)),  # rows in view change places
+            lambda t: t.scroll_to(y=0, animate=False, immediate=True),
         ]
         for table in (plain, steady):
             fill(table, 40)
         await pilot.pause()
         assert drawn(steady) == drawn(plain)
         for step in steps:
+            step(plain)
+            step(steady)
+            await pilot.pause()
+            assert drawn(steady) == drawn(plain)
+
+
+def key_at(table: DataTable, index: int) -> str:
+    return table.coordinate_to_cell_key((index, 0)).row_key.value
+
+
+def last_key(table: DataTable) -> str:
+    return key_at(table, table.row_count - 1)
+
+
+def tail_reversed(table: DataTable, start: int = 25):
+    """A sort key that keeps the first `start` rows where they are and reverses the rest."""
+    names = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+    rank = {name: (i if i < start else start + len(names) - i) for i, name in enumerate(names)}
+    return lambda name: rank[str(name)]
+
+
+async def test_moves_out_of_view_leave_the_lines_in_view_as_they_were_drawn():
+    """A row removed, reordered or added below the view repaints nothing (Textual repaints the
+    whole table); the screen still reads as Textual's."""
+    app = Host()
+    async with app.run_test(size=(80, 40)) as pilot:
+        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", SteadyDataTable)
+        for table in (plain, steady):
+            fill(table, 40)
+        await pilot.pause()
+        for step in (lambda t: t.remove_row("k39") if t is plain else t.remove_rows(["k39"]),
+                     lambda t: t.sort("name", key=tail_reversed(t)),
+                     lambda t: t.add_row("row-50", "2500", key="k50")):
+            drawn(steady)
+            step(plain)
+            step(steady)
+            assert steady._styles_cache._cache and not steady._styles_cache._dirty_lines  # nothing to repaint
+            await pilot.pause()
+            assert drawn(steady) == drawn(plain)
+
+
+async def test_a_short_table_draws_rows_added_and_removed_in_view():
+    app = Host()
+    async with app.run_test(size=(80, 40)) as pilot:
+        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", SteadyDataTable)
+        for table in (plain, steady):
+            fill(table, 5)
+        await pilot.pause()
+        assert drawn(steady) == drawn(plain)
+        for step in (lambda t: t.add_row("row-5", "25", key="k5"),
+                     lambda t: t.remove_row("k5") if t is plain else t.remove_rows(["k5"]),
+                     lambda t: t.remove_row("k4") if t is plain else t.remove_rows(["k4"]),
+                     lambda t: t.sort("name", reverse=True)):
             step(plain)
             step(steady)
             await pilot.pause()

@@ -7,7 +7,8 @@ tests/test_idle_ticks.py checks the behaviour, so a Textual upgrade that changes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from rich.segment import Segment
@@ -45,8 +46,39 @@ class SteadyDataTable(DataTable):
     # 5,000 nodes, on every poll that removes a row). The table's own size is set by its panel, so
     # only the scrollbar changes: its thumb is updated here, and the screen is laid out again only
     # when a scrollbar appears or goes.
-    virtual_size = Reactive(Size(0, 0), layout=False)
-    _keep_layout = False
+    virtual_size = Reactive(Size(0, 0), layout=False, repaint=False)  # (repaints: see watch_virtual_size)
+
+    # And Textual repaints the whole table after each removal or sort (and, through the virtual
+    # size, each row added): every line in view went through the styles cache and the line renders
+    # again, three tables a poll at 5,000 nodes, though the rows that move are mostly far below the
+    # view (nodes that gain a GPU, pods that join the end of the queue). Here a removal or a sort
+    # repaints the table only if the rows on the lines in view are no longer the same rows, and an
+    # added row repaints its own line if it lands in view.
+    _moving = False  # a removal or sort is under way: its whole-table refresh waits for the verdict
+
+    def _rows_in_view(self) -> list[Any] | None:
+        """The row keys on the lines in view, top to bottom (None past the last row); None where
+        rows are not all one line high (then every move repaints, as Textual does)."""
+        if self._tall_rows or self.fixed_rows:
+            return None
+        top = int(self.scroll_y)
+        shown = max(0, self.size.height - (self.header_height if self.show_header else 0)) + 1
+        return list(map(self._row_locations.get_key, range(top, top + shown)))
+
+    @contextmanager
+    def _moving_rows(self) -> Iterator[None]:
+        before = self._rows_in_view()
+        self._moving = True
+        try:
+            yield
+        finally:
+            self._moving = False
+        if before is None or self._rows_in_view() != before:
+            super().refresh()
+
+    def sort(self, *columns: Any, key: Any = None, reverse: bool = False) -> Any:
+        with self._moving_rows():
+            return super().sort(*columns, key=key, reverse=reverse)
 
     def remove_row(self, row_key: Any) -> None:
         self.remove_rows([row_key])
@@ -63,6 +95,11 @@ class SteadyDataTable(DataTable):
         for key in gone:
             if key not in locations:
                 raise RowDoesNotExist(f"Row key {key!r} is not valid.")
+        with self._moving_rows():
+            self._remove(gone)
+
+    def _remove(self, gone: set[RowKey]) -> None:
+        locations = self._row_locations
         self._require_update_dimensions = True
         self.check_idle()
         by_index = locations.get_key
@@ -76,30 +113,30 @@ class SteadyDataTable(DataTable):
             del self._data[key]
         # The count moves first, so the row order Textual lists for the cursor's checks (keyed on it)
         # is the one the next frame draws from. The hover is not set to itself as Textual does: that
-        # only repaints two cells (listing every row to find them), and the whole table repaints.
+        # only repaints two cells (listing every row to find them); the rows in view decide.
         self._update_count += 1
         self.cursor_coordinate = self.cursor_coordinate
-        self._keep_layout = True  # only the scrollbar may change (see virtual_size above)
-        try:
-            self.refresh(layout=True)
-        finally:
-            self._keep_layout = False
+        # Textual asks for a layout here too: only the scrollbar may change (see virtual_size above).
 
     def refresh(self, *regions: Any, repaint: bool = True, layout: bool = False, recompose: bool = False) -> Any:
-        row = self._changed_row
-        if row is not None and not regions and not layout and not recompose:
-            self._changed_row = None
-            self._repaint_row(row)  # update_cell's own whole-table refresh, narrowed (see update_cell)
-            return self
-        return super().refresh(*regions, repaint=repaint, layout=layout and not self._keep_layout, recompose=recompose)
+        if not regions and not recompose:
+            row = self._changed_row
+            if row is not None and not layout:
+                self._changed_row = None
+                self._repaint_row(row)  # update_cell's own whole-table refresh, narrowed (see update_cell)
+                return self
+            if self._moving:
+                return self  # decided when the removal or sort is done (_moving_rows)
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def watch_virtual_size(self, old: Size, new: Size) -> None:
         width, height = self.container_size
         if not self.container_size or (old.width > width, old.height > height) != (new.width > width, new.height > height):
             self.refresh(layout=True)
         else:
-            self._scroll_update(new)
-            self.refresh()
+            self._scroll_update(new)  # the scrollbar's thumb; the lines in view were seen to above
+            if old.width != new.width:
+                self.refresh()
 
     # Textual's DataTable keys every cached render (cell, row, line) on one table-wide update count,
     # which update_cell bumps: one changed cell re-renders every visible cell on the next frame
@@ -162,6 +199,13 @@ class SteadyDataTable(DataTable):
             self._tall_rows = True
         row_key = super().add_row(*cells, **kwargs)
         self._stale_rows.add(row_key)  # a key used before may come back with other cells
+        top = int(self.scroll_y)
+        if not top <= self.row_count - 1 <= top + self.size.height:
+            pass  # appended out of view: nothing on screen changes but the scrollbar
+        elif self._tall_rows or self.fixed_rows:
+            super().refresh()
+        else:
+            self._repaint_row(row_key)
         return row_key
 
     # Textual lists (row key, line in row) for every line of the table each time the update count
