@@ -67,8 +67,7 @@ class View:
     queues: tuple[QueueUse, ...] = ()  # Kueue ClusterQueues (the queues view; mltop/kueue.py)
     chains: chain.Chains = field(default_factory=chain.Chains)  # rows folded under another (mltop/chain.py)
     cost_behind: float = 0.0  # seconds the cost figures lag newer records (a slow evaluation waiting its turn)
-    # The REASON texts of the last view, by job key (see `short_reasons`); shared by the views of one
-    # Dashboard, never part of what a view shows.
+    # The last view's REASON texts by job key (`short_reasons`), shared by one Dashboard's views.
     short_memo: dict[str, tuple[Job, object, str | None]] = field(default_factory=dict, repr=False, compare=False)
 
     def children_of(self, key: str) -> tuple[Job, ...]:
@@ -165,7 +164,6 @@ class View:
     @cached_property
     def short_reasons(self) -> dict[str, str]:
         """Job key -> `waiting_short`, for the jobs table's REASON column (computed off the UI thread).
-
         A job with no step and no layer under it (nearly every pending pod) keeps last view's text
         while its record is the same object and its source's cluster and most free GPUs are equal:
         working out 950 pending pods' reasons on every poll was 6-11 ms a view at 5,000 nodes."""
@@ -188,9 +186,8 @@ class View:
         memo.update(fresh)
         return out
 
-    # Node (pool) key -> its idle $/h, as `node_idle_cost` gives it: the cost report's own mapping,
-    # read with .get (a node newer than the evaluation is None there too). Copying it for the
-    # nodes in this view was 5,000 lookups a refresh while a large cluster changes.
+    # Node (pool) key -> its idle $/h, as `node_idle_cost` gives it: the cost report's own mapping, read
+    # with .get (a node newer than the evaluation is None there too; copying it was 5,000 lookups a view).
     @property
     def node_idle_costs(self) -> Mapping[str, float | None]:
         return self.cost.node_idle_costs if self.cost else {}
@@ -199,9 +196,9 @@ class View:
     def pool_idle_costs(self) -> Mapping[str, float | None]:
         return self.cost.pool_idle_costs if self.cost else {}
 
-    # Counted once per view, in the derive worker (tui/derive.py): a walk over every job (1,400 at
-    # the largest bench workload) each time the jobs panel's title is drawn was a tenth of the UI
-    # thread's time on a quiet platform.
+    # Counted once per view, in the derive worker (tui/derive.py), for the panels' titles: a walk
+    # over every job (1,400 at the largest bench workload) each time the jobs panel's title is drawn
+    # was a tenth of the UI thread's time on a quiet platform; the Ray nodes among 5,000, 2 ms a view.
     @cached_property
     def waiting(self) -> int:
         return sum(1 for j in self.jobs if j.state is JobState.PENDING)
@@ -209,6 +206,10 @@ class View:
     @cached_property
     def running(self) -> int:
         return sum(1 for j in self.jobs if j.state in (JobState.RUNNING, JobState.CANCELLING))
+
+    @cached_property
+    def ray_nodes(self) -> int:
+        return sum(1 for n in self.nodes if n.origin == "ray")
 
     def source_of(self, record_key: str) -> str | None:
         """The key of the source a job, node or pool came from (set by the adapters' sources)."""
@@ -245,17 +246,16 @@ class Dashboard:
         self.stale_after = max(10.0, 3 * refresh)
         self.cost: CostReport | None = None
         self._settled: set[str] = set()
-        self._basis: object = None  # what the last cost evaluation saw, and when
-        self._basis_at = datetime.min.replace(tzinfo=timezone.utc)
+        self._basis, self._basis_at = None, datetime.min.replace(tzinfo=timezone.utc)  # the last evaluation's data, time
         self.cost_every = COST_REFRESH_SECONDS  # seconds between evaluations of the same data (see above)
         self.cost_every_changed = 0.0  # ... and of new data
         self._cost_waits_since: datetime | None = None  # since when new records wait for an evaluation
         self._last: tuple[View | None, dict] = (None, {})  # the last view and its parts (_parts), and
         self._last_data, self._last_jobs, self._last_health = None, [], ()  # what they were made from
         self._lock, self._stops_lock = threading.Lock(), threading.Lock()  # views derive in a thread (TUI)
+        self._short_memo: dict = {}  # the REASON texts of the last view (View.short_reasons)
         # Free GPUs first (that is where money idles), then by name; the key is unique to the last
         # field, so re-placing only the changed nodes gives exactly a full sort's order.
-        self._short_memo: dict = {}  # the REASON texts of the last view (View.short_reasons)
         self._node_order = IncrementalSort(lambda n: (-n.gpus_free, n.cluster, n.name, n.key))
 
     def update(self, update: SourceUpdate) -> None:
@@ -320,7 +320,7 @@ class Dashboard:
             short_memo=self._short_memo,
             **{k: parts[k] for k in ("jobs", "nodes", "pools", "owners", "pending_pods", "queues", "chains")})
         if same and last is not None:  # the same records: what was worked out from them holds (not the clock's)
-            carried = ("_most_free", "short_reasons", "waiting", "running")
+            carried = ("_most_free", "short_reasons", "waiting", "running", "ray_nodes")
             view.__dict__.update({k: last.__dict__[k] for k in carried if k in last.__dict__})
         self._last, self._last_data, self._last_jobs, self._last_health = (view, parts), data, jobs, health
         return view

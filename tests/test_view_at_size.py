@@ -324,3 +324,15 @@ async def test_nodes_rebuilt_from_the_changes_alone_match_a_full_rebuild(tmp_pat
     finally:
         await source.aclose()
         fake.server.stop()
+
+
+def test_the_nodes_title_counts_kubernetes_and_ray_nodes_apart():
+    from mltop.tui.dashboard_screen import nodes_title
+
+    nodes, jobs = cluster(pending=10)
+    ray = (replace(nodes[0], key="ray/c/r1", name="r1", origin="ray"),)
+    dash = dashboard_with(nodes[:5], jobs)
+    dash.update(SourceUpdate("kubernetes/c", health(), SourceData(jobs=tuple(jobs), nodes=tuple(nodes[:5]), ray_nodes=ray)))
+    view = dash.view(NOW)
+    assert view.ray_nodes == 1
+    assert nodes_title(view).startswith("GPU nodes: 5 K8s, ") and "; 1 Ray, " in nodes_title(view)

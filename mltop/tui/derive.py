@@ -36,7 +36,7 @@ class ViewReady(Message):
 def derive(dashboard, now: datetime, with_cost: bool) -> View:
     """The view and everything the panels would otherwise work out on the UI thread."""
     view = dashboard.view(now, with_cost=with_cost)
-    view.short_reasons, view.waiting, view.running  # noqa: B018 (cached properties, computed here)
+    view.short_reasons, view.waiting, view.running, view.ray_nodes  # noqa: B018 (cached properties, computed here)
     return view
 
 
