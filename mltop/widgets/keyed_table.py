@@ -24,19 +24,6 @@ from mltop.widgets.steady_table import SteadyDataTable
 R = TypeVar("R")
 
 
-class KeyedText(Text):
-    """The first cell of a row, carrying the row's key so rows can be put in any given order."""
-
-    row_key: str = ""
-
-
-def keyed(cell: Text, key: str) -> KeyedText:
-    out = KeyedText(justify=cell.justify, style=cell.style)
-    out.append_text(cell)
-    out.row_key = key
-    return out
-
-
 def sort_bindings(sort_keys: dict[str, tuple[str, bool]]) -> list[Binding]:
     """shift+letter sorts by a column, as in k9s (letter -> (column key, numbers: biggest first))."""
     return [Binding(letter, f"sort('{column}')", f"Sort by {column}", show=False) for letter, column in
@@ -342,8 +329,7 @@ class KeyedTable(OutOfView, SteadyDataTable, Generic[R]):
             self._deferred[key] = (record, token)
             return False
         self._deferred.pop(key, None)
-        cells = list(self.cells(record, self._widths))
-        cells[0] = keyed(cells[0], key)
+        cells = self.cells(record, self._widths)
         old = self._cells.get(key)
         if old is None:
             self.add_row(*cells, key=key)
@@ -358,7 +344,6 @@ class KeyedTable(OutOfView, SteadyDataTable, Generic[R]):
         old_index = self.cursor_row
         wanted = [self.key_of(r) for r in records]
         wanted_set = set(wanted)
-        first_column = self.columns_shown[0][0]
         # The rows' order after the removals and additions below (add_row appends), without asking
         # the DataTable row by row.
         order = [k for k in self._order if k in wanted_set]
@@ -379,8 +364,7 @@ class KeyedTable(OutOfView, SteadyDataTable, Generic[R]):
                 if self._redraw_row(key, record, token, defer=True):
                     order.append(key)
             if wanted != order:
-                rank = {key: i for i, key in enumerate(wanted)}
-                self.sort(first_column, key=lambda cell: rank[cell.row_key])
+                self.put_in_order(wanted)
             self._order = wanted
             if selected in wanted_set:
                 self.move_cursor(row=self.get_row_index(selected), animate=False)

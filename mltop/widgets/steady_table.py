@@ -80,6 +80,14 @@ class SteadyDataTable(DataTable):
         with self._moving_rows():
             return super().sort(*columns, key=key, reverse=reverse)
 
+    def put_in_order(self, keys: Sequence[str]) -> None:
+        """The rows in exactly this order (every row's key, once): what `sort` with a rank for a key
+        does, without Textual fetching and wrapping every row's cells to sort them."""
+        with self._moving_rows():
+            self._row_locations = TwoWayDict({RowKey(key): index for index, key in enumerate(keys)})
+            self._update_count += 1
+            self.refresh()
+
     def remove_row(self, row_key: Any) -> None:
         self.remove_rows([row_key])
 
