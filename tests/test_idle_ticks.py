@@ -72,6 +72,28 @@ async def test_a_tick_redraws_only_rows_whose_duration_text_changes_and_reads_as
         assert "done" not in {k.rsplit("/", 1)[1] for k in updated}  # a finished job's time never moves
 
 
+async def test_a_row_whose_record_changed_ticks_on_its_new_record_s_clock():
+    """The moment a row's text next changes is kept while its record stays the same; a new record
+    (a job requeued, restarted) is planned again: its ticks read as a fresh sync's."""
+    jobs = jobs_of_every_age()
+    app, fresh_app = Host(), Host()
+    async with app.run_test(size=(150, 12)), fresh_app.run_test(size=(150, 12)):
+        table, fresh = app.query_one(JobsTable), fresh_app.query_one(JobsTable)
+        table.relayout(148)
+        fresh.relayout(148)
+        table.sync(jobs, T0)
+        at = T0 + timedelta(seconds=2)  # run-59m59s now reads 1h00m and is next due a minute later
+        table.sync(list(jobs), at)
+        requeued = [replace(j, state=JobState.PENDING, started_at=None, submitted_at=at - timedelta(seconds=5))
+                    if j.id == "run-59m59s" else j for j in jobs]
+        table.sync(requeued, at)  # a new record: waiting 5 s, its text changes every second
+        for seconds in (3, 4, 10, 30):
+            now = T0 + timedelta(seconds=seconds)
+            table.sync(list(requeued), now)  # the clock-only path
+            fresh.sync(requeued, now)
+            assert texts(table) == texts(fresh), f"after {seconds} s"
+
+
 async def test_new_records_a_filter_or_changed_stops_take_the_full_sync():
     jobs = jobs_of_every_age()
     app = Host()
