@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from mltop.config import Config
-from mltop.dashboard import COST_REFRESH_MAX_SECONDS, COST_REFRESH_SECONDS, Dashboard
+from mltop.dashboard import COST_CHANGED_MAX_SECONDS, COST_REFRESH_MAX_SECONDS, COST_REFRESH_SECONDS, Dashboard
 from mltop.jobs import order_jobs
 from mltop.model import GpuNode, JobState, SourceData, SourceHealth
 from mltop.cost.policy import CostPolicy
@@ -109,7 +109,7 @@ def test_the_same_data_is_not_evaluated_again_until_the_clock_matters():
     changed = [replace(nodes[0], gpus_allocated=0.0), *nodes[1:]]
     dash.update(SourceUpdate("kubernetes/c", health(), SourceData(jobs=tuple(jobs), nodes=tuple(changed))))
     # New data is evaluated at once, or, where an evaluation is slow, once its share of a core allows.
-    assert dash.cost_every_changed <= COST_REFRESH_SECONDS
+    assert dash.cost_every_changed <= COST_CHANGED_MAX_SECONDS
     if dash.cost_every_changed:
         held = dash.view(later + timedelta(seconds=dash.cost_every_changed / 2))
         assert held.cost is at_later and held.nodes[0] is not None  # the figures wait; the records are new
