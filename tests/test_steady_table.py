@@ -207,3 +207,29 @@ async def test_renders_no_frame_can_use_again_are_let_go_and_the_screen_stays_th
         gone = {"k3", "k4", "k5"}
         assert not [k for k in steady._placed.keys() if k[0].value in gone]
         assert not [k for k in steady._cell_render_cache.keys() if k[0].value in gone]
+
+
+async def test_rows_put_in_order_read_as_textual_s_sort_by_rank():
+    """put_in_order re-indexes only the span of rows out of place; the table reads as Textual's
+    own sort with the same order for a key (rows, indexes, cursor, what is drawn)."""
+    import random
+
+    rng = random.Random(5)
+    app = Host()
+    async with app.run_test(size=(80, 40)) as pilot:
+        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", SteadyDataTable)
+        for table in (plain, steady):
+            fill(table, 40)
+            table.move_cursor(row=4)
+        await pilot.pause()
+        for _ in range(25):
+            order = [key_at(steady, i) for i in range(steady.row_count)]
+            for _ in range(rng.choice((0, 1, 3))):  # a few rows move, anywhere (or none)
+                order.insert(rng.randrange(len(order)), order.pop(rng.randrange(len(order))))
+            rank = {key: i for i, key in enumerate(order)}
+            names = {str(plain.get_row(key)[0]): key for key in order}
+            plain.sort("name", key=lambda name: rank[names[str(name)]])
+            steady.put_in_order(order)
+            await pilot.pause()
+            assert state(steady) == state(plain) and drawn(steady) == drawn(plain)
+            assert [steady.get_row_index(key) for key in order] == list(range(len(order)))

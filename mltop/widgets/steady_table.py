@@ -83,8 +83,21 @@ class SteadyDataTable(DataTable):
     def put_in_order(self, keys: Sequence[str]) -> None:
         """The rows in exactly this order (every row's key, once): what `sort` with a rank for a key
         does, without Textual fetching and wrapping every row's cells to sort them."""
+        locations = self._row_locations
+        index_of, key_at = locations.get, locations.get_key
+        first, last = 0, len(keys) - 1
+        while first <= last and index_of(keys[first]) == first:  # (a str finds its RowKey: equal hashes)
+            first += 1
+        while last > first and index_of(keys[last]) == last:
+            last -= 1
+        if first > last:
+            return  # already in this order
+        # Only the span between the first and the last row out of place is re-indexed: a poll moves
+        # a few rows of 1,000 (rebuilding the whole index made 1,000 RowKeys, ~3 ms a poll at 5,000 nodes).
+        moved = [key_at(index_of(key)) for key in keys[first:last + 1]]
         with self._moving_rows():
-            self._row_locations = TwoWayDict({RowKey(key): index for index, key in enumerate(keys)})
+            for index, row_key in enumerate(moved, start=first):
+                locations[row_key] = index
             self._update_count += 1
             self.refresh()
 
