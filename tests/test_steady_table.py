@@ -233,3 +233,15 @@ async def test_rows_put_in_order_read_as_textual_s_sort_by_rank():
             await pilot.pause()
             assert state(steady) == state(plain) and drawn(steady) == drawn(plain)
             assert [steady.get_row_index(key) for key in order] == list(range(len(order)))
+
+
+async def test_an_order_that_is_not_every_row_once_changes_nothing():
+    app = Host()
+    async with app.run_test(size=(80, 40)):
+        steady = app.query_one("#steady", SteadyDataTable)
+        fill(steady, 5)
+        before = state(steady)
+        for wrong in (["k1", "k0", "k2", "k3"], ["k1", "k0", "k2", "k3", "nope"], ["k1", "k1", "k2", "k3", "k4"]):
+            with pytest.raises(ValueError):
+                steady.put_in_order(wrong)
+            assert state(steady) == before

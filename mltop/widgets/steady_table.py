@@ -84,6 +84,8 @@ class SteadyDataTable(DataTable):
         """The rows in exactly this order (every row's key, once): what `sort` with a rank for a key
         does, without Textual fetching and wrapping every row's cells to sort them."""
         locations = self._row_locations
+        if len(keys) != len(locations) or len(set(keys)) != len(keys):
+            raise ValueError("put_in_order takes the key of every row, once each")
         index_of, key_at = locations.get, locations.get_key
         first, last = 0, len(keys) - 1
         while first <= last and index_of(keys[first]) == first:  # (a str finds its RowKey: equal hashes)
@@ -95,6 +97,8 @@ class SteadyDataTable(DataTable):
         # Only the span between the first and the last row out of place is re-indexed: a poll moves
         # a few rows of 1,000 (rebuilding the whole index made 1,000 RowKeys, ~3 ms a poll at 5,000 nodes).
         moved = [key_at(index_of(key)) for key in keys[first:last + 1]]
+        if any(row_key is None for row_key in moved):  # (a key not in the table is never in place)
+            raise ValueError("put_in_order takes the key of every row, once each")
         with self._moving_rows():
             for index, row_key in enumerate(moved, start=first):
                 locations[row_key] = index
