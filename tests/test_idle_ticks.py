@@ -7,6 +7,7 @@ table synced from scratch at the same instant, and that the skipped work really 
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
 
@@ -46,13 +47,20 @@ def texts(table: JobsTable) -> dict[str, tuple[str, ...]]:
     return {key: tuple(str(c) for c in table.get_row(key)) for key in table.records}
 
 
-async def test_a_tick_redraws_only_rows_whose_duration_text_changes_and_reads_as_a_fresh_sync():
-    jobs = jobs_of_every_age()
+@asynccontextmanager
+async def table_and_fresh():
+    """A jobs table to tick, and one to sync from scratch at the same instants."""
     app, fresh_app = Host(), Host()
     async with app.run_test(size=(150, 12)), fresh_app.run_test(size=(150, 12)):
         table, fresh = app.query_one(JobsTable), fresh_app.query_one(JobsTable)
         table.relayout(148)
         fresh.relayout(148)
+        yield table, fresh
+
+
+async def test_a_tick_redraws_only_rows_whose_duration_text_changes_and_reads_as_a_fresh_sync():
+    jobs = jobs_of_every_age()
+    async with table_and_fresh() as (table, fresh):
         table.sync(jobs, T0)
         updated: list[str] = []
         real_update = table.update_cell
@@ -76,11 +84,7 @@ async def test_a_row_whose_record_changed_ticks_on_its_new_record_s_clock():
     """The moment a row's text next changes is kept while its record stays the same; a new record
     (a job requeued, restarted) is planned again: its ticks read as a fresh sync's."""
     jobs = jobs_of_every_age()
-    app, fresh_app = Host(), Host()
-    async with app.run_test(size=(150, 12)), fresh_app.run_test(size=(150, 12)):
-        table, fresh = app.query_one(JobsTable), fresh_app.query_one(JobsTable)
-        table.relayout(148)
-        fresh.relayout(148)
+    async with table_and_fresh() as (table, fresh):
         table.sync(jobs, T0)
         at = T0 + timedelta(seconds=2)  # run-59m59s now reads 1h00m and is next due a minute later
         table.sync(list(jobs), at)

@@ -1,8 +1,11 @@
-"""SteadyDataTable.remove_rows: many rows removed at once leave the table exactly as Textual's own
-remove_row, one row at a time, does (rows, their order, the cursor, what is drawn). It relies on
+"""SteadyDataTable: each shortcut it takes (many rows removed at once, rows put in order by key,
+only what changed on screen repainted, renders kept by row key) leaves the table exactly as
+Textual's own DataTable leaves it (rows, their order, the cursor, what is drawn). It relies on
 DataTable internals of the pinned Textual: an upgrade that changes them fails here."""
 
 from __future__ import annotations
+
+from contextlib import asynccontextmanager
 
 import pytest
 from textual.app import App
@@ -81,8 +84,8 @@ async def test_rows_that_move_are_drawn_as_textual_draws_them_with_their_new_pla
         plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", SteadyDataTable)
         steps = [
             lambda t: t.sort("name", key=lambda name: -int(str(name).split("-")[1])),  # every row moves
-            lambda t: t.remove_row("k30") if t is plain else t.remove_rows(["k30"]),
-            lambda t: [t.remove_row(k) for k in ("k3", "k35")] if t is plain else t.remove_rows(["k3", "k35"]),
+            lambda t: remove(t, "k30"),
+            lambda t: remove(t, "k3", "k35"),
             lambda t: t.update_cell("k25", "value", "changed"),  # a visible row's cell
             lambda t: t.add_row("row-30", "999", key="k30"),  # a key seen (and drawn) before, as wide, other text
             lambda t: t.sort("name", key=lambda name: (name != "row-30", name)),  # ... brought into view
@@ -97,11 +100,11 @@ async def test_rows_that_move_are_drawn_as_textual_draws_them_with_their_new_pla
             lambda t: t.scroll_to(y=0, animate=False, immediate=True),
             # Moves out of view: the lines in view stay as drawn (the table is not repainted) and
             # still read as Textual's; then moves that reach the view.
-            lambda t: t.remove_row(last_key(t)) if t is plain else t.remove_rows([last_key(t)]),  # below
+            lambda t: remove(t, last_key(t)),  # below
             lambda t: t.sort("name", key=tail_reversed(t)),  # only rows below the view change places
             lambda t: t.add_row("row-50", "2500", key="k50"),  # appended below the view
             lambda t: t.scroll_to(y=5, animate=False, immediate=True),
-            lambda t: t.remove_row(key_at(t, 1)) if t is plain else t.remove_rows([key_at(t, 1)]),  # above
+            lambda t: remove(t, key_at(t, 1)),  # above
             lambda t: t.sort("name", key=tail_reversed(t, 6)),  # rows in view change places
             lambda t: t.scroll_to(y=0, animate=False, immediate=True),
         ]
@@ -110,10 +113,36 @@ async def test_rows_that_move_are_drawn_as_textual_draws_them_with_their_new_pla
         await pilot.pause()
         assert drawn(steady) == drawn(plain)
         for step in steps:
-            step(plain)
-            step(steady)
-            await pilot.pause()
-            assert drawn(steady) == drawn(plain)
+            await step_both(pilot, plain, steady, step)
+
+
+def remove(table: DataTable, *keys: str) -> None:
+    """Textual's own remove_row one row at a time on the plain table; remove_rows on the steady one."""
+    if isinstance(table, SteadyDataTable):
+        table.remove_rows(list(keys))
+    else:
+        for key in keys:
+            table.remove_row(key)
+
+
+@asynccontextmanager
+async def filled_pair(rows: int):
+    """Textual's table and the steady one, side by side, `rows` rows each, drawn once."""
+    app = Host()
+    async with app.run_test(size=(80, 40)) as pilot:
+        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", SteadyDataTable)
+        for table in (plain, steady):
+            fill(table, rows)
+        await pilot.pause()
+        yield pilot, plain, steady
+
+
+async def step_both(pilot, plain: DataTable, steady: SteadyDataTable, step) -> None:
+    """The same step on both tables, a frame, and the same screen."""
+    step(plain)
+    step(steady)
+    await pilot.pause()
+    assert drawn(steady) == drawn(plain)
 
 
 def key_at(table: DataTable, index: int) -> str:
@@ -134,13 +163,8 @@ def tail_reversed(table: DataTable, start: int = 25):
 async def test_moves_out_of_view_leave_the_lines_in_view_as_they_were_drawn():
     """A row removed, reordered or added below the view repaints nothing (Textual repaints the
     whole table); the screen still reads as Textual's."""
-    app = Host()
-    async with app.run_test(size=(80, 40)) as pilot:
-        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", SteadyDataTable)
-        for table in (plain, steady):
-            fill(table, 40)
-        await pilot.pause()
-        for step in (lambda t: t.remove_row("k39") if t is plain else t.remove_rows(["k39"]),
+    async with filled_pair(40) as (pilot, plain, steady):
+        for step in (lambda t: remove(t, "k39"),
                      lambda t: t.sort("name", key=tail_reversed(t)),
                      lambda t: t.add_row("row-50", "2500", key="k50")):
             drawn(steady)
@@ -152,21 +176,11 @@ async def test_moves_out_of_view_leave_the_lines_in_view_as_they_were_drawn():
 
 
 async def test_a_short_table_draws_rows_added_and_removed_in_view():
-    app = Host()
-    async with app.run_test(size=(80, 40)) as pilot:
-        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", SteadyDataTable)
-        for table in (plain, steady):
-            fill(table, 5)
-        await pilot.pause()
+    async with filled_pair(5) as (pilot, plain, steady):
         assert drawn(steady) == drawn(plain)
-        for step in (lambda t: t.add_row("row-5", "25", key="k5"),
-                     lambda t: t.remove_row("k5") if t is plain else t.remove_rows(["k5"]),
-                     lambda t: t.remove_row("k4") if t is plain else t.remove_rows(["k4"]),
-                     lambda t: t.sort("name", reverse=True)):
-            step(plain)
-            step(steady)
-            await pilot.pause()
-            assert drawn(steady) == drawn(plain)
+        for step in (lambda t: t.add_row("row-5", "25", key="k5"), lambda t: remove(t, "k5"),
+                     lambda t: remove(t, "k4"), lambda t: t.sort("name", reverse=True)):
+            await step_both(pilot, plain, steady, step)
 
 
 def cached(table: SteadyDataTable) -> dict[str, list]:
@@ -192,16 +206,13 @@ async def test_renders_no_frame_can_use_again_are_let_go_and_the_screen_stays_th
             keys = cached(steady)[name]
             assert keys and all(k[at] == steady._update_count for k in keys), name
         steps = [
-            lambda t: t.remove_row("k3") if t is plain else t.remove_rows(["k3"]),
-            lambda t: [t.remove_row(k) for k in ("k4", "k5")] if t is plain else t.remove_rows(["k4", "k5"]),
+            lambda t: remove(t, "k3"),
+            lambda t: remove(t, "k4", "k5"),
             lambda t: t.add_row("row-40", "1600", key="k40"),
             lambda t: t.sort("name", reverse=True),
         ]
         for step in steps:
-            step(plain)
-            step(steady)
-            await pilot.pause()
-            assert drawn(steady) == drawn(plain)
+            await step_both(pilot, plain, steady, step)
             for name, at in UPDATE_COUNT_AT.items():
                 assert all(k[at] == steady._update_count for k in cached(steady)[name]), name
         gone = {"k3", "k4", "k5"}
@@ -215,11 +226,8 @@ async def test_rows_put_in_order_read_as_textual_s_sort_by_rank():
     import random
 
     rng = random.Random(5)
-    app = Host()
-    async with app.run_test(size=(80, 40)) as pilot:
-        plain, steady = app.query_one("#plain", DataTable), app.query_one("#steady", SteadyDataTable)
+    async with filled_pair(40) as (pilot, plain, steady):
         for table in (plain, steady):
-            fill(table, 40)
             table.move_cursor(row=4)
         await pilot.pause()
         for _ in range(25):
