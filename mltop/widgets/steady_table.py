@@ -224,13 +224,9 @@ class SteadyDataTable(DataTable):
             self._tall_rows = True
         row_key = super().add_row(*cells, **kwargs)
         self._stale_rows.add(row_key)  # a key used before may come back with other cells
-        top = int(self.scroll_y)
-        if not top <= self.row_count - 1 <= top + self.size.height:
-            pass  # appended out of view: nothing on screen changes but the scrollbar
-        elif self._tall_rows or self.fixed_rows:
-            super().refresh()
-        else:
-            self._repaint_row(row_key)
+        top = int(self.scroll_y)  # appended out of view, only the scrollbar changes (watch_virtual_size)
+        if self._tall_rows or self.fixed_rows or top <= self.row_count - 1 <= top + self.size.height:
+            self._repaint_row(row_key)  # (the whole table where rows are not one line each)
         return row_key
 
     # Textual lists (row key, line in row) for every line of the table each time the update count
