@@ -99,11 +99,10 @@ class SteadyDataTable(DataTable):
         moved = [key_at(index_of(key)) for key in keys[first:last + 1]]
         if any(row_key is None for row_key in moved):  # (a key not in the table is never in place)
             raise ValueError("put_in_order takes the key of every row, once each")
-        with self._moving_rows():
+        with self._moving_rows():  # (which repaints if the rows in view moved)
             for index, row_key in enumerate(moved, start=first):
                 locations[row_key] = index
             self._update_count += 1
-            self.refresh()
 
     def remove_row(self, row_key: Any) -> None:
         self.remove_rows([row_key])
