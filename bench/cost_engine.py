@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from mltop.cost import evaluate
@@ -55,13 +56,28 @@ def main(sizes: list[tuple[int, int]]) -> None:
                         nodes=tuple(nodes(n)), pools=())
         history = IdleHistory()
         evaluate(snap, book, policy, history, NOW)  # warm-up (and the idle history's first sight)
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            report = evaluate(snap, book, policy, history, NOW)
-            times.append(time.perf_counter() - start)
-        print(f"{n:>6} nodes {p:>5} pending: evaluate median {statistics.median(times) * 1000:8.1f} ms "
-              f"(min {min(times) * 1000:.1f}), {len(report.warnings)} warnings")
+        for what in ("nothing changed", "4 nodes changed"):
+            times = []
+            for run in range(9):
+                if what != "nothing changed":
+                    snap = replace(snap, nodes=moved(snap.nodes, run))
+                start = time.perf_counter()
+                report = evaluate(snap, book, policy, history, NOW)
+                times.append(time.perf_counter() - start)
+            print(f"{n:>6} nodes {p:>5} pending, {what}: evaluate median {statistics.median(times) * 1000:8.1f} ms "
+                  f"(min {min(times) * 1000:.1f}), {len(report.warnings)} warnings")
+
+
+def moved(all_nodes: tuple[GpuNode, ...], run: int) -> tuple[GpuNode, ...]:
+    """Four nodes' records new: a full node frees its GPUs, a free one fills, two trade a pod."""
+    out = list(all_nodes)
+    for i in range(4):
+        at = (run * 97 + i * 31) % len(out)
+        node = out[at]
+        allocated = 0.0 if node.gpus_allocated else node.gpus_total
+        out[at] = replace(node, gpus_allocated=allocated, pods=(GpuPod("ml", f"p{at}-{run}", allocated, "Running",
+                                                                       "Job/x"),) if allocated else ())
+    return tuple(out)
 
 
 if __name__ == "__main__":

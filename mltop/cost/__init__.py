@@ -15,7 +15,7 @@ context (one look at the platform, shared by the kinds), kinds (one function per
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 
 from mltop.cost.context import CostContext, Finding, observe, ray_free_key, with_measurements
@@ -42,7 +42,7 @@ def evaluate(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history:
                       groups={k: g.cost_per_hour for k, g in ctx.idle.items()})
     node_idle = {key: c.idle_per_hour for key, c in ctx.node_costs.items()}
     ray_prices = {ray_node_key(name, node_id): price for (name, node_id), price in ctx.ray_prices.items()}
-    pool_nodes = _pool_nodes(snapshot)
+    pool_nodes = history.kept.membership.member_keys(snapshot.nodes, snapshot.pools)
     return CostReport(
         warnings=tuple(f.warning for f in findings),
         node_prices=ctx.node_prices,
@@ -94,15 +94,10 @@ def _about(findings: Iterable[Finding]) -> set[str]:
 def _burn(snapshot: Snapshot, ctx: CostContext) -> float:
     """$/h of every priced GPU node: Kubernetes nodes, and live Ray nodes with GPUs that are not pods
     on those nodes (a KubeRay pod's GPUs are paid for in its Kubernetes node's price)."""
-    kube = sum(p.per_hour for p in ctx.node_prices.values() if p.per_hour is not None)
+    kube = sum((p.per_hour for p in ctx.node_prices.values() if p.per_hour is not None), 0.0)
+    if not snapshot.ray_clusters:
+        return kube
     pods = {p.name for n in snapshot.nodes for p in n.pods}
     ray = known_sum(ctx.ray_prices[(name, n.node_id)].per_hour for name, c in snapshot.ray_clusters
                     for n in c.nodes if n.alive and n.gpus_total and n.hostname not in pods)
     return kube + (ray or 0.0)
-
-
-def _pool_nodes(snapshot: Snapshot) -> Mapping[str, tuple[str, ...]]:
-    """Pool key -> the keys of its member nodes that the snapshot holds (any pool kind, by node name)."""
-    by_name = {(n.cluster, n.name): n.key for n in snapshot.nodes}
-    return {p.key: tuple(by_name[(p.cluster, m)] for m in p.members if (p.cluster, m) in by_name)
-            for p in snapshot.pools}

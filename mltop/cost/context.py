@@ -11,13 +11,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from mltop.cost.history import IdleHistory
-from mltop.cost.node_costs import NodeCost, pod_util_key, unallocated_key, unusable_gpus, unusable_key  # noqa: F401 (re-exported)
+from mltop.cost.kept import Kept
+from mltop.cost.node_costs import NodeCost, unallocated_key  # noqa: F401 (unallocated_key: re-exported)
 from mltop.cost.policy import CostPolicy
 from mltop.cost.rates import IdleGpus, known_sum, ray_node_price, share
-from mltop.model import GpuNode, IdleWarning, Job, JobState, Pool, Snapshot
+from mltop.model import GpuNode, GpuPod, IdleWarning, Job, JobState, Pool, Snapshot
 from mltop.prices import Price, PriceBook
-
-SCALED_POOL_KINDS = ("nodepool", "machinedeployment")  # pools whose members are Kubernetes nodes
 
 
 def ray_free_key(cluster: str, node_id: str) -> str:
@@ -50,6 +49,10 @@ class CostContext:
     ray_free: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # Ray cluster -> its idle group keys
     ray_hosts: frozenset[str] = frozenset()  # hostnames of live Ray nodes (KubeRay: their pod names)
     node_costs: Mapping[str, NodeCost] = field(default_factory=dict)  # node key -> its price and idle GPUs
+    kept: Kept = field(default_factory=Kept, compare=False, repr=False)  # the history's (kept.py)
+    # GPU pods with a measured utilization, in the nodes' order: the only pods that can be under the
+    # utilization threshold (a KubeRay pod left out: see _measured)
+    measured_pods: tuple[tuple[GpuNode, GpuPod, str], ...] = ()  # (node, pod, pod_util_key)
     _memo: dict = field(default_factory=dict, init=False, compare=False, repr=False)  # cost_of's answers
 
     def idle_long_enough(self, key: str) -> tuple[datetime, bool] | None:
@@ -103,11 +106,12 @@ def with_measurements(snapshot: Snapshot) -> Snapshot:
 def observe(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history: IdleHistory, now: datetime) -> CostContext:
     """Price everything, record in `history` what is idle now, and forget what is gone."""
     opencost = {c.node: c for c in snapshot.node_costs}  # by node name: OpenCost labels nodes by name only
-    costs = history.node_costs(snapshot.nodes, prices, opencost)  # remembered per node record (node_costs.py)
+    history.kept.turn()
+    costs = history.kept.node_costs(snapshot.nodes, prices, opencost)  # remembered per node record (node_costs.py)
     node_prices = {key: c.price for key, c in costs.items()}
     ray_prices = {(name, n.node_id): ray_node_price(n, prices)
                   for name, c in snapshot.ray_clusters for n in c.nodes if n.gpus_total}
-    pool_of_node, pool_members = _pools(snapshot)
+    pool_of_node, pool_members = history.kept.membership.scaled(snapshot.nodes, snapshot.pools)
     idle = {c.unallocated_key: c.unallocated for c in costs.values() if c.unallocated is not None}
     idle |= {c.unusable_key: c.unusable_idle for c in costs.values() if c.unusable_idle is not None}
     idle |= _ray_free(snapshot, ray_prices)
@@ -118,28 +122,17 @@ def observe(snapshot: Snapshot, prices: PriceBook, policy: CostPolicy, history: 
     since |= {(c := costs[n.key]).unusable_key: history.observe(c.unusable_key, c.unusable > 0 or not n.ready, now)
               for n in snapshot.nodes}
     since |= {f"ray/{name}": history.observe(f"ray/{name}", bool(keys), now) for name, keys in ray_free.items()}
+    measured_pods = tuple((node, node.pods[i], cost.pod_keys[i]) for node in snapshot.nodes
+                          if (cost := costs[node.key]).measured for i in cost.measured
+                          if node.pods[i].name not in ray_hosts)
     low = {k: history.observe(k, u < policy.low_utilization_percent, now)
-           for k, u in _measured(snapshot, ray_hosts).items()}
+           for k, u in _measured(snapshot, measured_pods).items()}
     history.forget_except(set(since) | set(low))
     ctx = CostContext(now=now, policy=policy, node_prices=node_prices, ray_prices=ray_prices,
                       pool_of_node=pool_of_node, pool_members=pool_members, since=since | low, idle=idle,
-                      ray_free=ray_free, ray_hosts=ray_hosts, node_costs=costs)
+                      ray_free=ray_free, ray_hosts=ray_hosts, node_costs=costs,
+                      kept=history.kept, measured_pods=measured_pods)
     return replace(ctx, idle=idle | _allocated_unused(snapshot, ctx))
-
-
-def _pools(snapshot: Snapshot) -> tuple[dict[str, Pool], dict[str, tuple[GpuNode, ...]]]:
-    by_name = {(n.cluster, n.name): n for n in snapshot.nodes}
-    pool_of_node: dict[str, Pool] = {}
-    for pool in snapshot.pools:
-        if pool.kind in SCALED_POOL_KINDS:
-            for member in pool.members:
-                if (node := by_name.get((pool.cluster, member))) is not None:
-                    pool_of_node[node.key] = pool
-    members: dict[str, list[GpuNode]] = {}
-    for node in snapshot.nodes:
-        if (pool := pool_of_node.get(node.key)) is not None:
-            members.setdefault(pool.key, []).append(node)
-    return pool_of_node, {key: tuple(nodes) for key, nodes in members.items()}
 
 
 def _ray_free(snapshot: Snapshot, ray_prices: Mapping[tuple[str, str], Price]) -> dict[str, IdleGpus]:
@@ -167,15 +160,14 @@ def _observe_nodes(snapshot: Snapshot, pool_members: Mapping[str, tuple[GpuNode,
     return since
 
 
-def _measured(snapshot: Snapshot, ray_hosts: frozenset[str]) -> dict[str, float]:
+def _measured(snapshot: Snapshot, pods: tuple[tuple[GpuNode, GpuPod, str], ...]) -> dict[str, float]:
     """Measured utilization of running GPU jobs and of GPU pods, by history key.
 
     A pod that is itself a Ray node (KubeRay) is left out: Ray accounts for its GPUs, and counting
     them twice would overstate what is idle."""
     util = {job_util_key(j): u for j in snapshot.jobs
             if j.state is JobState.RUNNING and j.gpus and (u := j.gpu_utilization) is not None}
-    util |= {pod_util_key(n, p): u for n in snapshot.nodes for p in n.pods
-             if (u := p.utilization) is not None and p.gpus and p.name not in ray_hosts}
+    util |= {key: pod.utilization for _, pod, key in pods}
     return util
 
 
@@ -185,10 +177,9 @@ def _allocated_unused(snapshot: Snapshot, ctx: CostContext) -> dict[str, IdleGpu
     for job in snapshot.jobs:
         if ctx.low_for_the_window(key := job_util_key(job)) is not None:
             idle[key] = IdleGpus(job.gpus or 0.0, _ray_job_rate(job, snapshot, ctx))
-    for node in snapshot.nodes:
-        for pod, key in zip(node.pods, ctx.node_costs[node.key].pod_keys):
-            if ctx.low_for_the_window(key) is not None:
-                idle[key] = IdleGpus(pod.gpus, share(ctx.node_prices[node.key], pod.gpus, node.gpus_total))
+    for node, pod, key in ctx.measured_pods:
+        if ctx.low_for_the_window(key) is not None:
+            idle[key] = IdleGpus(pod.gpus, share(ctx.node_prices[node.key], pod.gpus, node.gpus_total))
     return idle
 
 

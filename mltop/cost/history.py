@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mltop.cost.node_costs import NodeCosts
+from mltop.cost.kept import Kept
 
 
 def hours(since: datetime | None, now: datetime) -> float:
@@ -43,9 +43,9 @@ class IdleHistory:
     ended: dict[str, datetime] = field(default_factory=dict)  # key -> start of an episode seen ending
     episodes: dict[str, list] = field(default_factory=dict)  # idle group -> [start, $ today, $/h]
     pre_start: dict[str, tuple[datetime, float]] = field(default_factory=dict)  # key -> (since, $ before first seen)
-    # Not history: each node's price and idle GPUs, kept per node record between evaluations
-    # (node_costs.py). It lives here because this is the one object every evaluation is handed.
-    node_costs: NodeCosts = field(default_factory=NodeCosts, compare=False, repr=False)
+    # Not history: answers kept per record between evaluations (kept.py). They live here because
+    # this is the one object every evaluation is handed.
+    kept: Kept = field(default_factory=Kept, compare=False, repr=False)
 
     def observe(self, key: str, idle: bool, now: datetime, estimate: datetime | None = None) -> tuple[datetime | None, bool]:
         if not idle:

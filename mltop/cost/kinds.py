@@ -6,10 +6,13 @@ by its binding id (mltop.keys), never by a key, so each screen shows the user's 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from datetime import datetime
+from functools import partial
 
 from mltop.cost.context import CostContext, Finding, job_util_key, unallocated_key
+from mltop.cost.kept import PerRecord
 from mltop.cost.history import hours
 from mltop.format import gpus as g
 from mltop.model import GpuNode, IdleWarning, Job, JobState, Pool, Snapshot
@@ -162,17 +165,16 @@ def low_utilization_jobs(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
 
 def low_utilization_pods(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
     out = []
-    for node in snapshot.nodes:
-        for pod, key in zip(node.pods, ctx.node_costs[node.key].pod_keys):
-            since = ctx.low_for_the_window(key)
-            if since is None or key not in ctx.idle:
-                continue
-            out.append(finding(
-                "low-utilization", ctx, key=key, target=node.key, name=f"{pod.namespace}/{pod.name}",
-                cluster=node.cluster, gpus=pod.gpus, since=since, about=[key],
-                remedy=f"ask the owner ({pod.owner or 'unknown'}) to release the GPUs or stop the pod",
-                message=f"pod {pod.namespace}/{pod.name} on {node.name} holds {g(pod.gpus)} GPUs at "
-                        f"{pod.utilization or 0:.0f}% utilization"))
+    for node, pod, key in ctx.measured_pods:  # the only pods that can be under the threshold
+        since = ctx.low_for_the_window(key)
+        if since is None or key not in ctx.idle:
+            continue
+        out.append(finding(
+            "low-utilization", ctx, key=key, target=node.key, name=f"{pod.namespace}/{pod.name}",
+            cluster=node.cluster, gpus=pod.gpus, since=since, about=[key],
+            remedy=f"ask the owner ({pod.owner or 'unknown'}) to release the GPUs or stop the pod",
+            message=f"pod {pod.namespace}/{pod.name} on {node.name} holds {g(pod.gpus)} GPUs at "
+                    f"{pod.utilization or 0:.0f}% utilization"))
     return out
 
 
@@ -189,7 +191,9 @@ def waiting_jobs(snapshot: Snapshot, ctx: CostContext) -> list[Finding]:
         if model == "nodes":
             cluster = clusters.get(job.cluster)
             if cluster is None:
-                cluster = clusters[job.cluster] = _Cluster([n for n in snapshot.nodes if n.cluster == job.cluster])
+                nodes = [n for n in snapshot.nodes if n.cluster == job.cluster]
+                cluster = clusters[job.cluster] = _Cluster(nodes, ctx.kept.free_order(job.cluster, nodes),
+                                                           ctx.kept.per_record("labels"))
             found = _why_pod_waits(job, cluster, ctx, verdicts)
         elif model == "ray-cluster":
             found = _why_ray_job_waits(job, snapshot, ctx)
@@ -211,22 +215,19 @@ def _waiting(kind: str, job: Job, ctx: CostContext, about: Iterable[str], gpus: 
 
 class _Cluster:
     """One cluster's GPU nodes, indexed once per evaluation: which have free GPUs (most free
-    first), the largest, whether one is not Ready, and each node's labels as a dict."""
+    first: `by_free`, the nodes in kept.free_first order, kept between evaluations), the largest,
+    whether one is not Ready, and each node's labels as a dict (`labels`, kept per node record)."""
 
-    def __init__(self, nodes: list[GpuNode]) -> None:
+    def __init__(self, nodes: list[GpuNode], by_free: list[GpuNode], labels: PerRecord[dict[str, str]]) -> None:
         self.nodes = nodes
-        free = [(n.gpus_free, n) for n in nodes]
-        self.idle = [n for f, n in sorted(((f, n) for f, n in free if f > 0), key=lambda fn: (-fn[0], fn[1].name))]
-        self.free = {n.key: f for f, n in free}
+        self.idle = by_free[:bisect.bisect_left(by_free, True, key=lambda n: n.gpus_free <= 0)]
+        self.free = {n.key: n.gpus_free for n in self.idle}
         self.largest = max((n.gpus_allocatable for n in nodes), default=0.0)
         self.not_ready = any(not n.ready for n in nodes)
-        self.labels: dict[str, dict[str, str]] = {}  # a node's labels as a dict, made when first asked
+        self.labels = labels
 
     def fits(self, job: Job, node: GpuNode) -> str | None:
-        labels = self.labels.get(node.key)
-        if labels is None:
-            labels = self.labels[node.key] = dict(node.labels)
-        return _fits(job, node, labels)
+        return _fits(job, node, self.labels(node, None, partial(dict, node.labels)))
 
 
 # A verdict for every waiting pod alike: None (it fits: nothing to explain), or (kind, GPUs idle, the

@@ -13,9 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from mltop.cost.rates import IdleGpus, opencost_price, share
+from mltop.cost.rates import IdleGpus, known_sum, opencost_price, share
 from mltop.model import GpuNode, GpuPod, NodeCost as OpenCostNode
 from mltop.prices import Price, PriceBook
+
+
+UNASSIGNED = "unassigned"  # the team of GPUs no one holds (mltop/cost/teams.py)
+Team = tuple[str, str]  # (name, kind): a namespace, a Ray job owner, or unassigned
 
 
 def unallocated_key(node: GpuNode) -> str:
@@ -52,6 +56,10 @@ class NodeCost:
     unusable_idle: IdleGpus | None  # the unusable GPUs as an idle group; None when there are none
     idle_per_hour: float | None  # $/h of the free and unusable GPUs (nodes panel's IDLE $/H)
     pod_keys: tuple[str, ...]  # pod_util_key of each of node.pods, in their order
+    measured: tuple[int, ...] = ()  # the places in node.pods of GPU pods with a measured utilization
+    # What the node adds to each team (teams.py): (team, GPUs, $/h of them, the idle keys whose
+    # cost is that team's), its pods' namespaces first, then the GPUs no pod holds.
+    team_parts: tuple[tuple[Team, float, float | None, tuple[str, ...]], ...] = ()
 
 
 def node_cost(node: GpuNode, prices: PriceBook, cluster_price: Price | None) -> NodeCost:
@@ -59,12 +67,31 @@ def node_cost(node: GpuNode, prices: PriceBook, cluster_price: Price | None) -> 
                          gpus=node.gpus_total, spot=node.capacity_type == "spot", zone=node.zone,
                          cluster=cluster_price)
     free, lost = node.gpus_free, unusable_gpus(node)
+    pod_keys = tuple(pod_util_key(node, pod) for pod in node.pods)
     return NodeCost(
         price=price, free=free, unusable=lost, unallocated_key=unallocated_key(node), unusable_key=unusable_key(node),
         unallocated=IdleGpus(free, share(price, free, node.gpus_total)) if free > 0 else None,
         unusable_idle=IdleGpus(lost, share(price, lost, node.gpus_total)) if lost > 0 else None,
         idle_per_hour=share(price, free + lost, node.gpus_total),
-        pod_keys=tuple(pod_util_key(node, pod) for pod in node.pods))
+        pod_keys=pod_keys, team_parts=_team_parts(node, price, pod_keys),
+        measured=tuple(i for i, pod in enumerate(node.pods) if pod.utilization is not None and pod.gpus))
+
+
+def _team_parts(node: GpuNode, price: Price, pod_keys: tuple[str, ...]) -> tuple:
+    """NodeCost.team_parts: each pod's GPUs to its namespace, the rest of the node to no one."""
+    parts: dict[Team, tuple[float, list[float | None], list[str]]] = {}
+    held = 0.0
+    for pod, key in zip(node.pods, pod_keys):
+        held += pod.gpus
+        gpus, burn, keys = parts.get((pod.namespace, "namespace")) or (0.0, [], [])
+        burn.append(share(price, pod.gpus, node.gpus_total))
+        keys.append(key)
+        parts[(pod.namespace, "namespace")] = (gpus + pod.gpus, burn, keys)
+    rest = max(0.0, node.gpus_total - held)
+    if rest > 0:
+        parts[(UNASSIGNED, UNASSIGNED)] = (rest, [share(price, rest, node.gpus_total)],
+                                           [unallocated_key(node), unusable_key(node)])
+    return tuple((team, gpus, known_sum(burn), tuple(keys)) for team, (gpus, burn, keys) in parts.items())
 
 
 class NodeCosts:

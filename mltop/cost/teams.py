@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from mltop.cost.context import CostContext, _ray_job_rate, job_util_key, ray_free_key
-from mltop.cost.rates import known_sum, share
+from mltop.cost.node_costs import UNASSIGNED
+from mltop.cost.rates import known_sum
 from mltop.model import JobState, Snapshot
 
-UNASSIGNED = "unassigned"
 NO_OWNER = "(no owner)"
 
 
@@ -44,24 +44,23 @@ def team_costs(snapshot: Snapshot, ctx: CostContext) -> tuple[TeamCost, ...]:
     """Burn and idle per team, most expensive first (see the module's docstring)."""
     tally: dict[tuple[str, str], _Tally] = {}
 
+    idle = ctx.idle
+
     def add(team: tuple[str, str], gpus: float, burn: float | None, idle_keys: Iterable[str]) -> None:
-        t = tally.setdefault(team, _Tally())
+        t = tally.get(team)
+        if t is None:
+            t = tally[team] = _Tally()
         t.gpus += gpus
         t.burn.append(burn)
-        t.idle.extend(ctx.idle[k].cost_per_hour for k in idle_keys if k in ctx.idle)
+        for key in idle_keys:
+            if key in idle:
+                t.idle.append(idle[key].cost_per_hour)
 
-    hosting = {p.name: p.namespace for n in snapshot.nodes for p in n.pods}  # KubeRay: pod name = Ray hostname
-    for node in snapshot.nodes:
-        cost = ctx.node_costs[node.key]
-        price = cost.price
-        held = 0.0
-        for pod, key in zip(node.pods, cost.pod_keys):
-            held += pod.gpus
-            add((pod.namespace, "namespace"), pod.gpus, share(price, pod.gpus, node.gpus_total), [key])
-        rest = max(0.0, node.gpus_total - held)
-        if rest > 0:
-            add((UNASSIGNED, UNASSIGNED), rest, share(price, rest, node.gpus_total),
-                [cost.unallocated_key, cost.unusable_key])
+    for node in snapshot.nodes:  # what each node adds, worked out once per node record (node_costs.py)
+        for part in ctx.node_costs[node.key].team_parts:
+            add(*part)
+    # KubeRay: a Ray node's hostname is its pod's name
+    hosting = {p.name: p.namespace for n in snapshot.nodes for p in n.pods} if snapshot.ray_clusters else {}
     hosted = _ray_nodes(snapshot, ctx, hosting, add)
     for job in snapshot.jobs:
         if job.state is not JobState.RUNNING or not job.gpus:
