@@ -17,6 +17,7 @@ from textual.message import Message
 
 from mltop import format as fmt
 from mltop.query import Query, Value, parse, sort_value
+from mltop.widgets.column_needs import ColumnNeeds
 from mltop.widgets.column_widths import share
 from mltop.widgets.out_of_view import OutOfView
 from mltop.widgets.steady_table import SteadyDataTable
@@ -52,7 +53,7 @@ class KeyedTable(OutOfView, SteadyDataTable, Generic[R]):
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._tokens: dict[str, object] = {}  # row key -> its row_token when its cells were built
         self._deferred: dict[str, tuple[R, object]] = {}  # rows out of view, cells behind (out_of_view.py)
-        self._measured: dict[str, tuple[object, dict[str, int]]] = {}  # row key -> (token, needs)
+        self._column_needs = ColumnNeeds()  # the shared columns' widest values (column_needs.py)
         self._order: list[str] = []
         self.total_width = 80
         self._widths: dict[str, int] = self.widths(80)
@@ -295,10 +296,8 @@ class KeyedTable(OutOfView, SteadyDataTable, Generic[R]):
         # Each row's token, worked out once a sync (the widths and the diff both ask for it).
         tokens = [self.row_token(record) for record in records]
         if self.SHARED and not self._relaying:
-            needs: dict[str, int] = {}
-            for record, token in zip(records, tokens):
-                for key, width in self._needs_of(record, token).items():
-                    needs[key] = max(needs.get(key, 0), width)
+            key_of = self.key_of
+            needs = self._column_needs.update(((key_of(r), r, t) for r, t in zip(records, tokens)), self.needs)
             if needs != self._needs:
                 self._needs = needs
                 self.relayout(self.total_width)  # rebuilt only when the shared widths change
@@ -309,17 +308,6 @@ class KeyedTable(OutOfView, SteadyDataTable, Generic[R]):
             self._apply(records, tokens, selected, pin)
         finally:
             self._syncing = False
-
-    def _needs_of(self, record: R, token: object) -> dict[str, int]:
-        """`needs`, remembered while the row's token stays the same (re-measuring 1,000 rows on every
-        tick is most of a quiet refresh)."""
-        if token is None:
-            return self.needs(record)
-        key = self.key_of(record)
-        seen = self._measured.get(key)
-        if seen is None or seen[0] != token:
-            seen = self._measured[key] = (token, self.needs(record))
-        return seen[1]
 
     def _redraw_row(self, key: str, record: R, token: object, defer: bool = False) -> bool:
         """Build the row's cells and update those that changed, or add the row (then True).
@@ -347,8 +335,6 @@ class KeyedTable(OutOfView, SteadyDataTable, Generic[R]):
         # The rows' order after the removals and additions below (add_row appends), without asking
         # the DataTable row by row.
         order = [k for k in self._order if k in wanted_set]
-        if len(self._measured) > 2 * max(len(wanted), 100):
-            self._measured = {k: v for k, v in self._measured.items() if k in wanted_set}
         with self.app.batch_update():
             gone = [k for k in self._order if k not in wanted_set]
             self.remove_rows(gone)
