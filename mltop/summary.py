@@ -90,12 +90,17 @@ def _figures(data: SourceData | None) -> _Figures:
     if seen is not None and seen[0] is data:
         return seen[1]
     models: dict[str | None, list[float]] = {}
-    for n in data.nodes:
-        entry = models.setdefault(n.gpu_model, [0.0, 0.0])
-        entry[0] += n.gpus_allocated
-        entry[1] += n.gpus_allocatable
-    figures = _Figures(len(data.nodes), sum(n.gpus_allocated for n in data.nodes),
-                       sum(n.gpus_allocatable for n in data.nodes),
+    allocated = allocatable = 0  # as sum() starts: an int until a node is added
+    for n in data.nodes:  # one walk for the totals and the models (three took ~3 ms at 5,000 nodes)
+        a, c = n.gpus_allocated, n.gpus_allocatable
+        allocated += a
+        allocatable += c
+        entry = models.get(n.gpu_model)
+        if entry is None:
+            entry = models[n.gpu_model] = [0.0, 0.0]
+        entry[0] += a
+        entry[1] += c
+    figures = _Figures(len(data.nodes), allocated, allocatable,
                        sum(1 for j in data.jobs if j.state is JobState.PENDING),
                        tuple((m, a, c) for m, (a, c) in models.items()))
     _COUNTED[id(data)] = (data, figures)
