@@ -343,12 +343,16 @@ class KeyedTable(OutOfView, SteadyDataTable, Generic[R]):
                 self._tokens.pop(key, None)
                 self._deferred.pop(key, None)
                 del self.records[key]
-            for key, record, token in zip(wanted, records, tokens):
-                if token is not None and key in self._cells and self._tokens.get(key) == token:
-                    self.records[key] = record
-                    continue
-                if self._redraw_row(key, record, token, defer=True):
-                    order.append(key)
+            self._window = self._view_window()  # adding rows at the end moves neither (out_of_view.py)
+            try:
+                for key, record, token in zip(wanted, records, tokens):
+                    if token is not None and key in self._cells and self._tokens.get(key) == token:
+                        self.records[key] = record
+                        continue
+                    if self._redraw_row(key, record, token, defer=True):
+                        order.append(key)
+            finally:
+                self._window = None
             if wanted != order:
                 self.put_in_order(wanted)
             self._order = wanted
