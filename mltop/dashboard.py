@@ -31,15 +31,15 @@ from mltop.waiting import first_words, ray_short, scheduler_short
 
 POOL_ORDER = {"raycluster-workergroup": 0, "machinedeployment": 1, "nodepool": 2}
 # With the same data, the idle-cost engine runs again only this often (for what the clock alone
-# changes: idle thresholds crossed, dollars wasted). At 5,000 nodes an evaluation costs ~0.15 s of CPU:
-# every 2 s for a cluster where nothing happened would be a tenth of a core for nothing. Where an
+# changes: idle thresholds crossed, dollars wasted). At 5,000 nodes an evaluation costs ~65 ms of CPU:
+# every 2 s for a cluster where nothing happened would be 3% of a core for nothing. Where an
 # evaluation costs more than COST_CLOCK_SHARE of a core every 10 s, the interval grows to keep that
 # share (up to a minute): a large quiet cluster's idle figures move in steps of tens of seconds.
 COST_REFRESH_SECONDS, COST_REFRESH_MAX_SECONDS, COST_CLOCK_SHARE = 10.0, 60.0, 0.005
 # New data is evaluated at once, unless an evaluation is not quick (over COST_SLOW_SECONDS of CPU)
 # and evaluating every change would take more than COST_CHANGE_SHARE of a core: then at most that
 # often, and at most COST_CHANGED_MAX_SECONDS behind (1,000 nodes changing every poll, ~40 ms an
-# evaluation: every 8 s; 5,000 nodes, ~100 ms: every ~20 s; the header says how far behind the
+# evaluation: every 8 s; 5,000 nodes, 65-100 ms: every 13-20 s; the header says how far behind the
 # figures are). Until 2026-12-01 (50 ms, 1%, 10 s) a 1,000-node cluster was evaluated on every poll
 # and 5,000 nodes every 10 s: 20-40 of the 50 ms a refresh may cost. The tables show every poll's
 # records either way; only the dollar figures and the warnings wait (a demo-sized platform's few ms: never).
