@@ -4,6 +4,7 @@ stop / resume, `--once --json`, and the queues view."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -298,7 +299,12 @@ async def test_stop_and_resume_patch_exactly_that_workload(cluster, source):
     assert outcome.accepted and "stopped" in outcome.message
     assert stored_workload(cluster, hostile)["spec"]["active"] is False
     assert stored_workload(cluster, "eval-llama-0")["spec"]["active"] is True  # its look-alike untouched
-    stopped = by_id(await source.fetch())[f"team-a/{hostile}"]
+    # The Workload's watch delivers the change a moment after the PATCH is answered (later still on
+    # a busy machine): the source shows it at a refresh after that, as it would on a real cluster.
+    deadline = time.monotonic() + 10
+    while (stopped := by_id(await source.fetch())[f"team-a/{hostile}"]).admission != "stopped" \
+            and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     assert (stopped.admission, stopped.queue_reason) == ("stopped", "stopped (spec.active is false)")
     with pytest.raises(Conflict, match="already stopped"):
         await source.set_workload_active(stopped, False)
