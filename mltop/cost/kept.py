@@ -5,8 +5,8 @@ A large cluster changes a few nodes per watch event: the Kubernetes adapter hand
 same GpuNode object for every node that did not change (kube_nodes.GpuNodes), and the engine is
 evaluated again for the change. Everything here is keyed by those objects (or by what they are
 made of), holds only what the last evaluation asked for, and gives exactly the answer a fresh
-computation would (tests/test_cost_kept.py evaluates with and without it). At 5,000 nodes it took
-an evaluation from ~95 to ~45 ms.
+computation would (tests/test_cost_kept.py evaluates with and without it). On snapshots captured from the
+bench's 5,000-node workload while it churned, it took an evaluation from ~95 to ~63 ms.
 """
 
 from __future__ import annotations
