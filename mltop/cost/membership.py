@@ -23,6 +23,7 @@ class PoolMembership:
         self._members: dict[str, tuple[str, ...]] = {}  # pool key -> its member nodes' keys, in members' order
         self._scaled: dict[str, tuple[int, ...]] = {}  # scaled pool key -> its nodes' places in the snapshot
         self._pool_of: dict[str, str] = {}  # node key -> the key of its scaled pool
+        self._last: tuple[object, object] = (None, None)  # the sequences last resolved, by identity
 
     def member_keys(self, nodes: Sequence[GpuNode], pools: Sequence[Pool]) -> Mapping[str, tuple[str, ...]]:
         """Pool key -> the keys of its member nodes that the snapshot holds (any pool kind)."""
@@ -37,6 +38,9 @@ class PoolMembership:
                 {pool: tuple(nodes[i] for i in places) for pool, places in self._scaled.items()})
 
     def _resolve(self, nodes: Sequence[GpuNode], pools: Sequence[Pool]) -> None:
+        if nodes is self._last[0] and pools is self._last[1]:
+            return  # the same snapshot's nodes and pools: an evaluation asks twice (observe, the report)
+        self._last = (nodes, pools)
         node_keys = tuple(n.key for n in nodes)
         basis = (node_keys, tuple((p.key, p.kind, p.cluster, p.members) for p in pools))
         if basis == self._basis:  # the same strings and tuples: compared by identity first, fast
