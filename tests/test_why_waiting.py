@@ -4,6 +4,7 @@ short form in the jobs table's REASON column, and the warning pane that shows a 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from datetime import timedelta
@@ -100,6 +101,27 @@ async def test_a_pending_pod_says_what_its_newest_failed_scheduling_event_says(c
         assert source.events.lists == 1
         await source.fetch()
         assert source.events.lists == 1  # read gently: not again within min_interval
+    finally:
+        await source.aclose()
+
+
+async def test_a_quiet_cluster_hands_back_the_same_records_and_a_change_only_the_changed_rows(cluster):
+    # What every memo after the source keys on (the REASON column, Kueue's row keys, the status
+    # line's figures): the same objects while nothing changed, so they are not worked out again.
+    source = cluster.source()
+    try:
+        first = await source.fetch()
+        said = next(j for j in first.jobs if j.id == "ml/finetune-70b-0-q8m4t")
+        assert said.scheduler_message
+        assert await source.fetch() is first
+        cluster.call(lambda: cluster.store.put(k.pod("late-0", "ml", gpus=2, created=FIXED_NOW, owner=("Job", "late"))))
+        for _ in range(50):
+            third = await source.fetch()
+            if third is not first:
+                break
+            await asyncio.sleep(0.05)
+        assert "ml/late-0" in {j.id for j in third.jobs}
+        assert next(j for j in third.jobs if j.id == said.id) is said  # its record and message unchanged
     finally:
         await source.aclose()
 

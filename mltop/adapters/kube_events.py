@@ -20,13 +20,14 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from mltop.adapters.kube_cache import MiB, read_bounded
 from mltop.adapters.kube_errors import kube_error
 from mltop.adapters.values import integer, mapping, rfc3339
+from mltop.model import Job
 
 log = logging.getLogger(__name__)
 
@@ -158,3 +159,29 @@ class SchedulerEvents:
                 break
         return events
 
+
+
+class SaidRows:
+    """Pending pods' rows with the scheduler's message, each the same row object as the last poll's
+    while its record and message are the same. A new copy of ~1,000 pending pods on every poll
+    defeated every identity memo after it (the REASON column's, Kueue's row keys, the source's own
+    "nothing changed"): 10-25 ms a poll at 5,000 nodes."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[Job, str, Job]] = {}  # row key -> (record, message, row)
+
+    def rows(self, jobs: tuple[Job, ...], said: Mapping[str, str]) -> tuple[Job, ...]:
+        kept: dict[str, tuple[Job, str, Job]] = {}
+        out = []
+        for job in jobs:
+            message = said.get(job.id)
+            if message is None:
+                out.append(job)
+                continue
+            seen = self._last.get(job.key)
+            row = seen[2] if seen is not None and seen[0] is job and seen[1] == message \
+                else replace(job, scheduler_message=message)
+            kept[job.key] = (job, message, row)
+            out.append(row)
+        self._last = kept  # this poll's rows only: never more than the pods pending now
+        return tuple(out)

@@ -65,12 +65,14 @@ class KueueReader:
         self._visibility_probed_at: float | None = None
         self.caches: list[WatchCache[Any]] = []
         self._keys: KeyMemo = {}  # each row's owner keys, for the next poll (see attach)
+        self._attached: tuple[tuple[Any, ...], tuple[Job, ...]] | None = None  # last attach's inputs, rows
 
     def stop(self) -> None:
         for cache in self.caches:
             cache.stop()
         self.caches = []
         self._keys.clear()
+        self._attached = None
 
     # -- discovery ------------------------------------------------------------------------------
 
@@ -130,7 +132,14 @@ class KueueReader:
         cq_of = {(w.namespace, w.name): w.admitted_to or lq_cq.get((w.namespace, w.queue or "")) for w in workloads}
         cq_of = {k: v for k, v in cq_of.items() if v}
         positions, estimated = self._positions(workloads, cq_of, cqs)
-        jobs = attach(jobs, workloads, cq_of, cqs, positions, estimated, self.cluster, self._keys)
+        # The same rows and queue facts as the last poll (a quiet cluster; tuples and lists compare
+        # their items with `is` first): the same answer, without indexing 7,000 rows again (5-8 ms).
+        inputs = (jobs, workloads, cq_of, cqs, positions, estimated)
+        if self._attached is not None and self._attached[0] == inputs:
+            jobs = self._attached[1]
+        else:
+            attached = attach(jobs, workloads, cq_of, cqs, positions, estimated, self.cluster, self._keys)
+            self._attached, jobs = (inputs, attached), attached
         skips = [c.skips() for c in self.caches]
         return jobs, queue_uses(cqs.values(), self.cluster), Skips(sum(s.count for s in skips),
                                                                    next((s.reason for s in skips if s.reason), None))
