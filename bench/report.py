@@ -68,7 +68,29 @@ def machine() -> str:
         mem = f", {kib / 2**20:.0f} GiB RAM"
     except (OSError, StopIteration, ValueError):
         pass
-    return f"{os.cpu_count()} CPUs ({model}){mem}, Linux {platform.release()}, Python {platform.python_version()}"
+    return (f"{os.cpu_count()} CPUs ({model}){mem}, Linux {platform.release()}, Python {platform.python_version()}; "
+            f"reference loop {reference_loop_ms():.0f} ms")
+
+
+def reference_loop_ms() -> float:
+    """A fixed pure-Python workload (dicts, tuples, attribute-free arithmetic: what mltop's views do),
+    best of five, in ms: one machine's figures are not another's, and the CPU model alone does not
+    say how fast its Python is: on 2026-12-01 an AMD EPYC ran the very tree of the RESULTS.md before
+    it (measured on a Xeon) ~3x slower (`--once` at large-all: 9.9-11.2 s against 3.5 s; one
+    idle-cost evaluation at 5,000 nodes: ~200 ms against ~65 ms). Compare this first."""
+    import time
+
+    def work() -> None:
+        seen: dict[tuple[int, int], int] = {}
+        for i in range(300_000):
+            key = (i % 997, i % 13)
+            seen[key] = seen.get(key, 0) + i
+    best = float("inf")
+    for _ in range(5):
+        began = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - began)
+    return 1000 * best
 
 
 def commit() -> str:
