@@ -160,7 +160,6 @@ class SchedulerEvents:
         return events
 
 
-
 class SaidRows:
     """Pending pods' rows with the scheduler's message, each the same row object as the last poll's
     while its record and message are the same. A new copy of ~1,000 pending pods on every poll
