@@ -4,6 +4,7 @@ is checked is what was imported, which requests were made, and which CA bundles 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
@@ -144,10 +145,13 @@ class RecordingCluster:
         for seed in (seed_kube, seed_dra, seed_team_a):
             self.server.call(lambda seed=seed: seed(store, FIXED_NOW))
         app = make_kube_app(store, token="t0ken")
+        self.pod_list_delay = 0.0  # seconds each page of the pods list takes (a big cluster's list)
 
         @web.middleware
         async def record(request: web.Request, handler):
             self.requests.append((request.path, dict(request.query)))
+            if request.path == "/api/v1/pods" and request.query.get("watch", "").lower() not in ("1", "true"):
+                await asyncio.sleep(self.pod_list_delay)
             return await handler(request)
 
         app.middlewares.insert(0, record)
@@ -187,7 +191,6 @@ def test_once_against_kubernetes_lists_and_opens_no_watch(recording_cluster, cap
 def test_the_live_source_still_watches(recording_cluster, tmp_path):
     from mltop.adapters.kube import KubeSource
     from mltop.adapters.kube_target import KubeTarget
-    import asyncio
 
     source = KubeSource(KubeTarget(context="lean", kubeconfig=str(recording_cluster.kubeconfig)), clock=fixed_clock)
 
@@ -199,6 +202,33 @@ def test_the_live_source_still_watches(recording_cluster, tmp_path):
 
     assert asyncio.run(poll()).nodes
     assert source.nodes.watch and source.pods.watch  # the caches a live source keeps current
+
+
+def test_one_snapshot_waits_for_a_slow_list_that_the_live_screen_reports_as_not_yet_answered(
+        recording_cluster, capsys, monkeypatch):
+    """A 50,000-pod list is 100 pages: the live screen says "no answer yet" after its sync timeout
+    and lists on, but `--once` has no next poll, so it waits for the list (to its own deadline)."""
+    from mltop.adapters import kube
+    from mltop.adapters.kube_target import KubeTarget
+
+    recording_cluster.pod_list_delay = 1.5
+    monkeypatch.setattr(kube, "SYNC_TIMEOUT", 0.5)
+    monkeypatch.setattr(kube, "ONCE_SYNC_TIMEOUT", 20.0)
+
+    live = kube.KubeSource(KubeTarget(context="lean", kubeconfig=str(recording_cluster.kubeconfig)), clock=fixed_clock)
+
+    async def first_poll():
+        try:
+            return await live.fetch()
+        finally:
+            await live.aclose()
+
+    with pytest.raises(SourceError, match="pods: no answer from the API server yet"):
+        asyncio.run(first_poll())
+    rc = main(["--once", "--json", "--kubeconfig", str(recording_cluster.kubeconfig), "--context", "lean"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc in (0, 1) and report["sources"][0]["ok"], report["sources"]
+    assert report["nodes"] and report["jobs"]
 
 
 @pytest.mark.parametrize("page_size", [1, 3, 500])

@@ -52,6 +52,10 @@ ACCESS_TTL = 300.0  # seconds an access review answer is trusted
 # deadline of a poll's or an action's work in its thread.
 REQUEST_TIMEOUT = (5, 30)
 POLL_DEADLINE = 45.0
+# The live screen says "no answer yet" after SYNC_TIMEOUT and keeps listing; one snapshot (`--once`)
+# has no next poll, so it waits for the whole paged list as kubectl does (50,000 pods are 100 pages),
+# up to its poll's deadline. A dead server still fails at its connect or read timeout.
+ONCE_SYNC_TIMEOUT = POLL_DEADLINE - 5.0
 ACTION_DEADLINE = 40.0
 CLOSE_DEADLINE = 1.0
 CUSTOM_LIST_LIMIT = 32 * MiB  # all RayClusters or MachineDeployments of a cluster
@@ -75,13 +79,13 @@ class KubeSource:
         *,
         api_client: k8s.ApiClient | None = None,
         clock: Callable[[], datetime] = utcnow,
-        sync_timeout: float = SYNC_TIMEOUT,
+        sync_timeout: float | None = None,  # default: SYNC_TIMEOUT, ONCE_SYNC_TIMEOUT without watch
         watch: bool = True,
     ) -> None:
         self.target = target
         self.name = target_name(target)
         self.clock = clock
-        self.sync_timeout = sync_timeout
+        self.sync_timeout = sync_timeout if sync_timeout is not None else SYNC_TIMEOUT if watch else ONCE_SYNC_TIMEOUT
         self.action_deadline = ACTION_DEADLINE
         self._api = api_client or api_client_for(target)
         core = k8s.CoreV1Api(self._api)
