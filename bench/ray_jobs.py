@@ -11,7 +11,9 @@ Each poll's CPU is this thread's CPU time (`time.thread_time`), so the server's 
 counted. Two cases, POLLS polls each after a warm-up poll:
 - changed: the job list differs on every poll (one job's message changes);
 - unchanged: the job list is byte-identical from poll to poll.
-It also times decoding the job list alone with the stdlib `json` and, when installed, `orjson`.
+It also times decoding the job list alone: whole with the stdlib `json`, msgspec (what mltop falls
+back to) and, when installed, orjson; and as mltop reads it (`ray_job_list.read_heads`: each entry's
+few fields that choose the kept jobs, then only the kept entries whole).
 """
 
 from __future__ import annotations
@@ -142,13 +144,19 @@ async def cpu_per_poll(source: RaySource, polls: int) -> list[float]:
 
 def decode_ms(body: bytes, rounds: int = 15) -> dict[str, float]:
     """Median CPU ms to decode `body` with each decoder, taking turns so load falls on both alike."""
-    decoders: dict[str, Any] = {"stdlib json": json.loads}
+    import msgspec
+
+    from mltop.adapters.ray_job_list import JobListing, read_heads
+
+    decoders: dict[str, Any] = {"stdlib json": json.loads, "msgspec": msgspec.json.decode}
     try:
         import orjson
     except ImportError:
         pass
     else:
         decoders["orjson"] = orjson.loads
+    decoders["mltop's read (heads, then the kept entries)"] = (
+        lambda body: JobListing.read(b"", len(body), *read_heads(body), ray_adapter.MAX_FINISHED_JOBS))
     spent: dict[str, list[float]] = {name: [] for name in decoders}
     for _ in range(rounds):
         for name, loads in decoders.items():

@@ -16,11 +16,13 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mltop.adapters import ray as ray_adapter
 from mltop.adapters.http import MiB, Endpoint, decode_json
 from mltop.adapters.ray import RaySource
-from mltop.adapters.ray_job_list import MAX_POLL_SECONDS, JobListing, pace
+from mltop.adapters.ray_job_list import MAX_POLL_SECONDS, JobListing, entry_heads, pace, read_heads
 from mltop.demo.ray_dashboard import make_app
 from mltop.demo.ray_sim import RaySim, SimNode
 from mltop.demo.server import LoopbackServer
@@ -93,15 +95,15 @@ def fake():
 
 @pytest.fixture
 def job_list_decodes(monkeypatch):
-    """How many times a job-list body was decoded."""
-    decodes: list[str] = []
+    """How many times a job-list body was decoded (every decoding starts with `read_heads`; a body
+    it cannot read is then decoded whole)."""
+    decodes: list[int] = []
 
-    def counting(response: httpx.Response, what: str) -> Any:
-        if what.endswith("job list"):
-            decodes.append(what)
-        return decode_json(response, what)
+    def counting(body: bytes) -> Any:
+        decodes.append(len(body))
+        return read_heads(body)
 
-    monkeypatch.setattr(ray_adapter, "decode_json", counting)
+    monkeypatch.setattr(ray_adapter, "read_heads", counting)
     return decodes
 
 
@@ -277,3 +279,33 @@ def test_decode_json_reads_what_the_stdlib_reads():
     for junk in (b"", b"\xff\xfe\xfa", b"{", b"[1,]"):
         with pytest.raises(BadResponse, match="thing: the server did not answer with JSON"):
             decode(junk)
+
+
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False, allow_infinity=False),
+                 st.text(max_size=4), st.lists(st.integers(), max_size=2),
+                 st.dictionaries(st.text(max_size=2), st.integers(), max_size=2))
+ENTRY = st.fixed_dictionaries({}, optional={
+    "status": st.one_of(st.sampled_from(["PENDING", "RUNNING", "STOPPED", "SUCCEEDED", "FAILED"]), JUNK),
+    "submission_id": st.one_of(st.text(max_size=3), JUNK), "job_id": st.one_of(st.text(max_size=3), JUNK),
+    "start_time": st.one_of(st.integers(0, 4102444800000), JUNK), "end_time": st.one_of(st.integers(-5, 2**43), JUNK),
+    "message": st.text(max_size=5)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(entries=st.lists(ENTRY, max_size=12), max_finished=st.integers(0, 4))
+def test_reading_only_the_kept_entries_keeps_what_decoding_the_whole_list_keeps(entries, max_finished):
+    """The two-pass read (each entry's head, then only the kept entries whole) skips, counts and
+    keeps exactly what decoding the whole body and reading every entry does, junk included."""
+    body = json.dumps(entries).encode()
+    fast = read_heads(body)
+    assert fast is not None
+    whole = entry_heads(json.loads(body))
+    assert JobListing.read(b"d", len(body), *fast, max_finished) == JobListing.read(b"d", len(body), *whole, max_finished)
+
+
+def test_a_list_that_is_not_strict_json_or_has_an_entry_that_is_not_an_object_is_read_whole():
+    for body, sids, skipped in ((json.dumps([ray_job(1), 7, "x", None]).encode(), ["job-1"], 3),
+                                (json.dumps([ray_job(1, start_time=math.nan), ray_job(2)]).encode(), ["job-1", "job-2"], 0)):
+        assert read_heads(body) is None
+        listing, kept = JobListing.read(b"d", len(body), *entry_heads(json.loads(body)), 10)
+        assert [raw["submission_id"] for raw in kept] == sids and listing.skipped == skipped

@@ -21,7 +21,8 @@ import httpx
 
 from mltop.adapters.http import MiB, Endpoint, decode_json, digest, make_client, request, segment
 from mltop.adapters.ray_cluster import parse_cluster
-from mltop.adapters.ray_job_list import STATE_MAP, JobListing, asked, pace, submission_id
+from mltop.adapters.ray_job_list import (STATE_MAP, JobListing, asked, entry_heads, pace, read_heads,
+                                         submission_id)
 from mltop.adapters import raw_objects
 from mltop.adapters.ray_logs import RayJobLog
 from mltop.adapters.ray_nodes import ray_gpu_nodes
@@ -138,11 +139,14 @@ class RaySource:
         body_digest, last = digest(response.content), self._listing
         if last is not None and last.digest == body_digest and last.max_finished == self.max_finished:
             return last, None
-        with gc_paused():  # hundreds of thousands of new objects: no collection passes while they are made
-            entries = decode_json(response, f"{self.name}: job list")
-            if not isinstance(entries, list):
-                raise BadResponse(f"{self.name}: job list is not a JSON array")
-            return JobListing.read(body_digest, len(response.content), entries, self.max_finished)
+        with gc_paused():  # tens of thousands of new objects: no collection passes while they are made
+            read = read_heads(response.content)
+            if read is None:
+                entries = decode_json(response, f"{self.name}: job list")
+                if not isinstance(entries, list):
+                    raise BadResponse(f"{self.name}: job list is not a JSON array")
+                read = entry_heads(entries)
+            return JobListing.read(body_digest, len(response.content), *read, self.max_finished)
 
     async def job_detail(self, job_id: str) -> JobDetail:
         raw = await self._job_by_id(job_id)

@@ -7,6 +7,10 @@ every 2 s cost a tenth of a core. So:
   built from the list depends on when it was read (times are absolute; ages are worked out when
   shown), so the same bytes give the same records. What may change between two such polls is
   read fresh: what each job asked for (the supervisor actors) and GPU telemetry (the nodes).
+- a changed body is read in two cheap passes instead of one costly one: the five fields that
+  choose which jobs are kept (`Head`), and each entry's bytes (`msgspec.Raw`); only the kept
+  entries, a few hundred of 10,000, become Python dicts (bench/ray_jobs.py). A body that is not
+  strict JSON (Ray writes NaN) or whose entries are not all objects is read whole, as before.
 - a large list is polled less often (`pace`), and the source's line says so.
 Only the last body's digest and records are kept: memory does not grow with polls.
 """
@@ -15,9 +19,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+
+import msgspec
 
 from mltop.adapters.http import MiB
 from mltop.adapters.ray_cluster import with_utilization
@@ -56,6 +62,44 @@ def submission_id(raw: dict[str, Any]) -> str | None:
     return sid if isinstance(sid, str) else None
 
 
+class Head(msgspec.Struct):
+    """What `unreadable` and `keep_recent` read of a job entry; any JSON value in each."""
+
+    status: Any = None
+    submission_id: Any = None
+    job_id: Any = None
+    start_time: Any = None
+    end_time: Any = None
+
+    @classmethod
+    def of(cls, raw: Any) -> Head | None:
+        """A decoded entry's head; None when the entry is not an object."""
+        if not isinstance(raw, dict):
+            return None
+        return cls(raw.get("status"), raw.get("submission_id"), raw.get("job_id"), raw.get("start_time"),
+                   raw.get("end_time"))
+
+
+HEADS = msgspec.json.Decoder(list[Head])
+RAWS = msgspec.json.Decoder(list[msgspec.Raw])
+ENTRY = msgspec.json.Decoder()
+
+
+def read_heads(body: bytes) -> tuple[list[Head], Callable[[int], Any]] | None:
+    """Each entry's `Head`, and the whole entry `i` decoded when asked; None when the body is not
+    strict JSON or an entry is not an object (the caller then decodes it whole, `entry_heads`)."""
+    try:
+        heads, raws = HEADS.decode(body), RAWS.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return heads, lambda i: ENTRY.decode(raws[i])
+
+
+def entry_heads(entries: list[Any]) -> tuple[list[Head | None], Callable[[int], Any]]:
+    """`read_heads` for a body already decoded whole."""
+    return [Head.of(raw) for raw in entries], entries.__getitem__
+
+
 @dataclass(frozen=True)
 class JobListing:
     """One job-list body, read: the jobs kept (`keep_recent`), built with `asked_with`."""
@@ -74,20 +118,20 @@ class JobListing:
     drivers: tuple[tuple[int, str, dict[str, Any]], ...] = ()
 
     @classmethod
-    def read(cls, body_digest: bytes, size: int, entries: list[Any],
-             max_finished: int) -> tuple[JobListing, list[dict[str, Any]]]:
-        """The listing of a decoded body (`entries`), and the raw entries it keeps."""
+    def read(cls, body_digest: bytes, size: int, heads: list[Head] | list[Head | None],
+             whole: Callable[[int], Any], max_finished: int) -> tuple[JobListing, list[dict[str, Any]]]:
+        """The listing of a body (its entries' `heads`), and the entries it keeps, `whole(i)`."""
         skips = Skips()
         readable = []
-        for raw in entries:
-            problem = unreadable(raw)
+        for i, head in enumerate(heads):
+            problem = unreadable(head)
             if problem:
                 skips.add(f"job: {problem}")
             else:
-                readable.append(raw)
-        kept = keep_recent(readable, max_finished)
+                readable.append(i)
+        kept = [whole(i) for i in keep_recent(heads, readable, max_finished)]
         wanted = frozenset(sid for raw in kept if (sid := submission_id(raw)) is not None)
-        listing = cls(body_digest, size, len(entries), max_finished, wanted, skips.count, skips.reason)
+        listing = cls(body_digest, size, len(heads), max_finished, wanted, skips.count, skips.reason)
         return listing, kept
 
     def built(self, kept: list[dict[str, Any]], job_of: Callable[[dict[str, Any]], Job],
@@ -135,29 +179,36 @@ def pace(base: float, listing: JobListing | None) -> tuple[float, str | None]:
     return seconds, f"polling every {seconds:.0f}s ({listing.total:,} jobs, {listing.size / MiB:.1f} MiB)"
 
 
-def unreadable(raw: Any) -> str | None:
+def unreadable(head: Head | None) -> str | None:
     """Why a job entry cannot be shown at all (it is then skipped and counted), or None."""
-    if not isinstance(raw, dict):
+    if head is None:
         return "not an object"
-    status = raw.get("status")
+    status = head.status
     if not isinstance(status, str) or status not in STATE_MAP:
         return f"unknown status {str(status)[:40]!r}"
-    sid, job_id = raw.get("submission_id"), raw.get("job_id")
+    sid, job_id = head.submission_id, head.job_id
     if not (isinstance(sid, str) and sid) and not (isinstance(job_id, str) and job_id):
         return "neither submission_id nor job_id"
     return None
 
 
+MAX_EPOCH_MS = 4102444800000  # 2100-01-01: later is junk
+
+
 def epoch_key(value: Any) -> float:
     """A time in ms to sort by; junk sorts as the oldest."""
-    return number(value, maximum=4102444800000) or 0.0
+    if type(value) is int and 0 <= value <= MAX_EPOCH_MS:  # what Ray sends: no float() and range checks
+        return value
+    return number(value, maximum=MAX_EPOCH_MS) or 0.0
 
 
-def keep_recent(jobs: list[dict[str, Any]], max_finished: int) -> list[dict[str, Any]]:
-    """Every unfinished job, and the `max_finished` most recently finished."""
-    finished = [j for j in jobs if STATE_MAP.get(str(j.get("status"))) in TERMINAL]
+def keep_recent(heads: Sequence[Head | None], readable: list[int], max_finished: int) -> list[int]:
+    """Of the `readable` entries, every unfinished job and the `max_finished` most recently
+    finished, in the list's order."""
+    finished = [i for i in readable if STATE_MAP[heads[i].status] in TERMINAL]  # type: ignore[union-attr]
     if len(finished) <= max_finished:
-        return jobs
-    finished.sort(key=lambda j: epoch_key(j.get("end_time")) or epoch_key(j.get("start_time")), reverse=True)
-    keep = {id(j) for j in finished[:max_finished]}
-    return [j for j in jobs if id(j) in keep or STATE_MAP.get(str(j.get("status"))) not in TERMINAL]
+        return readable
+    finished.sort(key=lambda i: epoch_key(heads[i].end_time) or epoch_key(heads[i].start_time),  # type: ignore[union-attr]
+                  reverse=True)
+    dropped = set(finished[max_finished:])
+    return [i for i in readable if i not in dropped]
