@@ -98,6 +98,21 @@ async def test_panels_keep_their_size_when_the_focus_moves(frozen_demo):
             assert [app.screen.query_one(p).region for p in panels] == before, key
 
 
+async def test_a_view_that_finishes_while_quitting_removes_the_panels_is_dropped(frozen_demo):
+    """Quitting removes the panels while the derive thread may still finish a view: it is dropped,
+    not raised (a NoMatches here once failed the test above at its teardown)."""
+    from mltop.widgets.source_status import SourceStatus
+
+    app = make_full_app(frozen_demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.refresh_now()
+        await app.main.query_one(SourceStatus).remove()  # what quitting does to every panel
+        app._draw(with_cost=True)
+        await app.derived()
+        await pilot.pause()
+    assert app.return_code in (None, 0)
+
+
 async def test_home_end_and_the_palette_do_what_help_says(frozen_demo):
     from mltop.tui.commands import MltopCommands
     from mltop.widgets.infra_tables import PoolsTable

@@ -18,6 +18,7 @@ import logging
 from datetime import datetime
 from functools import partial
 
+from textual.css.query import NoMatches
 from textual.message import Message
 
 from mltop.dashboard import View
@@ -77,8 +78,12 @@ class Deriving:
     def on_view_ready(self, message: ViewReady) -> None:
         self._deriving = False
         if message.view is not None and self.screen_stack and self.main.is_mounted:  # type: ignore[attr-defined]
-            self._show(message.view, cost_changed=message.cost_changed and self._news(message.view))  # type: ignore
-            self._shown = message.view
+            try:
+                self._show(message.view, cost_changed=message.cost_changed and self._news(message.view))  # type: ignore
+            except NoMatches:  # quitting: a view finished while the panels were being removed
+                pass
+            else:
+                self._shown = message.view
         elif message.error and not self._failed_said:
             self._failed_said = True
             self.say(f"mltop could not work out the screen: {message.error}", severity="error")  # type: ignore
