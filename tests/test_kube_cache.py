@@ -195,3 +195,23 @@ def test_a_reader_is_told_which_groups_changed_since_it_last_looked(cluster, cor
         assert set(cache.groups_changed_since(cache.version - 1) or ()) == {"m5"}
     finally:
         cache.stop()
+
+
+def test_server_json_reads_what_the_stdlib_reads_and_fails_as_it_fails():
+    """fast_json.loads (watch events, list pages) answers as json.loads does: msgspec where the
+    JSON is strict, the stdlib for the rest; what neither reads raises what json.loads raises."""
+    import json
+    import math
+
+    from mltop.adapters import fast_json
+
+    for body in (b'{"a": [1, 2.5, "\\u00e9", null, true], "b": {"c": 123456789012345678901234567890}}',
+                 '{"a": "\\ud800"}'.encode(), '[1, "é"]'.encode("utf-16"), '{"x": 1}'):
+        assert fast_json.loads(body) == json.loads(body)
+    nan, inf = fast_json.loads(b"[NaN, 1e400]")
+    assert math.isnan(nan) and inf == math.inf
+    for junk in (b"", b"{", b"[1,]", b"\xff\xfe\xfa", b"1" * 5000):
+        with pytest.raises(ValueError):
+            fast_json.loads(junk)
+    with pytest.raises(RecursionError):
+        fast_json.loads(b"[" * 100_000 + b"]" * 100_000)

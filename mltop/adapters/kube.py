@@ -9,7 +9,6 @@ With `watch=False` (`mltop --once`, one snapshot) every cache lists in pages and
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
+from mltop.adapters import fast_json
 from mltop.adapters.blocking import in_thread
 from mltop.adapters.kube_config import api_client_for, target_name
 from mltop.adapters.kube_cache import MiB, WatchCache, read_bounded, wait_synced
@@ -182,7 +182,7 @@ class KubeSource:
             raise kube_error(exc, f"{self.name}: {plural}.{group}") from None
         what = f"{self.name}: {plural}.{group}"
         try:
-            body = json.loads(read_bounded(response, CUSTOM_LIST_LIMIT, what))
+            body = fast_json.loads(read_bounded(response, CUSTOM_LIST_LIMIT, what))
         except (ValueError, RecursionError):
             raise BadResponse(f"{what}: the API server did not answer with JSON") from None
         items = body.get("items") if isinstance(body, dict) else None

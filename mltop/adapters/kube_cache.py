@@ -21,7 +21,6 @@ KFP raw views too, and a Ray-only `--once` must not pay a third of a second for 
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -30,6 +29,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from mltop.errors import BadResponse, SourceError, first_line
+from mltop.adapters import fast_json
 from mltop.adapters.kube_errors import kube_error
 from mltop.adapters.kube_parse import Unreadable, brief
 from mltop.adapters.record_groups import RecordGroups
@@ -210,7 +210,7 @@ class WatchCache(Generic[R]):
             if token:
                 kwargs["_continue"] = token
             response = self._list_call(**kwargs)
-            body = json.loads(read_bounded(response, PAGE_LIMIT, self.what))
+            body = fast_json.loads(read_bounded(response, PAGE_LIMIT, self.what))
             items = body.get("items") if isinstance(body, dict) else None
             if not isinstance(items, list):  # not a list answer at all: the whole list failed
                 raise BadResponse(f"{self.what}: the list answer has no items array")
@@ -266,7 +266,7 @@ class WatchCache(Generic[R]):
 
     def _apply_line(self, line: str | bytes) -> None:
         try:
-            event = json.loads(line)
+            event = fast_json.loads(line)
         except (ValueError, RecursionError):  # not JSON, bad UTF-8, a 5,000-digit integer, nesting too deep
             event = None
         if not isinstance(event, dict):

@@ -16,7 +16,6 @@ speaks) and the source up; the last failure is kept in `error`.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -24,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from mltop.adapters import fast_json
 from mltop.adapters.kube_cache import MiB, read_bounded
 from mltop.adapters.kube_errors import kube_error
 from mltop.adapters.values import integer, mapping, rfc3339
@@ -147,7 +147,7 @@ class SchedulerEvents:
             self.lists += 1
             response = self._list_call(**kwargs)
             try:
-                body = json.loads(read_bounded(response, PAGE_LIMIT, self.what))
+                body = fast_json.loads(read_bounded(response, PAGE_LIMIT, self.what))
             except (ValueError, RecursionError):
                 raise ValueError(f"{self.what}: the API server did not answer with JSON") from None
             items = body.get("items") if isinstance(body, dict) else None
