@@ -116,3 +116,21 @@ async def test_without_a_price_the_cost_is_unknown_never_invented(frozen_demo):
         unpriced = replace(view, cost=replace(view.cost, ray_node_prices={}))
         screen.on_view(unpriced)  # read at once: the app's next tick forwards its own view again
         assert "unknown (no price is known for its node)" in shown(screen, "#facts")
+
+
+def test_a_waiting_job_whose_gpus_are_unknown_costs_nothing_yet_and_is_not_said_to_ask_for_none():
+    """Ray does not say what a job asks for until its supervisor exists: a waiting job then has
+    unknown GPUs. It has cost nothing, because it has not started, not because it asks for none."""
+    from mltop.cost.policy import CostPolicy
+    from mltop.dashboard import Dashboard
+    from mltop.model import JobState
+    from mltop.prices import price_book
+    from mltop.registry import wait_models
+    from mltop.tui.details import cost_text
+    from tests.conftest import FIXED_NOW
+    from tests.factories import job
+
+    view = Dashboard([], prices=price_book(), policy=CostPolicy(waits_on=wait_models())).view(FIXED_NOW)
+    waiting = replace(job("w", JobState.PENDING, gpus=None), started_at=None)
+    assert cost_text(waiting, view) == "$0.00 (not started)"
+    assert cost_text(replace(waiting, gpus=0.0), view) == "$0.00 (it asks for no GPUs)"

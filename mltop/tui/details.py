@@ -109,7 +109,7 @@ def cost_text(job: Job, view: View) -> str:
         else:
             why = "no price is known for its node"
         return f"unknown ({why})"
-    if not job.gpus:
+    if job.gpus == 0:  # known to be none; unknown (None) is not "none"
         return f"{currency}0.00 (it asks for no GPUs)"
     if job.started_at is None:
         return f"{currency}0.00 (not started)"
