@@ -132,6 +132,32 @@ async def test_a_gpu_request_that_is_not_a_count_is_unknown(broken, amount, show
     assert job.gpus == shown and job.cpus is None
 
 
+@pytest.mark.parametrize("rows, shown", [
+    ([7, "x", None], 3.0),  # entries that are not actors are skipped (the list is then read whole)
+    ([{"name": 5, "required_resources": []}, {"name": None}], 3.0),  # a name or resources of the wrong type
+])
+async def test_junk_among_the_job_supervisors_is_skipped_and_the_rest_read(broken, rows, shown):
+    jobs = load("jobs_list.json")
+    sid = next(j["submission_id"] for j in jobs if j["submission_id"])
+    good = {"name": f"_ray_internal_job_actor_{sid}", "class_name": "JobSupervisor", "state": "ALIVE",
+            "required_resources": {"GPU": 3, "CPU": 1}}
+    ray_routes(broken, jobs, {"result": True, "msg": "", "data": {"result": {"result": [*rows, good]}}})
+    source = RaySource(Endpoint(name="junk-actors", url=broken.url))
+    update = await poll(source)
+    await source.aclose()
+    assert update.health.ok
+    assert next(j for j in update.data.jobs if j.id == sid).gpus == shown
+
+
+@pytest.mark.parametrize("actors", [{"data": {"result": {"result": "none"}}}, {"data": []}, ["x"], {"msg": "oops"}])
+async def test_a_supervisor_list_of_the_wrong_shape_is_an_error(broken, actors):
+    ray_routes(broken, load("jobs_list.json"), actors)
+    source = RaySource(Endpoint(name="shape", url=broken.url))
+    update = await poll(source)
+    await source.aclose()
+    assert not update.health.ok and "unexpected actor list shape" in update.health.error
+
+
 async def test_times_and_names_of_the_wrong_type_are_unknown_not_fatal(broken):
     job = dict(load("jobs_list.json")[0])
     job.update(start_time="yesterday", end_time=float("inf"), metadata=["not", "a", "dict"], entrypoint=12,

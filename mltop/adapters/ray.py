@@ -21,8 +21,8 @@ import httpx
 
 from mltop.adapters.http import MiB, Endpoint, decode_json, digest, make_client, request, segment
 from mltop.adapters.ray_cluster import parse_cluster
-from mltop.adapters.ray_job_list import (STATE_MAP, JobListing, asked, entry_heads, pace, read_heads,
-                                         submission_id)
+from mltop.adapters.ray_job_list import (STATE_MAP, JobListing, Supervisor, asked, entry_heads, pace, read_heads,
+                                         read_supervisors, submission_id)
 from mltop.adapters import raw_objects
 from mltop.adapters.ray_logs import RayJobLog
 from mltop.adapters.ray_nodes import ray_gpu_nodes
@@ -294,19 +294,23 @@ class RaySource:
         if submission_id:
             params += [("filter_keys", "name"), ("filter_predicates", "="),
                        ("filter_values", SUPERVISOR_PREFIX + submission_id)]
-        body = await self._get_json("/api/v0/actors", "job supervisors", params=params)
-        try:
-            rows = body["data"]["result"]["result"]
-        except (KeyError, TypeError):
-            raise BadResponse(f"{self.name}: unexpected actor list shape") from None
-        if not isinstance(rows, list):
-            raise BadResponse(f"{self.name}: unexpected actor list shape")
+        response = await self._get("/api/v0/actors", "job supervisors", params=params)
+        actors = read_supervisors(response.content)
+        if actors is None:  # not strict JSON of the usual shape: read whole, junk entries skipped
+            body = decode_json(response, f"{self.name}: job supervisors")
+            try:
+                rows = body["data"]["result"]["result"]
+            except (KeyError, TypeError):
+                raise BadResponse(f"{self.name}: unexpected actor list shape") from None
+            if not isinstance(rows, list):
+                raise BadResponse(f"{self.name}: unexpected actor list shape")
+            actors = [Supervisor(mapping(row).get("name"), mapping(row).get("required_resources")) for row in rows]
         found: dict[str, dict[str, float | None]] = {}
-        for actor in rows:
-            name = mapping(actor).get("name")
+        for actor in actors:
+            name = actor.name
             if isinstance(name, str) and name.startswith(SUPERVISOR_PREFIX):
-                resources = mapping(mapping(actor).get("required_resources"))
                 # A junk amount is unknown (None), not zero.
+                resources = mapping(actor.required_resources)
                 found[name[len(SUPERVISOR_PREFIX):]] = {str(k): number(v) for k, v in resources.items()}
         return found
 

@@ -100,6 +100,37 @@ def entry_heads(entries: list[Any]) -> tuple[list[Head | None], Callable[[int], 
     return [Head.of(raw) for raw in entries], entries.__getitem__
 
 
+class Supervisor(msgspec.Struct):
+    """What mltop reads of a JobSupervisor actor; Ray's detailed actor (~1.3 KB) is skipped unread."""
+
+    name: Any = None
+    required_resources: Any = None
+
+
+class _Page(msgspec.Struct):
+    result: list[Supervisor]
+
+
+class _Data(msgspec.Struct):
+    result: _Page
+
+
+class _ActorList(msgspec.Struct):  # {"data": {"result": {"result": [actor, ...]}}}
+    data: _Data
+
+
+ACTORS = msgspec.json.Decoder(_ActorList)
+
+
+def read_supervisors(body: bytes) -> list[Supervisor] | None:
+    """The actors of a `/api/v0/actors` answer, two fields each (10,000 actors: 4 ms where decoding
+    them whole takes 11); None when the body is not strict JSON of that shape (decode it whole)."""
+    try:
+        return ACTORS.decode(body).data.result.result
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
 @dataclass(frozen=True)
 class JobListing:
     """One job-list body, read: the jobs kept (`keep_recent`), built with `asked_with`."""
