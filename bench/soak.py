@@ -89,14 +89,16 @@ def write(opts: argparse.Namespace, backends: tuple[str, ...], samples: list[tup
     half = [(t, rss) for t, rss, _ in samples[len(samples) // 2:]]
     slope = slope_per_hour(half)
     end = samples[-1][1]
-    flat = abs(slope) < 0.05 * end
+    # Within 5% of RSS an hour either way is flat; beyond it, falling (memory handed back) is
+    # not growing: until 2026-12-02 a slope of -23.8 MiB/h was printed as "growing".
+    trend = "flat" if abs(slope) < 0.05 * end else "falling" if slope < 0 else "growing"
     lines = [
         "# Memory over an hour with churn", "",
         f"`python bench/soak.py --workload {opts.workload} --minutes {opts.minutes:g}` "
         f"({', '.join(backends)}; the workload's churn on throughout; the real `mltop` on a 160x48 pty).", "",
         f"- RSS after the first quarter ({quarter[0] / 60:.0f} min): {quarter[1]:.1f} MiB; at the end "
         f"({samples[-1][0] / 60:.0f} min): {end:.1f} MiB; peak {max(s[1] for s in samples):.1f} MiB.",
-        f"- Slope over the second half: {slope:+.1f} MiB per hour: **{'flat' if flat else 'growing'}** "
+        f"- Slope over the second half: {slope:+.1f} MiB per hour: **{trend}** "
         f"(flat: under 5% of RSS an hour).",
         f"- CPU, median of the samples: {sorted(s[2] for s in samples)[len(samples) // 2]:.1f}% of a core.", "",
         "| minute | RSS MiB | CPU % |", "|---:|---:|---:|",
